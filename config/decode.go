@@ -1,0 +1,478 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
+)
+
+type rawSpec struct {
+	DefaultRegistry *string                 `toml:"default-registry"`
+	Platforms       *[]string               `toml:"platforms"`
+	Index           *string                 `toml:"index"`
+	OutputDir       *string                 `toml:"output-dir"`
+	Registries      map[string]*rawRegistry `toml:"registries"`
+	Groups          []*rawGroup             `toml:"group"`
+}
+
+type rawRegistry struct {
+	Mirrors  []any    `toml:"mirrors"`
+	Insecure bool     `toml:"insecure"`
+	CAFile   string   `toml:"ca-file"`
+	Auth     *rawAuth `toml:"auth"`
+	// Decoded only to be refused with a useful message.
+	Password any `toml:"password"`
+	Username any `toml:"username"`
+	Token    any `toml:"token"`
+}
+
+type rawAuth struct {
+	Username    string `toml:"username"`
+	UsernameEnv string `toml:"username-env"`
+	PasswordEnv string `toml:"password-env"`
+	File        string `toml:"file"`
+	Helper      string `toml:"helper"`
+	Password    any    `toml:"password"`
+	Token       any    `toml:"token"`
+}
+
+type rawGroup struct {
+	Name       string    `toml:"name"`
+	Archive    *string   `toml:"archive"`
+	Platforms  *[]string `toml:"platforms"`
+	Index      *string   `toml:"index"`
+	Images     []string  `toml:"images"`
+	ImageLists []string  `toml:"image-lists"`
+}
+
+// Valid keys of each table, for "unknown key" messages.
+var validKeys = map[string][]string{
+	"":         {"default-registry", "platforms", "index", "output-dir", "registries", "group"},
+	"registry": {"mirrors", "insecure", "ca-file", "auth"},
+	"auth":     {"username", "username-env", "password-env", "file", "helper"},
+	"mirror":   {"location", "pull-from-mirror", "insecure"},
+	"group":    {"name", "archive", "platforms", "index", "images", "image-lists"},
+}
+
+var (
+	groupNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	archiveRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.(tar|tar\.gz|tgz|tar\.zst|tzst)$`)
+	hostRE      = regexp.MustCompile(`^(localhost|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?$`)
+	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	locationRE  = regexp.MustCompile(`^[^/\s]+(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+)
+
+// secretHint is the one message for every literal secret in a spec.
+const secretHint = "literal secrets are not accepted in a spec; use auth.password-env (with auth.username or auth.username-env), auth.file (a Docker config.json or containers auth.json) or auth.helper (a docker-credential-* helper)"
+
+// Load reads and checks the spec at path.
+func Load(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse checks a spec read from path. All problems are returned together as
+// one error (a *multierror.Error of *Error).
+func Parse(data []byte, path string) (*Spec, error) {
+	var raw rawSpec
+	var errs errorList
+	md, err := toml.Decode(string(data), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			errs.add(Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, "%s", pe.Message)
+		} else {
+			errs.add(Pos{File: path}, "%v", err)
+		}
+		return nil, errs.err()
+	}
+	d := &decoder{path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs}
+	d.unknownKeys(md.Undecoded())
+	spec := d.spec(&raw)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+type decoder struct {
+	path string
+	dir  string
+	loc  *tomlpos.Locator
+	errs *errorList
+}
+
+func (d *decoder) pos(path ...any) Pos { return Pos{File: d.path, Line: d.loc.Line(path...)} }
+
+func (d *decoder) add(path []any, format string, args ...any) {
+	d.errs.add(d.pos(path...), format, args...)
+}
+
+func (d *decoder) unknownKeys(keys []toml.Key) {
+	for _, k := range keys {
+		table := ""
+		switch {
+		case len(k) == 3 && k[0] == "registries":
+			table = "registry"
+		case len(k) == 4 && k[0] == "registries" && k[2] == "auth":
+			table = "auth"
+		case len(k) == 2 && k[0] == "group":
+			table = "group"
+		case len(k) == 1:
+		default:
+			continue // below an unknown key: that key is already reported
+		}
+		last := k[len(k)-1]
+		path := make([]any, len(k))
+		for i, s := range k {
+			path[i] = s
+		}
+		if table == "group" {
+			d.errs.add(Pos{File: d.path, Line: d.findGroupKey(last)}, "unknown key %q in [[group]] (valid: %s)", last, strings.Join(validKeys[table], ", "))
+			continue
+		}
+		where := ""
+		if table != "" {
+			where = " in " + strings.Join(k[:len(k)-1], ".")
+		}
+		d.add(path, "unknown key %q%s (valid: %s)", last, where, strings.Join(validKeys[table], ", "))
+	}
+}
+
+// findGroupKey finds the first group that has key: BurntSushi's key paths
+// do not carry the array index.
+func (d *decoder) findGroupKey(key string) int {
+	for i := 0; d.loc.Line("group", i) != 0; i++ {
+		if line := d.loc.Line("group", i, key); line != d.loc.Line("group", i) {
+			return line
+		}
+	}
+	return d.loc.Line("group")
+}
+
+func (d *decoder) spec(raw *rawSpec) *Spec {
+	s := &Spec{
+		Path:            d.path,
+		Dir:             d.dir,
+		DefaultRegistry: DefaultRegistry,
+		Platforms:       DefaultPlatforms,
+		Index:           IndexOriginal,
+		OutputDir:       filepath.Join(d.dir, DefaultOutputDir),
+		Registries:      map[string]*Registry{},
+	}
+	if raw.DefaultRegistry != nil {
+		if !hostRE.MatchString(*raw.DefaultRegistry) {
+			d.add([]any{"default-registry"}, "default-registry %q is not a registry host[:port]", *raw.DefaultRegistry)
+		} else {
+			s.DefaultRegistry = *raw.DefaultRegistry
+		}
+	}
+	if raw.Platforms != nil {
+		set, errs := ParsePlatformSet(*raw.Platforms)
+		for _, e := range errs {
+			d.add([]any{"platforms"}, "%v", e)
+		}
+		s.Platforms = set
+	}
+	if raw.Index != nil {
+		s.Index = d.indexMode(*raw.Index, "index")
+	}
+	if raw.OutputDir != nil {
+		if *raw.OutputDir == "" {
+			d.add([]any{"output-dir"}, "output-dir is empty")
+		} else {
+			s.OutputDir = d.relPath(*raw.OutputDir)
+		}
+	}
+
+	hosts := make([]string, 0, len(raw.Registries))
+	for h := range raw.Registries {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		if r := d.registry(h, raw.Registries[h]); r != nil {
+			s.Registries[h] = r
+		}
+	}
+
+	if len(raw.Groups) == 0 {
+		d.errs.add(Pos{File: d.path}, "no [[group]]: a spec needs at least one group of images")
+	}
+	names := map[string]int{}
+	archives := map[string]int{}
+	for i, rg := range raw.Groups {
+		g := d.group(i, rg, s)
+		if g == nil {
+			continue
+		}
+		if first, dup := names[g.Name]; dup {
+			d.add([]any{"group", i, "name"}, "group name %q is used twice (first at line %d)", g.Name, d.loc.Line("group", first, "name"))
+		} else {
+			names[g.Name] = i
+		}
+		if first, dup := archives[g.Archive]; dup {
+			d.add([]any{"group", i, "archive"}, "group %q: archive %q is also written by group %q", g.Name, g.Archive, raw.Groups[first].Name)
+		} else {
+			archives[g.Archive] = i
+		}
+		s.Groups = append(s.Groups, g)
+	}
+	return s
+}
+
+func (d *decoder) relPath(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(d.dir, p)
+}
+
+func (d *decoder) indexMode(v string, path ...any) string {
+	if v != IndexOriginal && v != IndexFiltered {
+		d.add(path, "index = %q: want %q (keep the registry's index and its digest) or %q (a new index with only the included platforms)", v, IndexOriginal, IndexFiltered)
+		return IndexOriginal
+	}
+	return v
+}
+
+func (d *decoder) registry(host string, raw *rawRegistry) *Registry {
+	p := []any{"registries", host}
+	if !hostRE.MatchString(host) {
+		d.add(p, "registries.%q: not a registry host[:port] (no scheme, no path)", host)
+		return nil
+	}
+	r := &Registry{Host: host, Insecure: raw.Insecure, Pos: d.pos(p...)}
+	for _, k := range []struct {
+		name string
+		v    any
+	}{{"password", raw.Password}, {"token", raw.Token}, {"username", raw.Username}} {
+		if k.v != nil {
+			d.add(append(p, k.name), "registries.%q.%s: %s", host, k.name, secretHint)
+		}
+	}
+	if raw.CAFile != "" {
+		r.CAFile = d.relPath(raw.CAFile)
+		if st, err := os.Stat(r.CAFile); err != nil || st.IsDir() {
+			d.add(append(p, "ca-file"), "registries.%q.ca-file: %s is not a readable file", host, r.CAFile)
+		}
+	}
+	for i, m := range raw.Mirrors {
+		if mm, ok := d.mirror(host, i, m); ok {
+			if mm.Location == host {
+				d.add(append(p, "mirrors", i), "registries.%q: a registry cannot be its own mirror", host)
+				continue
+			}
+			r.Mirrors = append(r.Mirrors, mm)
+		}
+	}
+	if raw.Auth != nil {
+		r.Auth = d.auth(host, raw.Auth)
+	}
+	return r
+}
+
+func (d *decoder) mirror(host string, i int, v any) (Mirror, bool) {
+	p := []any{"registries", host, "mirrors", i}
+	m := Mirror{PullFromMirror: PullAll}
+	switch t := v.(type) {
+	case string:
+		m.Location = t
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		ok := true
+		for _, k := range keys {
+			val := t[k]
+			switch k {
+			case "location":
+				s, isStr := val.(string)
+				if !isStr {
+					d.add(append(p, k), "registries.%q.mirrors[%d].location must be a string", host, i)
+					ok = false
+				}
+				m.Location = s
+			case "pull-from-mirror":
+				s, isStr := val.(string)
+				if !isStr || !slices.Contains([]string{PullAll, PullDigestOnly, PullTagOnly}, s) {
+					d.add(append(p, k), "registries.%q.mirrors[%d].pull-from-mirror: want %q, %q or %q", host, i, PullAll, PullDigestOnly, PullTagOnly)
+					ok = false
+				}
+				m.PullFromMirror = s
+			case "insecure":
+				b, isBool := val.(bool)
+				if !isBool {
+					d.add(append(p, k), "registries.%q.mirrors[%d].insecure must be true or false", host, i)
+					ok = false
+				}
+				m.Insecure = b
+			default:
+				d.add(append(p, k), "unknown key %q in a mirror of %q (valid: %s)", k, host, strings.Join(validKeys["mirror"], ", "))
+				ok = false
+			}
+		}
+		if !ok {
+			return m, false
+		}
+		if m.Location == "" {
+			d.add(p, "registries.%q.mirrors[%d]: location is required", host, i)
+			return m, false
+		}
+	default:
+		d.add(p, "registries.%q.mirrors[%d]: want a location string or a table with location", host, i)
+		return m, false
+	}
+	if !locationRE.MatchString(m.Location) || !hostRE.MatchString(m.Host()) || strings.Contains(m.Location, "://") {
+		d.add(p, "registries.%q: mirror %q is not host[:port][/path] (no scheme)", host, m.Location)
+		return m, false
+	}
+	return m, true
+}
+
+func (d *decoder) auth(host string, raw *rawAuth) *Auth {
+	p := []any{"registries", host, "auth"}
+	bad := false
+	if raw.Password != nil || raw.Token != nil {
+		key := "password"
+		if raw.Password == nil {
+			key = "token"
+		}
+		d.add(append(p, key), "registries.%q.auth.%s: %s", host, key, secretHint)
+		bad = true
+	}
+	a := &Auth{Username: raw.Username, UsernameEnv: raw.UsernameEnv, PasswordEnv: raw.PasswordEnv, File: raw.File, Helper: raw.Helper}
+	sources := 0
+	for _, s := range []string{a.PasswordEnv, a.File, a.Helper} {
+		if s != "" {
+			sources++
+		}
+	}
+	switch {
+	case bad:
+	case sources == 0:
+		d.add(p, "registries.%q.auth: name a source: password-env (with username or username-env), file or helper", host)
+	case sources > 1:
+		d.add(p, "registries.%q.auth: password-env, file and helper exclude each other; keep one", host)
+	case a.PasswordEnv != "":
+		if (a.Username == "") == (a.UsernameEnv == "") {
+			d.add(p, "registries.%q.auth: password-env needs exactly one of username or username-env", host)
+		}
+		for _, e := range []struct{ key, v string }{{"password-env", a.PasswordEnv}, {"username-env", a.UsernameEnv}} {
+			if e.v != "" && !envNameRE.MatchString(e.v) {
+				d.add(append(p, e.key), "registries.%q.auth.%s: %q is not an environment variable name", host, e.key, e.v)
+			}
+		}
+	default:
+		if a.Username != "" || a.UsernameEnv != "" {
+			d.add(p, "registries.%q.auth: username goes with password-env only", host)
+		}
+		if a.Helper != "" && strings.ContainsAny(a.Helper, `/\ `) {
+			d.add(append(p, "helper"), "registries.%q.auth.helper: %q: give the helper's suffix, e.g. \"ecr-login\" for docker-credential-ecr-login", host, a.Helper)
+		}
+		if a.File != "" {
+			a.File = d.expandHome(a.File)
+		}
+	}
+	return a
+}
+
+// expandHome resolves ~/ and relative auth file paths. The file itself is
+// read only when credentials are needed, so a spec validates on a machine
+// without the secret mounted.
+func (d *decoder) expandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, p[2:])
+		}
+	}
+	return d.relPath(p)
+}
+
+func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
+	p := []any{"group", i}
+	g := &Group{Name: raw.Name, Platforms: s.Platforms, Index: s.Index, Pos: d.pos(p...)}
+	label := fmt.Sprintf("group %q", raw.Name)
+	switch {
+	case raw.Name == "":
+		d.add(p, "group #%d has no name", i+1)
+		label = fmt.Sprintf("group #%d", i+1)
+	case !groupNameRE.MatchString(raw.Name):
+		d.add(append(p, "name"), "group name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", raw.Name)
+	}
+	g.Archive = raw.Name + ".tar"
+	if raw.Archive != nil {
+		g.Archive = *raw.Archive
+	}
+	if !archiveRE.MatchString(g.Archive) {
+		d.add(append(p, "archive"), "%s: archive %q must be a plain file name ending in .tar, .tar.gz, .tgz, .tar.zst or .tzst", label, g.Archive)
+	}
+	if raw.Platforms != nil {
+		set, errs := ParsePlatformSet(*raw.Platforms)
+		for _, e := range errs {
+			d.add(append(p, "platforms"), "%s: %v", label, e)
+		}
+		g.Platforms = set
+	}
+	if raw.Index != nil {
+		g.Index = d.indexMode(*raw.Index, append(p, "index")...)
+	}
+
+	seen := map[string]bool{}
+	addImage := func(img Image) {
+		if key := img.Ref.String(); !seen[key] {
+			seen[key] = true
+			g.Images = append(g.Images, img)
+		}
+	}
+	for j, w := range raw.Images {
+		ref, err := ParseReference(w, s.DefaultRegistry)
+		if err != nil {
+			d.add(append(p, "images", j), "%s: %v", label, err)
+			continue
+		}
+		addImage(Image{Ref: ref, Pos: d.pos(append(p, "images", j)...)})
+	}
+	for j, l := range raw.ImageLists {
+		file := d.relPath(l)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			d.add(append(p, "image-lists", j), "%s: image list %s: %v", label, file, unwrapPathError(err))
+			continue
+		}
+		before := d.errs.count()
+		imgs := parseImageList(data, file, s.DefaultRegistry, d.errs)
+		for _, img := range imgs {
+			addImage(img)
+		}
+		if len(imgs) == 0 && d.errs.count() == before {
+			d.add(append(p, "image-lists", j), "%s: image list %s has no images", label, file)
+		}
+	}
+	if len(raw.Images) == 0 && len(raw.ImageLists) == 0 {
+		d.add(p, "%s has no images: add images = [...] or image-lists = [...]", label)
+	}
+	return g
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

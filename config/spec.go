@@ -1,0 +1,106 @@
+// Package config reads and checks a bundle spec (bundle.toml).
+//
+// Decoding is strict and reports every problem it finds with file:line, so
+// a spec is fixed in one round.
+package config
+
+// Defaults of the spec's optional keys.
+const (
+	DefaultRegistry  = "docker.io"
+	DefaultOutputDir = "dist"
+	IndexOriginal    = "original" // keep the registry's index blob and digest
+	IndexFiltered    = "filtered" // write an index listing only the included platforms
+)
+
+// DefaultPlatforms is used when neither the spec nor the group names any.
+var DefaultPlatforms = PlatformSet{List: []Platform{{OS: "linux", Arch: "amd64"}}}
+
+// Spec is a decoded, checked bundle spec.
+type Spec struct {
+	Path            string // the spec file as given
+	Dir             string // its directory; relative paths are resolved against it
+	DefaultRegistry string
+	Platforms       PlatformSet
+	Index           string
+	OutputDir       string // absolute, or relative to the working directory
+	Registries      map[string]*Registry
+	Groups          []*Group
+}
+
+// Registry holds the settings of one registry host.
+type Registry struct {
+	Host     string
+	Mirrors  []Mirror
+	Insecure bool
+	CAFile   string // resolved against the spec's directory
+	Auth     *Auth  // nil: the standard credential locations
+	Pos      Pos
+}
+
+// Pull-from-mirror values, as in containers-registries.conf(5).
+const (
+	PullAll        = "all"
+	PullDigestOnly = "digest-only"
+	PullTagOnly    = "tag-only"
+)
+
+// Mirror is a location tried before its registry.
+type Mirror struct {
+	Location       string // host[:port][/path]
+	PullFromMirror string
+	Insecure       bool
+}
+
+// Host is the mirror's host[:port].
+func (m Mirror) Host() string {
+	if i := indexByte(m.Location, '/'); i >= 0 {
+		return m.Location[:i]
+	}
+	return m.Location
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Auth says where a registry's credentials come from. Exactly one of
+// PasswordEnv, File and Helper is set. Secrets themselves are never held
+// in the spec.
+type Auth struct {
+	Username    string // literal user name, with PasswordEnv
+	UsernameEnv string
+	PasswordEnv string
+	File        string // Docker config.json or containers auth.json
+	Helper      string // docker-credential-<Helper>
+}
+
+// Group is one archive.
+type Group struct {
+	Name      string
+	Archive   string
+	Platforms PlatformSet
+	Index     string
+	Images    []Image
+	Pos       Pos
+}
+
+// Image is one reference of a group and where it was written.
+type Image struct {
+	Ref Reference
+	Pos Pos
+}
+
+// Group returns the group of that name, or nil.
+func (s *Spec) Group(name string) *Group {
+	for _, g := range s.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}

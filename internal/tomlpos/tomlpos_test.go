@@ -1,0 +1,76 @@
+package tomlpos
+
+import (
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+const doc = `# comment
+default-registry = "docker.io"
+platforms = ["linux/amd64",
+  "linux/arm64"]   # trailing
+registries."docker.io" = { mirrors = ["m.example.com"] }
+
+[registries."r.example.com:5000"]
+insecure = true
+auth.password-env = "P"
+notes = """
+multi
+line
+"""
+size = 1.5
+
+[[group]]
+name = "a"
+images = [
+  "busybox",     # one
+  'alpine:3.19', # two
+]
+
+[[group]]
+name = "b"
+
+[[group.image]]
+ref = "x"
+
+[[group.image]]
+ref = "y"
+`
+
+func TestLocator(t *testing.T) {
+	var v map[string]any
+	if _, err := toml.Decode(doc, &v); err != nil {
+		t.Fatalf("fixture is not valid TOML: %v", err)
+	}
+	loc := New(doc)
+	cases := []struct {
+		path []any
+		want int
+	}{
+		{[]any{"default-registry"}, 2},
+		{[]any{"platforms"}, 3},
+		{[]any{"platforms", 1}, 4},
+		{[]any{"registries", "docker.io"}, 5},
+		{[]any{"registries", "docker.io", "mirrors", 0}, 5},
+		{[]any{"registries", "r.example.com:5000"}, 7},
+		{[]any{"registries", "r.example.com:5000", "insecure"}, 8},
+		{[]any{"registries", "r.example.com:5000", "auth", "password-env"}, 9},
+		{[]any{"registries", "r.example.com:5000", "size"}, 14},
+		{[]any{"group", 0}, 16},
+		{[]any{"group", 0, "name"}, 17},
+		{[]any{"group", 0, "images", 0}, 19},
+		{[]any{"group", 0, "images", 1}, 20},
+		{[]any{"group", 1, "name"}, 24},
+		{[]any{"group", 1, "image", 0, "ref"}, 27},
+		{[]any{"group", 1, "image", 1, "ref"}, 30},
+		{[]any{"group", 1, "image", 1, "missing"}, 29}, // falls back to the table
+		{[]any{"group", 0, "nope"}, 16},
+		{[]any{"nothing"}, 0},
+	}
+	for _, c := range cases {
+		if got := loc.Line(c.path...); got != c.want {
+			t.Errorf("Line(%v) = %d, want %d", c.path, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,272 @@
+// Package lockfile reads and writes bundle.lock: the registry digests a spec
+// resolved to. It is generated, sorted and free of timestamps so that users
+// can commit it and review its diffs.
+package lockfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/hashicorp/go-multierror"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
+)
+
+// Version is the lockfile format this code reads and writes.
+const Version = 1
+
+// Lock is a whole lockfile.
+type Lock struct {
+	Version int     `toml:"version"`
+	Groups  []Group `toml:"group"`
+}
+
+// Group pins the images of one spec group. Platforms and Index record what
+// the group asked for, so a change to either re-resolves it.
+type Group struct {
+	Name      string   `toml:"name"`
+	Platforms []string `toml:"platforms"`
+	Index     string   `toml:"index"`
+	Images    []Image  `toml:"image"`
+}
+
+// Image pins one reference.
+type Image struct {
+	Ref       string     `toml:"ref"`        // canonical, as written in the spec
+	Digest    string     `toml:"digest"`     // what the reference pointed to
+	MediaType string     `toml:"media-type"` // manifest or index
+	Size      int64      `toml:"size"`       // top-level blob plus every selected platform
+	Platforms []Platform `toml:"platform"`
+}
+
+// Platform pins one platform's manifest of an image.
+type Platform struct {
+	Platform  string `toml:"platform"`
+	Digest    string `toml:"digest"`
+	MediaType string `toml:"media-type"`
+	Config    string `toml:"config"`
+	Size      int64  `toml:"size"` // manifest + config + layers, compressed
+}
+
+// Media types a lockfile may name.
+var (
+	IndexMediaTypes    = []string{"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
+	ManifestMediaTypes = []string{"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}
+)
+
+// IsIndex reports whether the image's top level is an index.
+func (i *Image) IsIndex() bool { return slices.Contains(IndexMediaTypes, i.MediaType) }
+
+// Group returns the group of that name, or nil.
+func (l *Lock) Group(name string) *Group {
+	for i := range l.Groups {
+		if l.Groups[i].Name == name {
+			return &l.Groups[i]
+		}
+	}
+	return nil
+}
+
+// Image returns the entry for a canonical reference, or nil.
+func (g *Group) Image(ref string) *Image {
+	for i := range g.Images {
+		if g.Images[i].Ref == ref {
+			return &g.Images[i]
+		}
+	}
+	return nil
+}
+
+// Path is where the lockfile of a spec lives: beside it, with the spec's
+// base name and a .lock extension (bundle.toml -> bundle.lock).
+func Path(specPath string) string {
+	base := strings.TrimSuffix(filepath.Base(specPath), filepath.Ext(specPath))
+	return filepath.Join(filepath.Dir(specPath), base+".lock")
+}
+
+// Read reads and checks a lockfile. A missing file gives an error that
+// matches os.ErrNotExist.
+func Read(path string) (*Lock, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse checks a lockfile strictly: a hand-edited or corrupt lockfile is an
+// error at its line, never silently replaced.
+func Parse(data []byte, path string) (*Lock, error) {
+	var l Lock
+	var errs *multierror.Error
+	add := func(line int, format string, args ...any) {
+		errs = multierror.Append(errs, &config.Error{Pos: config.Pos{File: path, Line: line}, Msg: fmt.Sprintf(format, args...)})
+	}
+	md, err := toml.Decode(string(data), &l)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &config.Error{Pos: config.Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, Msg: pe.Message + hint}
+		}
+		return nil, &config.Error{Pos: config.Pos{File: path}, Msg: err.Error() + hint}
+	}
+	loc := tomlpos.New(string(data))
+	for _, k := range md.Undecoded() {
+		add(loc.Line(anyPath(k)...), "unknown key %q", k.String())
+	}
+	if l.Version != Version {
+		add(loc.Line("version"), "version = %d: this airgap-bundle reads lockfile version %d", l.Version, Version)
+	}
+	groups := map[string]bool{}
+	for gi, g := range l.Groups {
+		line := func(p ...any) int { return loc.Line(append([]any{"group", gi}, p...)...) }
+		if g.Name == "" || groups[g.Name] {
+			add(line("name"), "group name %q is empty or repeated", g.Name)
+		}
+		groups[g.Name] = true
+		if len(g.Platforms) == 0 {
+			add(line("platforms"), "group %q: platforms is empty", g.Name)
+		} else if _, perrs := config.ParsePlatformSet(g.Platforms); len(perrs) > 0 {
+			add(line("platforms"), "group %q: %v", g.Name, perrs[0])
+		}
+		if g.Index != config.IndexOriginal && g.Index != config.IndexFiltered {
+			add(line("index"), "group %q: index = %q: want %q or %q", g.Name, g.Index, config.IndexOriginal, config.IndexFiltered)
+		}
+		refs := map[string]bool{}
+		for ii, img := range g.Images {
+			iline := func(p ...any) int { return line(append([]any{"image", ii}, p...)...) }
+			ref, rerr := config.ParseReference(img.Ref, "")
+			switch {
+			case rerr != nil:
+				add(iline("ref"), "group %q: %v", g.Name, rerr)
+			case ref.String() != img.Ref:
+				add(iline("ref"), "group %q: ref %q is not canonical (want %q)", g.Name, img.Ref, ref.String())
+			case refs[img.Ref]:
+				add(iline("ref"), "group %q: image %q is listed twice", g.Name, img.Ref)
+			}
+			refs[img.Ref] = true
+			if err := checkDigest(img.Digest); err != nil {
+				add(iline("digest"), "group %q: image %q: digest: %v", g.Name, img.Ref, err)
+			}
+			if !slices.Contains(IndexMediaTypes, img.MediaType) && !slices.Contains(ManifestMediaTypes, img.MediaType) {
+				add(iline("media-type"), "group %q: image %q: media-type %q is not an image manifest or index", g.Name, img.Ref, img.MediaType)
+			}
+			if img.Size <= 0 {
+				add(iline("size"), "group %q: image %q: size must be positive", g.Name, img.Ref)
+			}
+			if len(img.Platforms) == 0 {
+				add(iline(), "group %q: image %q has no platform entries", g.Name, img.Ref)
+			}
+			for pi, p := range img.Platforms {
+				pline := func(k string) int { return iline("platform", pi, k) }
+				if _, err := config.ParsePlatform(p.Platform); err != nil {
+					add(pline("platform"), "group %q: image %q: %v", g.Name, img.Ref, err)
+				}
+				if err := checkDigest(p.Digest); err != nil {
+					add(pline("digest"), "group %q: image %q: platform %s: digest: %v", g.Name, img.Ref, p.Platform, err)
+				}
+				if err := checkDigest(p.Config); err != nil {
+					add(pline("config"), "group %q: image %q: platform %s: config: %v", g.Name, img.Ref, p.Platform, err)
+				}
+				if !slices.Contains(ManifestMediaTypes, p.MediaType) {
+					add(pline("media-type"), "group %q: image %q: platform %s: media-type %q is not an image manifest", g.Name, img.Ref, p.Platform, p.MediaType)
+				}
+				if p.Size <= 0 {
+					add(pline("size"), "group %q: image %q: platform %s: size must be positive", g.Name, img.Ref, p.Platform)
+				}
+			}
+			if !img.IsIndex() && len(img.Platforms) == 1 && img.Platforms[0].Digest != img.Digest {
+				add(iline("platform", 0, "digest"), "group %q: image %q: a single manifest's platform digest must equal its digest", g.Name, img.Ref)
+			}
+		}
+	}
+	if errs != nil {
+		errs.ErrorFormat = config.ListFormat
+		return nil, fmt.Errorf("%w%s", errs.ErrorOrNil(), hint)
+	}
+	return &l, nil
+}
+
+const hint = "\n(the lockfile is generated: restore it from version control, or delete it and run \"airgap-bundle lock\")"
+
+func anyPath(k toml.Key) []any {
+	out := make([]any, len(k))
+	for i, s := range k {
+		out[i] = s
+	}
+	return out
+}
+
+func checkDigest(s string) error {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: %v", s, err)
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("%q: only sha256 is supported", s)
+	}
+	return nil
+}
+
+// Sort puts groups, images and platforms in the order they are written.
+// Platforms keep the order the group asked for: the first one is what
+// docker load shows.
+func (l *Lock) Sort() {
+	sort.Slice(l.Groups, func(i, j int) bool { return l.Groups[i].Name < l.Groups[j].Name })
+	for gi := range l.Groups {
+		imgs := l.Groups[gi].Images
+		sort.Slice(imgs, func(i, j int) bool { return imgs[i].Ref < imgs[j].Ref })
+	}
+}
+
+// Encode renders the lockfile. The same Lock always gives the same bytes.
+func (l *Lock) Encode(specName string) ([]byte, error) {
+	l.Sort()
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Generated by airgap-bundle from %s. Do not edit: run \"airgap-bundle lock\".\n", specName)
+	enc := toml.NewEncoder(&buf)
+	enc.Indent = ""
+	if err := enc.Encode(l); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Write stores data at path unless the file already holds exactly those
+// bytes. It writes a temporary file beside the target and renames it, so a
+// crash never leaves half a lockfile.
+func Write(path string, data []byte) (changed bool, err error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	return true, os.Rename(tmp.Name(), path)
+}
