@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -68,7 +69,9 @@ var (
 	archiveRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.(tar|tar\.gz|tgz|tar\.zst|tzst)$`)
 	hostRE      = regexp.MustCompile(`^(localhost|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?$`)
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	locationRE  = regexp.MustCompile(`^[^/\s]+(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+	// BurntSushi reports type mismatches as plain errors of this form.
+	typeErrRE  = regexp.MustCompile(`^toml: line (\d+) \(last key "(.*)"\): (.*)$`)
+	locationRE = regexp.MustCompile(`^[^/\s]+(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 )
 
 // secretHint is the one message for every literal secret in a spec.
@@ -90,9 +93,11 @@ func Parse(data []byte, path string) (*Spec, error) {
 	var errs errorList
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		if pe, ok := asParseError(err); ok {
 			errs.add(Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, "%s", pe.Message)
+		} else if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			errs.add(Pos{File: path, Line: line}, "%s: %s", m[2], m[3])
 		} else {
 			errs.add(Pos{File: path}, "%v", err)
 		}
@@ -220,9 +225,9 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		}
 		if first, dup := names[g.Name]; dup {
 			d.add([]any{"group", i, "name"}, "group name %q is used twice (first at line %d)", g.Name, d.loc.Line("group", first, "name"))
-		} else {
-			names[g.Name] = i
+			continue
 		}
+		names[g.Name] = i
 		if first, dup := archives[g.Archive]; dup {
 			d.add([]any{"group", i, "archive"}, "group %q: archive %q is also written by group %q", g.Name, g.Archive, raw.Groups[first].Name)
 		} else {
@@ -467,6 +472,24 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 		d.add(p, "%s has no images: add images = [...] or image-lists = [...]", label)
 	}
 	return g
+}
+
+// asParseError finds BurntSushi's positioned error, which comes as a value
+// from the parser and as a pointer from type checks.
+func asParseError(err error) (toml.ParseError, bool) {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return pe, true
+	}
+	var pp *toml.ParseError
+	if errors.As(err, &pp) && pp != nil {
+		pe = *pp
+		if pe.Position.Line == 0 {
+			pe.Position.Line = pe.Line //nolint:staticcheck // older field, still the only one set on some paths
+		}
+		return pe, true
+	}
+	return pe, false
 }
 
 func unwrapPathError(err error) error {

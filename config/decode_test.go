@@ -1,0 +1,202 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+func writeSpec(t *testing.T, body string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "bundle.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseValid(t *testing.T) {
+	p := writeSpec(t, `
+default-registry = "docker.io"
+platforms = ["linux/amd64", "linux/arm64/v8", "linux/arm"]
+registries."docker.io" = { mirrors = ["mirror.example.com", { location = "m2.example.com:5000/hub", pull-from-mirror = "digest-only" }] }
+
+[registries."mirror.example.com"]
+insecure = true
+auth = { username = "ci", password-env = "MIRROR_PASSWORD" }
+
+[[group]]
+name = "core"
+archive = "core.tar.zst"
+images = [
+  "busybox",
+  "docker.io/library/busybox:latest",   # same image: kept once
+  "registry.k8s.io/pause:3.9@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097",
+  "quay.io/x/y@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097",
+]
+image-lists = ["k3s-images.txt"]
+
+[[group]]
+name = "all"
+platforms = ["all"]
+index = "filtered"
+images = ["calico/node:v3.28.0"]
+`, map[string]string{"k3s-images.txt": "# k3s\n\ndocker.io/rancher/mirrored-pause:3.6\nrancher/klipper-lb:v0.4.7  # trailing\n"})
+	s, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Platforms.String(); got != "linux/amd64, linux/arm64, linux/arm/v7" {
+		t.Errorf("platforms = %q", got)
+	}
+	core := s.Group("core")
+	var refs []string
+	for _, img := range core.Images {
+		refs = append(refs, img.Ref.String())
+	}
+	want := []string{
+		"docker.io/library/busybox:latest",
+		"registry.k8s.io/pause:3.9@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097",
+		"quay.io/x/y@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097",
+		"docker.io/rancher/mirrored-pause:3.6",
+		"docker.io/rancher/klipper-lb:v0.4.7",
+	}
+	if strings.Join(refs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("refs:\n%s\nwant:\n%s", strings.Join(refs, "\n"), strings.Join(want, "\n"))
+	}
+	if l := core.Images[4].Pos; filepath.Base(l.File) != "k3s-images.txt" || l.Line != 4 {
+		t.Errorf("image-list position = %v", l)
+	}
+	if l := core.Images[0].Pos.Line; l != 14 {
+		t.Errorf("inline image line = %d, want 14", l)
+	}
+	if core.Archive != "core.tar.zst" || s.Group("all").Archive != "all.tar" {
+		t.Errorf("archives: %q %q", core.Archive, s.Group("all").Archive)
+	}
+	if !s.Group("all").Platforms.All || s.Group("all").Index != IndexFiltered || core.Index != IndexOriginal {
+		t.Errorf("group all: %+v", s.Group("all"))
+	}
+	d := s.Registries["docker.io"]
+	if len(d.Mirrors) != 2 || d.Mirrors[1].PullFromMirror != PullDigestOnly || d.Mirrors[1].Host() != "m2.example.com:5000" {
+		t.Errorf("mirrors: %+v", d.Mirrors)
+	}
+	if a := s.Registries["mirror.example.com"].Auth; a == nil || a.PasswordEnv != "MIRROR_PASSWORD" || a.Username != "ci" {
+		t.Errorf("auth: %+v", a)
+	}
+	if s.OutputDir != filepath.Join(filepath.Dir(p), "dist") {
+		t.Errorf("output dir %q", s.OutputDir)
+	}
+}
+
+func TestDefaultRegistry(t *testing.T) {
+	cases := []struct{ def, in, want string }{
+		{"docker.io", "busybox", "docker.io/library/busybox:latest"},
+		{"docker.io", "calico/node:v3.28.0", "docker.io/calico/node:v3.28.0"},
+		{"registry.example.com:5000", "calico/node:v3.28.0", "registry.example.com:5000/calico/node:v3.28.0"},
+		{"registry.example.com", "busybox", "registry.example.com/busybox:latest"},
+		{"registry.example.com", "quay.io/x/y:1", "quay.io/x/y:1"},
+		{"registry.example.com", "localhost/x:1", "localhost/x:1"},
+	}
+	for _, c := range cases {
+		r, err := ParseReference(c.in, c.def)
+		if err != nil || r.String() != c.want {
+			t.Errorf("ParseReference(%q, %q) = %v, %v; want %s", c.in, c.def, r.Named, err, c.want)
+		}
+	}
+}
+
+// Each case is a spec with one problem; the error must name its line and
+// say what is wrong.
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		spec  string
+		files map[string]string
+		line  int
+		want  string
+	}{
+		{"unknown top key", "plataforms = []\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `unknown key "plataforms"`},
+		{"unknown group key", "[[group]]\nname = \"a\"\nimages = [\"x\"]\n\n[[group]]\nname = \"b\"\nimage = [\"x\"]\n", nil, 7, `unknown key "image" in [[group]]`},
+		{"wrong type", "platforms = \"linux/amd64\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "incompatible types"},
+		{"syntax", "[[group]\nname = \"a\"\n", nil, 2, "expected"},
+		{"bad platform", "[[group]]\nname = \"a\"\nplatforms = [\"linux/amd64\", \"linux/aarch64\"]\nimages = [\"x\"]\n", nil, 3, "did you mean linux/arm64"},
+		{"bad variant", "platforms = [\"linux/arm/7\"]\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "not of the form v<number>"},
+		{"all mixed", "platforms = [\"all\", \"linux/amd64\"]\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `"all" must stand alone`},
+		{"bad reference", "[[group]]\nname = \"a\"\nimages = [\n  \"ok\",\n  \"Not/Valid\",\n]\n", nil, 5, "must be lowercase"},
+		{"duplicate group", "[[group]]\nname = \"a\"\nimages = [\"x\"]\n[[group]]\nname = \"a\"\nimages = [\"y\"]\n", nil, 5, `group name "a" is used twice (first at line 2)`},
+		{"duplicate archive", "[[group]]\nname = \"a\"\narchive = \"x.tar\"\nimages = [\"x\"]\n[[group]]\nname = \"b\"\narchive = \"x.tar\"\nimages = [\"y\"]\n", nil, 7, `archive "x.tar" is also written by group "a"`},
+		{"archive path", "[[group]]\nname = \"a\"\narchive = \"../a.tar\"\nimages = [\"x\"]\n", nil, 3, "plain file name"},
+		{"archive ext", "[[group]]\nname = \"a\"\narchive = \"a.zip\"\nimages = [\"x\"]\n", nil, 3, ".tar.zst"},
+		{"no images", "[[group]]\nname = \"a\"\n", nil, 1, `group "a" has no images`},
+		{"no groups", "platforms = [\"all\"]\n", nil, 0, "no [[group]]"},
+		{"missing list", "[[group]]\nname = \"a\"\nimage-lists = [\"nope.txt\"]\n", nil, 3, "nope.txt: no such file"},
+		{"bad list line", "[[group]]\nname = \"a\"\nimage-lists = [\"l.txt\"]\n", map[string]string{"l.txt": "ok:1\n\nBAD:x\n"}, 3, "l.txt:3: image reference"},
+		{"literal password", "[registries.\"r.example.com\"]\nauth = { username = \"u\", password = \"hunter2\" }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "literal secrets are not accepted"},
+		{"registry password", "[registries.\"r.example.com\"]\npassword = \"hunter2\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "auth.password-env"},
+		{"two auth sources", "[registries.\"r.example.com\"]\nauth = { file = \"a.json\", helper = \"ecr-login\" }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "exclude each other"},
+		{"password-env without user", "[registries.\"r.example.com\"]\nauth = { password-env = \"P\" }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "exactly one of username or username-env"},
+		{"registry scheme", "[registries.\"https://r.example.com\"]\ninsecure = true\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "not a registry host"},
+		{"mirror without location", "registries.\"docker.io\" = { mirrors = [{ insecure = true }] }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "location is required"},
+		{"mirror bad key", "registries.\"docker.io\" = { mirrors = [{ location = \"m.example.com\", tls = false }] }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `unknown key "tls" in a mirror`},
+		{"missing ca", "[registries.\"r.example.com\"]\nca-file = \"ca.pem\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "ca.pem is not a readable file"},
+		{"bad index", "index = \"sparse\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `index = "sparse"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeSpec(t, c.spec, c.files)
+			_, err := Load(p)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrSpec) {
+				t.Errorf("error does not match ErrSpec: %v", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("error %q does not contain %q", msg, c.want)
+			}
+			if c.line > 0 && c.files == nil && !strings.Contains(msg, p+":"+strconv.Itoa(c.line)+":") {
+				t.Errorf("error %q does not name %s:%d", msg, p, c.line)
+			}
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("error leaks the secret: %q", msg)
+			}
+		})
+	}
+}
+
+// All problems of a spec come in one error, in reading order.
+func TestParseGathersAllErrors(t *testing.T) {
+	p := writeSpec(t, "platforms = [\"linux/x86_64\"]\n[[group]]\nname = \"a\"\nimages = [\"A\", \"b\", \"C\"]\n[[group]]\nname = \"a\"\n", nil)
+	_, err := Load(p)
+	var m *multierror.Error
+	if !errors.As(err, &m) {
+		t.Fatalf("not a multierror: %v", err)
+	}
+	if len(m.Errors) != 5 { // 1 platform, 2 references, 1 empty group, 1 duplicate name
+		t.Fatalf("got %d errors, want 5:\n%v", len(m.Errors), err)
+	}
+	last := 0
+	for _, e := range m.Errors {
+		var ce *Error
+		if !errors.As(e, &ce) || ce.Pos.Line < last {
+			t.Fatalf("errors not positioned in order: %v", err)
+		}
+		last = ce.Pos.Line
+	}
+	if !strings.HasPrefix(err.Error(), "5 problems:") {
+		t.Errorf("summary line: %q", strings.SplitN(err.Error(), "\n", 2)[0])
+	}
+}
+
