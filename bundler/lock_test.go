@@ -202,8 +202,8 @@ func TestPlanDrift(t *testing.T) {
 
 func TestLockReportsEveryFailure(t *testing.T) {
 	r := &countingResolver{fail: map[string]error{
-		"docker.io/library/busybox:1.36":  errors.New("manifest unknown"),
-		"docker.io/calico/node:v3.28.0": errors.New("platform not available"),
+		"docker.io/library/busybox:1.36": errors.New("manifest unknown"),
+		"docker.io/calico/node:v3.28.0":  errors.New("platform not available"),
 	}}
 	spec := loadSpec(t, base)
 	_, err := Lock(context.Background(), spec, nil, r, LockOptions{Jobs: 2})

@@ -199,4 +199,3 @@ func TestParseGathersAllErrors(t *testing.T) {
 		t.Errorf("summary line: %q", strings.SplitN(err.Error(), "\n", 2)[0])
 	}
 }
-
