@@ -271,6 +271,11 @@ func lookup(host string, a *spec.Auth, dir, regConf, empty string) (types.Docker
 	sys := &types.SystemContext{SystemRegistriesConfPath: regConf, SystemRegistriesConfDirPath: empty}
 	switch {
 	case a == nil:
+		// As podman and skopeo do: $REGISTRY_AUTH_FILE replaces the default
+		// chain (containers/image leaves this variable to its callers).
+		if f := os.Getenv("REGISTRY_AUTH_FILE"); f != "" {
+			sys.AuthFilePath = f
+		}
 	case a.PasswordEnv != "":
 		user := a.Username
 		if a.UsernameEnv != "" {

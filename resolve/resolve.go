@@ -59,6 +59,11 @@ func Source(ctx context.Context, sys *types.SystemContext, ref config.Reference)
 
 // Resolve returns the lock entry for ref with the platforms want asks for.
 func (r *Resolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error) {
+	img, err := r.resolve(ctx, ref, want)
+	return img, explain(err, ref.Domain())
+}
+
+func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error) {
 	src, err := Source(ctx, r.Sys, ref)
 	if err != nil {
 		return nil, err
