@@ -26,10 +26,11 @@ type rawSpec struct {
 }
 
 type rawRegistry struct {
-	Mirrors  []any    `toml:"mirrors"`
-	Insecure bool     `toml:"insecure"`
-	CAFile   string   `toml:"ca-file"`
-	Auth     *rawAuth `toml:"auth"`
+	Mirrors   []any    `toml:"mirrors"`
+	Insecure  bool     `toml:"insecure"`
+	CAFile    string   `toml:"ca-file"`
+	Auth      *rawAuth `toml:"auth"`
+	caFileSet bool
 	// Decoded only to be refused with a useful message.
 	Password any `toml:"password"`
 	Username any `toml:"username"`
@@ -44,6 +45,7 @@ type rawAuth struct {
 	Helper      string `toml:"helper"`
 	Password    any    `toml:"password"`
 	Token       any    `toml:"token"`
+	emptyKeys   []string
 }
 
 type rawGroup struct {
@@ -105,6 +107,17 @@ func Parse(data []byte, path string) (*Spec, error) {
 	}
 	d := &decoder{path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs}
 	d.unknownKeys(md.Undecoded())
+	for h, r := range raw.Registries {
+		r.caFileSet = md.IsDefined("registries", h, "ca-file")
+		if a := r.Auth; a != nil {
+			for k, v := range map[string]string{"username": a.Username, "username-env": a.UsernameEnv, "password-env": a.PasswordEnv, "file": a.File, "helper": a.Helper} {
+				if v == "" && md.IsDefined("registries", h, "auth", k) {
+					a.emptyKeys = append(a.emptyKeys, k)
+				}
+			}
+			sort.Strings(a.emptyKeys)
+		}
+	}
 	spec := d.spec(&raw)
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -268,6 +281,9 @@ func (d *decoder) registry(host string, raw *rawRegistry) *Registry {
 			d.add(append(p, k.name), "registries.%q.%s: %s", host, k.name, secretHint)
 		}
 	}
+	if md := raw.CAFile; md == "" && raw.caFileSet {
+		d.add(append(p, "ca-file"), "registries.%q.ca-file is empty", host)
+	}
 	if raw.CAFile != "" {
 		r.CAFile = d.relPath(raw.CAFile)
 		if st, err := os.Stat(r.CAFile); err != nil || st.IsDir() {
@@ -352,6 +368,10 @@ func (d *decoder) mirror(host string, i int, v any) (Mirror, bool) {
 func (d *decoder) auth(host string, raw *rawAuth) *Auth {
 	p := []any{"registries", host, "auth"}
 	bad := false
+	for _, k := range raw.emptyKeys {
+		d.add(append(p, k), "registries.%q.auth.%s is empty", host, k)
+		bad = true
+	}
 	if raw.Password != nil || raw.Token != nil {
 		key := "password"
 		if raw.Password == nil {

@@ -54,6 +54,11 @@ func ParseReference(s, defaultRegistry string) (Reference, error) {
 	if err != nil {
 		return Reference{}, fmt.Errorf("image reference %q: %v", s, err)
 	}
+	// "my_registry.local/x" parses as a path with no registry: a host may
+	// not contain "_". Refuse it rather than guess.
+	if reference.Domain(named) == "" {
+		return Reference{}, fmt.Errorf("image reference %q: %q is not a valid registry host", s, strings.SplitN(s, "/", 2)[0])
+	}
 	return Reference{Named: reference.TagNameOnly(named), Written: s}, nil
 }
 

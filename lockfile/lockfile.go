@@ -41,11 +41,14 @@ type Group struct {
 
 // Image pins one reference.
 type Image struct {
-	Ref       string     `toml:"ref"`        // canonical, as written in the spec
-	Digest    string     `toml:"digest"`     // what the reference pointed to
-	MediaType string     `toml:"media-type"` // manifest or index
-	Size      int64      `toml:"size"`       // top-level blob plus every selected platform
-	Platforms []Platform `toml:"platform"`
+	Ref       string `toml:"ref"`        // canonical, as written in the spec
+	Digest    string `toml:"digest"`     // what the reference pointed to
+	MediaType string `toml:"media-type"` // manifest or index
+	Size      int64  `toml:"size"`       // top-level blob plus every selected platform
+	// FilteredDigest is the digest of the index written into the archive
+	// when the group's index mode is "filtered".
+	FilteredDigest string     `toml:"filtered-digest,omitempty"`
+	Platforms      []Platform `toml:"platform"`
 }
 
 // Platform pins one platform's manifest of an image.
@@ -183,6 +186,14 @@ func Parse(data []byte, path string) (*Lock, error) {
 				if p.Size <= 0 {
 					add(pline("size"), "group %q: image %q: platform %s: size must be positive", g.Name, img.Ref, p.Platform)
 				}
+			}
+			if img.FilteredDigest != "" {
+				if err := checkDigest(img.FilteredDigest); err != nil {
+					add(iline("filtered-digest"), "group %q: image %q: filtered-digest: %v", g.Name, img.Ref, err)
+				}
+			}
+			if !img.IsIndex() && len(img.Platforms) > 1 {
+				add(iline("platform", 1), "group %q: image %q: a single manifest has exactly one platform entry", g.Name, img.Ref)
 			}
 			if !img.IsIndex() && len(img.Platforms) == 1 && img.Platforms[0].Digest != img.Digest {
 				add(iline("platform", 0, "digest"), "group %q: image %q: a single manifest's platform digest must equal its digest", g.Name, img.Ref)
