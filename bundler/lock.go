@@ -21,7 +21,9 @@ import (
 
 // Resolver resolves one reference for a set of platforms.
 type Resolver interface {
-	Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error)
+	// index is the group's index mode: with config.IndexFiltered the entry
+	// also records the digest of the filtered index the archive will hold.
+	Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error)
 }
 
 // ErrLockOutOfDate is returned by a check when the lockfile does not match
@@ -198,15 +200,16 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	type job struct {
 		ref   config.Reference
 		want  config.PlatformSet
+		index string
 		wants []Want
 	}
 	jobsByKey := map[string]*job{}
 	var order []string
 	for _, w := range plan.Resolve {
-		k := w.Image.Ref.String() + "|" + w.Group.Platforms.String()
+		k := jobKey(w.Image.Ref, w.Group)
 		j, ok := jobsByKey[k]
 		if !ok {
-			j = &job{ref: w.Image.Ref, want: w.Group.Platforms}
+			j = &job{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index}
 			jobsByKey[k] = j
 			order = append(order, k)
 		}
@@ -222,7 +225,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		j := jobsByKey[k]
 		g.Go(func() error {
 			log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
-			img, err := r.Resolve(ctx, j.ref, j.want)
+			img, err := r.Resolve(ctx, j.ref, j.want, j.index)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -251,7 +254,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 				res.Reused++
 				continue
 			}
-			e := *results[ref+"|"+sg.Platforms.String()]
+			e := *results[jobKey(img.Ref, sg)]
 			e.Ref = ref
 			lg.Images = append(lg.Images, e)
 			res.Resolved = append(res.Resolved, sg.Name+": "+ref)
@@ -260,6 +263,10 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	}
 	res.Lock.Sort()
 	return res, nil
+}
+
+func jobKey(ref config.Reference, g *config.Group) string {
+	return ref.String() + "|" + g.Platforms.String() + "|" + g.Index
 }
 
 // ImageError is the failure of one image of one group.

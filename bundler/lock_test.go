@@ -26,7 +26,7 @@ type countingResolver struct {
 	fail  map[string]error
 }
 
-func (r *countingResolver) Resolve(_ context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error) {
+func (r *countingResolver) Resolve(_ context.Context, ref config.Reference, want config.PlatformSet, _ string) (*lockfile.Image, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, ref.String())

@@ -20,6 +20,7 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -54,16 +55,20 @@ func Source(ctx context.Context, sys *types.SystemContext, ref config.Reference)
 	if err != nil {
 		return nil, err
 	}
-	return dref.NewImageSource(ctx, sys)
+	src, err := dref.NewImageSource(ctx, sys)
+	if err != nil {
+		return nil, err // never a typed nil
+	}
+	return src, nil
 }
 
 // Resolve returns the lock entry for ref with the platforms want asks for.
-func (r *Resolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error) {
-	img, err := r.resolve(ctx, ref, want)
+func (r *Resolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error) {
+	img, err := r.resolve(ctx, ref, want, index)
 	return img, explain(err, ref.Domain())
 }
 
-func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error) {
+func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error) {
 	src, err := Source(ctx, r.Sys, ref)
 	if err != nil {
 		return nil, err
@@ -104,6 +109,17 @@ func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want confi
 			p.Digest = c.digest.String()
 			img.Platforms = append(img.Platforms, p)
 			img.Size += p.Size
+		}
+		if index == config.IndexFiltered {
+			keep := make([]digest.Digest, len(chosen))
+			for i, c := range chosen {
+				keep[i] = c.digest
+			}
+			filtered, err := archive.FilterIndex(top, mt, keep)
+			if err != nil {
+				return nil, fmt.Errorf("filtering index: %w", err)
+			}
+			img.FilteredDigest = digest.FromBytes(filtered).String()
 		}
 		return img, nil
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/bundler"
@@ -135,12 +137,55 @@ type lazyResolver struct {
 	err  error
 }
 
-func (l *lazyResolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet) (*lockfile.Image, error) {
+func (l *lazyResolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error) {
 	l.once.Do(func() { l.env, l.err = registry.New(l.spec, l.opts) })
 	if l.err != nil {
 		return nil, l.err
 	}
-	return (&resolve.Resolver{Sys: l.env.Sys}).Resolve(ctx, ref, want)
+	return (&resolve.Resolver{Sys: l.env.Sys}).Resolve(ctx, ref, want, index)
 }
 
 func (l *lazyResolver) Close() { l.env.Close() }
+
+// lazyFetcher opens registry access only when the cache lacks something.
+type lazyFetcher struct {
+	open func() (*registry.Env, error)
+	once sync.Once
+	f    *bundler.RegistryFetcher
+	err  error
+}
+
+func (l *lazyFetcher) get() (*bundler.RegistryFetcher, error) {
+	l.once.Do(func() {
+		env, err := l.open()
+		if err != nil {
+			l.err = err
+			return
+		}
+		l.f = &bundler.RegistryFetcher{Sys: env.Sys}
+	})
+	return l.f, l.err
+}
+
+func (l *lazyFetcher) Manifest(ctx context.Context, ref config.Reference, top, instance digest.Digest) ([]byte, error) {
+	f, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return f.Manifest(ctx, ref, top, instance)
+}
+
+func (l *lazyFetcher) Blob(ctx context.Context, ref config.Reference, top, d digest.Digest, size int64) (io.ReadCloser, error) {
+	f, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return f.Blob(ctx, ref, top, d, size)
+}
+
+func (l *lazyFetcher) Close() error {
+	if l.f != nil {
+		return l.f.Close()
+	}
+	return nil
+}

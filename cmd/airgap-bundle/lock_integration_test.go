@@ -303,4 +303,3 @@ images = [
 		t.Error("a failed lock wrote a lockfile")
 	}
 }
-

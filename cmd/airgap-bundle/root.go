@@ -31,7 +31,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newValidateCmd(g), newLockCmd(g), newVersionCmd())
+	root.AddCommand(newValidateCmd(g), newLockCmd(g), newBuildCmd(g), newVersionCmd())
 	return root
 }
 

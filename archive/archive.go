@@ -1,0 +1,558 @@
+// Package archive writes air-gap image archives: one tar per group, in the
+// shape "docker save" writes on Docker 25+ with the containerd image store, so
+// that k3s, RKE2, containerd ("ctr images import"), docker load, podman load
+// and skopeo all read it.
+//
+// An archive holds, in this order (entries sorted by name, as containerd's
+// exporter and moby's tar export both write them):
+//
+//	blobs/                 directory, 0755
+//	blobs/sha256/          directory, 0755
+//	blobs/sha256/<hex>     every index, manifest, config and layer blob, byte for
+//	                       byte as the registry served it, once per archive
+//	index.json             OCI image index: one entry per image name
+//	manifest.json          Docker archive manifest: one entry per image
+//	oci-layout             {"imageLayoutVersion":"1.0.0"}
+//	repositories           legacy Docker name → tag → top layer map (only when
+//	                       some image has a tag)
+//
+// containerd's importer (and so k3s, RKE2 and Docker with the containerd
+// store) takes the OCI path whenever oci-layout is present: it imports the
+// blobs and names each index.json entry by its io.containerd.image.name
+// annotation, so registry digests survive. docker load with the classic store,
+// and Docker-format readers such as RKE2's runtime image lookup and
+// containers/image's docker-archive transport, read manifest.json.
+//
+// Output is deterministic: the same images and blobs give the same bytes on
+// any machine (fixed entry order, fixed modification time, uid/gid 0, no user
+// or group names, fixed modes, fixed compressor settings).
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Media types of the documents this package reads and writes.
+const (
+	MediaTypeOCIManifest    = ocispec.MediaTypeImageManifest
+	MediaTypeOCIIndex       = ocispec.MediaTypeImageIndex
+	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+// Annotation keys of index.json entries. containerd's importer names an image
+// after AnnotationImageName; OCI tools look images up by AnnotationRefName.
+const (
+	AnnotationImageName = "io.containerd.image.name"
+	AnnotationRefName   = ocispec.AnnotationRefName
+)
+
+// Descriptor identifies one blob: its media type, digest and size in bytes.
+type Descriptor struct {
+	MediaType string
+	Digest    digest.Digest
+	Size      int64
+}
+
+// Manifest is one platform's image manifest: the manifest blob itself, its
+// config and its layers, in order.
+type Manifest struct {
+	Descriptor
+	Config Descriptor
+	Layers []Descriptor
+}
+
+// Image is one image of an archive.
+type Image struct {
+	// Names are the image's names, each either tagged
+	// ("docker.io/library/busybox:1.36") or digest-only
+	// ("docker.io/x/y@sha256:…"). A short name is normalised as docker does
+	// ("busybox" is docker.io/library/busybox:latest). A name with both a
+	// tag and a digest is refused: pass "repo:tag" and "repo@digest" as two
+	// names if both are wanted. A digest-only name is written as given even
+	// when Top has another digest (a filtered index), so containerd finds
+	// the image under the digest it was pinned by.
+	Names []string
+	// Top is what the names point at and what index.json lists: the
+	// registry's own manifest, or its (original or filtered) index.
+	Top Descriptor
+	// Manifests are the platform manifests the archive includes, in the
+	// group's platform order. manifest.json describes Manifests[0]. For a
+	// single-manifest image, Manifests has one element whose Descriptor
+	// equals Top. For an index, only the manifests listed here (and their
+	// blobs) are written; children of other platforms are absent.
+	Manifests []Manifest
+}
+
+// Blobs opens blobs by descriptor. The caller has verified the content;
+// Write still checks that each blob has exactly the descriptor's size and
+// digest while it copies.
+type Blobs interface {
+	Open(ctx context.Context, d Descriptor) (io.ReadCloser, error)
+}
+
+// Options set how Write writes an archive.
+type Options struct {
+	// Compression of the whole archive; see CompressionFor.
+	Compression Compression
+	// ModTime is the modification time of every tar entry, in whole seconds
+	// (callers pass SOURCE_DATE_EPOCH, or the Unix epoch). The zero
+	// time.Time means the Unix epoch.
+	ModTime time.Time
+}
+
+const (
+	blobsDir = "blobs/"
+	shaDir   = "blobs/sha256/"
+)
+
+// Write writes one archive of images to w, reading blob content from blobs.
+//
+// Images with the same Top digest are one image under several names: Write
+// merges them (in the order first seen), so their blobs are stored once,
+// index.json has one entry per name and manifest.json one entry with every
+// tag among its RepoTags. Merged Image values must agree on Top and
+// Manifests. The same name on two different images is an error.
+//
+// index.json lists names in the order given; manifest.json lists images in
+// the order first seen. Blobs are opened one at a time, in digest order, and
+// streamed; none is held in memory. On error, what was written to w is not a
+// usable archive: write to a temporary file and rename it on success.
+func Write(ctx context.Context, w io.Writer, images []Image, blobs Blobs, opts Options) error {
+	mtime, err := entryTime(opts.ModTime)
+	if err != nil {
+		return err
+	}
+	p, err := plan(images)
+	if err != nil {
+		return err
+	}
+
+	buf := bufio.NewWriterSize(w, 256<<10)
+	cw, err := newCompressor(buf, opts.Compression)
+	if err != nil {
+		return err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			cw.Close() // release the compressor's goroutines and buffers
+		}
+	}()
+	tw := tar.NewWriter(cw)
+	copyBuf := make([]byte, 256<<10)
+	for _, e := range p.entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr := &tar.Header{
+			Name:     e.name,
+			Mode:     0o644,
+			Typeflag: tar.TypeReg,
+			Size:     e.size,
+			ModTime:  mtime,
+		}
+		if e.dir {
+			hdr.Mode, hdr.Typeflag, hdr.Size = 0o755, tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("archive: writing %s: %w", e.name, err)
+		}
+		switch {
+		case e.blob != nil:
+			if err := copyBlob(ctx, tw, blobs, *e.blob, copyBuf); err != nil {
+				return err
+			}
+		case !e.dir:
+			if _, err := tw.Write(e.data); err != nil {
+				return fmt.Errorf("archive: writing %s: %w", e.name, err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("archive: closing tar: %w", err)
+	}
+	closed = true
+	if err := cw.Close(); err != nil {
+		return fmt.Errorf("archive: closing %s stream: %w", opts.Compression, err)
+	}
+	if err := buf.Flush(); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	return nil
+}
+
+// entryTime checks and normalises Options.ModTime.
+func entryTime(t time.Time) (time.Time, error) {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	if t.Before(time.Unix(0, 0)) {
+		return time.Time{}, fmt.Errorf("archive: modification time %s is before the Unix epoch", t)
+	}
+	// Whole seconds keep every header in the plain ustar format (sub-second
+	// times need PAX records).
+	return time.Unix(t.Unix(), 0).UTC(), nil
+}
+
+// copyBlob streams one blob into tw, checking its size and digest.
+func copyBlob(ctx context.Context, tw io.Writer, blobs Blobs, d Descriptor, buf []byte) error {
+	rc, err := blobs.Open(ctx, d)
+	if err != nil {
+		return fmt.Errorf("archive: opening blob %s: %w", d.Digest, err)
+	}
+	defer rc.Close()
+	r := ctxReader{ctx: ctx, r: rc}
+	v := d.Digest.Verifier()
+	n, err := io.CopyBuffer(io.MultiWriter(tw, v), io.LimitReader(r, d.Size), buf)
+	if err != nil {
+		return fmt.Errorf("archive: copying blob %s: %w", d.Digest, err)
+	}
+	if n < d.Size {
+		return fmt.Errorf("archive: blob %s is shorter than its descriptor: %d of %d bytes", d.Digest, n, d.Size)
+	}
+	var one [1]byte
+	m, err := io.ReadFull(r, one[:])
+	if m > 0 {
+		return fmt.Errorf("archive: blob %s is longer than its descriptor's %d bytes", d.Digest, d.Size)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("archive: reading blob %s: %w", d.Digest, err)
+	}
+	if !v.Verified() {
+		return fmt.Errorf("archive: blob %s does not match its digest", d.Digest)
+	}
+	return nil
+}
+
+// ctxReader stops a copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// entry is one tar entry: a directory, a metadata file held in data, or a
+// blob streamed from Blobs.
+type entry struct {
+	name string
+	dir  bool
+	size int64
+	data []byte
+	blob *Descriptor
+}
+
+type archivePlan struct {
+	entries []entry
+}
+
+// merged is one distinct image (one Top digest) with all its names.
+type merged struct {
+	top       Descriptor
+	manifests []Manifest
+	names     []imageName
+}
+
+// plan checks images, merges those with the same Top and lays out every tar
+// entry in write order.
+func plan(images []Image) (*archivePlan, error) {
+	if len(images) == 0 {
+		return nil, errors.New("archive: no images")
+	}
+	var (
+		order    []*merged
+		byTop    = map[digest.Digest]*merged{}
+		nameTop  = map[string]digest.Digest{}
+		blobDesc = map[digest.Digest]Descriptor{}
+	)
+	addBlob := func(d Descriptor, what string) error {
+		if err := checkDescriptor(d); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if old, ok := blobDesc[d.Digest]; ok {
+			if old.Size != d.Size {
+				return fmt.Errorf("%s: blob %s has size %d here and %d elsewhere", what, d.Digest, d.Size, old.Size)
+			}
+			return nil
+		}
+		blobDesc[d.Digest] = d
+		return nil
+	}
+
+	for i, img := range images {
+		what := fmt.Sprintf("archive: image %d (%s)", i, strings.Join(img.Names, ", "))
+		if err := checkImage(img); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		m, seen := byTop[img.Top.Digest]
+		if seen {
+			if m.top != img.Top || !sameManifests(m.manifests, img.Manifests) {
+				return nil, fmt.Errorf("%s: same top digest %s as an earlier image but other descriptors or platforms", what, img.Top.Digest)
+			}
+		} else {
+			m = &merged{top: img.Top, manifests: img.Manifests}
+			byTop[img.Top.Digest] = m
+			order = append(order, m)
+			if err := addBlob(img.Top, what); err != nil {
+				return nil, err
+			}
+			for _, man := range img.Manifests {
+				if err := addBlob(man.Descriptor, what); err != nil {
+					return nil, err
+				}
+				if err := addBlob(man.Config, what+": config"); err != nil {
+					return nil, err
+				}
+				for _, l := range man.Layers {
+					if err := addBlob(l, what+": layer"); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		for _, s := range img.Names {
+			n, err := parseName(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			if top, ok := nameTop[n.full]; ok {
+				if top != img.Top.Digest {
+					return nil, fmt.Errorf("%s: name %s also names image %s", what, n.full, top)
+				}
+				continue // the same name twice: keep one
+			}
+			nameTop[n.full] = img.Top.Digest
+			m.names = append(m.names, n)
+		}
+	}
+
+	indexJSON, err := indexFile(order)
+	if err != nil {
+		return nil, err
+	}
+	manifestJSON, err := manifestFile(order)
+	if err != nil {
+		return nil, err
+	}
+	reposJSON, err := repositoriesFile(order)
+	if err != nil {
+		return nil, err
+	}
+
+	var p archivePlan
+	p.entries = append(p.entries, entry{name: blobsDir, dir: true}, entry{name: shaDir, dir: true})
+	digests := make([]digest.Digest, 0, len(blobDesc))
+	for d := range blobDesc {
+		digests = append(digests, d)
+	}
+	slices.Sort(digests)
+	for _, d := range digests {
+		desc := blobDesc[d]
+		p.entries = append(p.entries, entry{name: blobPath(d), size: desc.Size, blob: &desc})
+	}
+	file := func(name string, data []byte) {
+		p.entries = append(p.entries, entry{name: name, size: int64(len(data)), data: data})
+	}
+	file(ocispec.ImageIndexFile, indexJSON)
+	file("manifest.json", manifestJSON)
+	file(ocispec.ImageLayoutFile, []byte(`{"imageLayoutVersion":"`+ocispec.ImageLayoutVersion+`"}`))
+	if reposJSON != nil {
+		file("repositories", reposJSON)
+	}
+	return &p, nil
+}
+
+// checkImage checks one Image's shape.
+func checkImage(img Image) error {
+	if len(img.Names) == 0 {
+		return errors.New("no names")
+	}
+	if len(img.Manifests) == 0 {
+		return errors.New("no platform manifests")
+	}
+	for _, m := range img.Manifests {
+		if !isManifestType(m.MediaType) {
+			return fmt.Errorf("manifest %s: media type %q is not an image manifest", m.Digest, m.MediaType)
+		}
+	}
+	switch {
+	case isManifestType(img.Top.MediaType):
+		if len(img.Manifests) != 1 || img.Manifests[0].Descriptor != img.Top {
+			return fmt.Errorf("top %s is a manifest: Manifests must be exactly that manifest", img.Top.Digest)
+		}
+	case isIndexType(img.Top.MediaType):
+		seen := map[digest.Digest]bool{}
+		for _, m := range img.Manifests {
+			if m.Digest == img.Top.Digest {
+				return fmt.Errorf("top %s is an index and cannot also be a platform manifest", img.Top.Digest)
+			}
+			if seen[m.Digest] {
+				return fmt.Errorf("manifest %s listed twice", m.Digest)
+			}
+			seen[m.Digest] = true
+		}
+	default:
+		return fmt.Errorf("top %s: media type %q is not an image manifest or index", img.Top.Digest, img.Top.MediaType)
+	}
+	return nil
+}
+
+func checkDescriptor(d Descriptor) error {
+	if err := d.Digest.Validate(); err != nil {
+		return fmt.Errorf("digest %q: %w", d.Digest, err)
+	}
+	if d.Digest.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("digest %s: only sha256 blobs are supported", d.Digest)
+	}
+	if d.Size < 0 {
+		return fmt.Errorf("blob %s: negative size %d", d.Digest, d.Size)
+	}
+	return nil
+}
+
+func sameManifests(a, b []Manifest) bool {
+	return slices.EqualFunc(a, b, func(x, y Manifest) bool {
+		return x.Descriptor == y.Descriptor && x.Config == y.Config && slices.Equal(x.Layers, y.Layers)
+	})
+}
+
+func blobPath(d digest.Digest) string {
+	return shaDir + d.Encoded()
+}
+
+func isManifestType(mt string) bool {
+	return mt == MediaTypeOCIManifest || mt == MediaTypeDockerManifest
+}
+
+func isIndexType(mt string) bool {
+	return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList
+}
+
+// indexFile is index.json: one entry per name, pointing at the image's top
+// descriptor, as containerd's exporter writes it (core/images/archive,
+// addNameAnnotation): io.containerd.image.name is the full name and
+// org.opencontainers.image.ref.name the tag. A digest-only name has no tag,
+// so no ref.name.
+func indexFile(images []*merged) ([]byte, error) {
+	idx := ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{},
+	}
+	for _, m := range images {
+		for _, n := range m.names {
+			ann := map[string]string{AnnotationImageName: n.full}
+			if n.tag != "" {
+				ann[AnnotationRefName] = n.tag
+			}
+			idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
+				MediaType:   m.top.MediaType,
+				Digest:      m.top.Digest,
+				Size:        m.top.Size,
+				Annotations: ann,
+			})
+		}
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return nil, fmt.Errorf("archive: index.json: %w", err)
+	}
+	return b, nil
+}
+
+// manifestItem is one manifest.json entry. Like containerd's exporter (which
+// Docker 25+ uses with the containerd store), it has no Parent and no
+// LayerSources: moby writes LayerSources only for foreign (non-distributable)
+// layers it did not export, and here every layer's blob is in the archive.
+type manifestItem struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// manifestFile is manifest.json: one entry per image, describing its first
+// platform manifest, with RepoTags in docker's familiar form
+// ("rancher/mirrored-pause:3.6", "busybox:latest", "registry.k8s.io/pause:3.9").
+// An image with only digest names has "RepoTags": null, as both moby and
+// containerd write it.
+func manifestFile(images []*merged) ([]byte, error) {
+	items := make([]manifestItem, 0, len(images))
+	for _, m := range images {
+		first := m.manifests[0]
+		item := manifestItem{Config: blobPath(first.Config.Digest), Layers: []string{}}
+		for _, l := range first.Layers {
+			item.Layers = append(item.Layers, blobPath(l.Digest))
+		}
+		for _, n := range m.names {
+			if n.repoTag != "" {
+				item.RepoTags = append(item.RepoTags, n.repoTag)
+			}
+		}
+		items = append(items, item)
+	}
+	return encodeJSON(items, "manifest.json")
+}
+
+// repositoriesFile is the legacy "repositories" file as moby's tar export
+// writes it (daemon/internal/image/tarexport/save.go): familiar repository
+// name → tag → hex of the image's top layer, only for tagged names, and no
+// file at all when there are none. moby's value is the hex of the last layer
+// in the entry's Layers (its layers are stored by DiffID); here it is the hex
+// of the last layer blob of manifest.json's entry. Loaders read this file only
+// for pre-1.10 archives without manifest.json.
+func repositoriesFile(images []*merged) ([]byte, error) {
+	repos := map[string]map[string]string{}
+	for _, m := range images {
+		layers := m.manifests[0].Layers
+		if len(layers) == 0 {
+			continue
+		}
+		top := layers[len(layers)-1].Digest.Encoded()
+		for _, n := range m.names {
+			if n.repoTag == "" {
+				continue
+			}
+			if repos[n.repo] == nil {
+				repos[n.repo] = map[string]string{}
+			}
+			repos[n.repo][n.tag] = top
+		}
+	}
+	if len(repos) == 0 {
+		return nil, nil
+	}
+	return encodeJSON(repos, "repositories")
+}
+
+// encodeJSON encodes like moby's json.NewEncoder(f).Encode: compact, with a
+// trailing newline (and without escaping <, > and &, which names cannot hold
+// anyway). Map keys come out sorted, so the bytes are deterministic.
+func encodeJSON(v any, what string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("archive: %s: %w", what, err)
+	}
+	return b.Bytes(), nil
+}

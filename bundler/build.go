@@ -1,0 +1,401 @@
+package bundler
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+)
+
+// ErrBuild marks a failed build.
+var ErrBuild = errors.New("build failed")
+
+// SumsFile is written beside the archives, in `sha256sum -c` form.
+const SumsFile = "SHA256SUMS"
+
+// BuildOptions say where and how to build.
+type BuildOptions struct {
+	OutputDir string    // default: the spec's output-dir
+	Jobs      int       // parallel downloads; <= 0 means 4
+	ModTime   time.Time // mtime of every archive entry (SOURCE_DATE_EPOCH)
+	Groups    []string  // only these groups; empty means all
+	Logger    *slog.Logger
+}
+
+// ArchiveResult describes one written archive.
+type ArchiveResult struct {
+	Group  string
+	Path   string
+	Size   int64
+	SHA256 string
+	Images int
+	Blobs  int
+}
+
+// Build writes one archive per group from the lockfile, which must match
+// the spec (see NewPlan). Blobs come from the cache, fetched once when
+// missing; each archive is written to a temporary file in the output
+// directory and renamed into place only when complete.
+func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache.Cache, f Fetcher, opts BuildOptions) ([]ArchiveResult, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	out := opts.OutputDir
+	if out == "" {
+		out = spec.OutputDir
+	}
+	groups, err := selectGroups(spec, opts.Groups)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{spec: spec, cache: c, fetch: f, log: log}
+
+	// Manifests first (small, and they say which blobs are needed).
+	plans := make([]*groupPlan, len(groups))
+	for i, g := range groups {
+		lg := lock.Group(g.Name)
+		if lg == nil {
+			return nil, fmt.Errorf("%w: group %q is not in the lockfile", ErrLockOutOfDate, g.Name)
+		}
+		p, err := b.planGroup(ctx, g, lg)
+		if err != nil {
+			return nil, err
+		}
+		plans[i] = p
+	}
+
+	// Then every missing blob once, in parallel.
+	if err := b.fetchBlobs(ctx, plans, opts.Jobs); err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("%w: output directory: %v", ErrBuild, err)
+	}
+	var results []ArchiveResult
+	for _, p := range plans {
+		r, err := b.writeArchive(ctx, out, p, opts.ModTime)
+		if err != nil {
+			return results, fmt.Errorf("%w: group %q: %v", ErrBuild, p.group.Name, err)
+		}
+		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
+		results = append(results, r)
+	}
+	if err := writeSums(out, results); err != nil {
+		return results, fmt.Errorf("%w: %s: %v", ErrBuild, SumsFile, err)
+	}
+	return results, nil
+}
+
+func selectGroups(spec *config.Spec, names []string) ([]*config.Group, error) {
+	if len(names) == 0 {
+		return spec.Groups, nil
+	}
+	var out []*config.Group
+	for _, n := range names {
+		g := spec.Group(n)
+		if g == nil {
+			var all []string
+			for _, g := range spec.Groups {
+				all = append(all, g.Name)
+			}
+			return nil, &config.Error{Msg: fmt.Sprintf("no group %q in %s (groups: %s)", n, spec.Path, strings.Join(all, ", "))}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+type builder struct {
+	spec  *config.Spec
+	cache *cache.Cache
+	fetch Fetcher
+	log   *slog.Logger
+}
+
+// blobNeed is a blob and where it can be fetched from.
+type blobNeed struct {
+	desc archive.Descriptor
+	ref  config.Reference
+	top  digest.Digest
+}
+
+type groupPlan struct {
+	group  *config.Group
+	images []archive.Image
+	blobs  []blobNeed // configs and layers, deduplicated, in first-use order
+}
+
+const maxManifest = 4 << 20
+
+// manifest returns a manifest blob from the cache, fetching it if needed.
+func (b *builder) manifest(ctx context.Context, ref config.Reference, top, d digest.Digest) ([]byte, error) {
+	if !b.cache.Has(d, -1) {
+		blob, err := b.fetch.Manifest(ctx, ref, top, d)
+		if err != nil {
+			return nil, fmt.Errorf("fetching manifest %s: %w", d, err)
+		}
+		if err := b.cache.Put(ctx, d, int64(len(blob)), bytes.NewReader(blob)); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", d, err)
+		}
+	}
+	rc, err := b.cache.Open(d, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	blob, err := io.ReadAll(io.LimitReader(rc, maxManifest+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(blob) > maxManifest {
+		return nil, fmt.Errorf("manifest %s is over %d bytes", d, maxManifest)
+	}
+	return blob, nil
+}
+
+func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.Group) (*groupPlan, error) {
+	p := &groupPlan{group: g}
+	seen := map[digest.Digest]bool{}
+	byTop := map[digest.Digest]int{}
+	for _, e := range lg.Images { // sorted by ref: a fixed order
+		ref, err := config.ParseReference(e.Ref, "")
+		if err != nil {
+			return nil, err
+		}
+		top := digest.Digest(e.Digest)
+		img, err := b.image(ctx, ref, top, &e, g.Index)
+		if err != nil {
+			return nil, fmt.Errorf("%w: group %q: image %q: %v", ErrBuild, g.Name, e.Ref, err)
+		}
+		// One image under several names is stored once and named twice.
+		if i, ok := byTop[img.Top.Digest]; ok {
+			p.images[i].Names = append(p.images[i].Names, img.Names...)
+			continue
+		}
+		byTop[img.Top.Digest] = len(p.images)
+		p.images = append(p.images, img)
+		for _, m := range img.Manifests {
+			for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+				if !seen[d.Digest] {
+					seen[d.Digest] = true
+					p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: top})
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
+// archiveName is the name an image is stored under: name:tag, or
+// name@digest for a digest-only reference.
+func archiveName(ref config.Reference) string {
+	if t := ref.Tag(); t != "" {
+		return ref.Name() + ":" + t
+	}
+	return ref.Name() + "@" + ref.Digest()
+}
+
+func (b *builder) image(ctx context.Context, ref config.Reference, top digest.Digest, e *lockfile.Image, mode string) (archive.Image, error) {
+	img := archive.Image{Names: []string{archiveName(ref)}}
+	topBlob, err := b.manifest(ctx, ref, top, top)
+	if err != nil {
+		return img, err
+	}
+	img.Top = archive.Descriptor{MediaType: e.MediaType, Digest: top, Size: int64(len(topBlob))}
+	if !e.IsIndex() {
+		m, err := archive.ParseManifest(topBlob, e.MediaType)
+		if err != nil {
+			return img, err
+		}
+		m.Descriptor = img.Top
+		img.Manifests = []archive.Manifest{m}
+		return img, nil
+	}
+	var keep []digest.Digest
+	for _, pl := range e.Platforms {
+		d := digest.Digest(pl.Digest)
+		blob, err := b.manifest(ctx, ref, top, d)
+		if err != nil {
+			return img, fmt.Errorf("platform %s: %w", pl.Platform, err)
+		}
+		m, err := archive.ParseManifest(blob, pl.MediaType)
+		if err != nil {
+			return img, fmt.Errorf("platform %s: %w", pl.Platform, err)
+		}
+		m.Descriptor = archive.Descriptor{MediaType: pl.MediaType, Digest: d, Size: int64(len(blob))}
+		img.Manifests = append(img.Manifests, m)
+		keep = append(keep, d)
+	}
+	if mode == config.IndexFiltered {
+		filtered, err := archive.FilterIndex(topBlob, e.MediaType, keep)
+		if err != nil {
+			return img, err
+		}
+		fd := digest.FromBytes(filtered)
+		if e.FilteredDigest != "" && e.FilteredDigest != fd.String() {
+			return img, fmt.Errorf("filtered index is %s, the lockfile says %s", fd, e.FilteredDigest)
+		}
+		if err := b.cache.Put(ctx, fd, int64(len(filtered)), bytes.NewReader(filtered)); err != nil {
+			return img, err
+		}
+		img.Top = archive.Descriptor{MediaType: e.MediaType, Digest: fd, Size: int64(len(filtered))}
+	}
+	return img, nil
+}
+
+func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) error {
+	if jobs <= 0 {
+		jobs = 4
+	}
+	seen := map[digest.Digest]bool{}
+	var todo []blobNeed
+	for _, p := range plans {
+		for _, n := range p.blobs {
+			if !seen[n.desc.Digest] && !b.cache.Has(n.desc.Digest, n.desc.Size) {
+				todo = append(todo, n)
+			}
+			seen[n.desc.Digest] = true
+		}
+	}
+	b.log.Info("fetching blobs", "missing", len(todo), "cached", len(seen)-len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, n := range todo {
+		g.Go(func() error {
+			rc, err := b.fetch.Blob(gctx, n.ref, n.top, n.desc.Digest, n.desc.Size)
+			if err != nil {
+				return fmt.Errorf("%w: fetching %s from %s: %v", ErrBuild, n.desc.Digest, n.ref.Name(), err)
+			}
+			defer rc.Close()
+			if err := b.cache.Put(gctx, n.desc.Digest, n.desc.Size, rc); err != nil {
+				return fmt.Errorf("%w: blob %s from %s: %v", ErrBuild, n.desc.Digest, n.ref.Name(), err)
+			}
+			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// cacheBlobs serves an archive's blobs from the cache, verified on read.
+type cacheBlobs struct{ c *cache.Cache }
+
+func (cb cacheBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadCloser, error) {
+	return cb.c.Open(d.Digest, d.Size)
+}
+
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, error) {
+	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
+	comp, err := archive.CompressionFor(p.group.Archive)
+	if err != nil {
+		return res, err
+	}
+	tmp, err := os.CreateTemp(outDir, "."+p.group.Archive+".tmp-*")
+	if err != nil {
+		return res, err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed into place
+	h := sha256.New()
+	counter := &countWriter{}
+	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
+	err = archive.Write(ctx, bw, p.images, cacheBlobs{b.cache}, archive.Options{Compression: comp, ModTime: mtime})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := os.Rename(tmp.Name(), res.Path); err != nil {
+		return res, err
+	}
+	syncDir(outDir)
+	res.Size = counter.n
+	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return res, nil
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// writeSums updates SHA256SUMS: lines of the archives just built replace
+// their old lines; lines of other archives stay while their files exist.
+func writeSums(dir string, results []ArchiveResult) error {
+	sums := map[string]string{}
+	if old, err := os.ReadFile(filepath.Join(dir, SumsFile)); err == nil {
+		for _, line := range strings.Split(string(old), "\n") {
+			sum, name, ok := strings.Cut(line, "  ")
+			if !ok || len(sum) != 64 || strings.ContainsAny(name, `/\`) {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				sums[name] = sum
+			}
+		}
+	}
+	for _, r := range results {
+		sums[filepath.Base(r.Path)] = r.SHA256
+	}
+	names := make([]string, 0, len(sums))
+	for n := range sums {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	for _, n := range names {
+		fmt.Fprintf(&buf, "%s  %s\n", sums[n], n)
+	}
+	tmp, err := os.CreateTemp(dir, "."+SumsFile+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, SumsFile))
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airgap-bundle/airgap-bundle/bundler"
+	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/registry"
+)
+
+type buildFlags struct {
+	lockPath string
+	output   string
+	cacheDir string
+	jobs     int
+	locked   bool
+	groups   []string
+}
+
+func newBuildCmd(g *globalFlags) *cobra.Command {
+	f := &buildFlags{}
+	c := &cobra.Command{
+		Use:   "build SPEC",
+		Short: "Write one archive per group, from the lockfile (locking first when needed)",
+		Long: `build writes one tarball per group of SPEC into the output directory
+(output-dir in the spec, default "dist" beside it), plus SHA256SUMS.
+
+Images come from the lockfile. If the lockfile is missing or out of date,
+build first updates it as "lock" does; with --locked it refuses instead
+(exit 3), so CI builds exactly what was reviewed. Blobs are fetched once
+into a verified cache and archives are written from it; an archive only
+replaces the previous one when it is complete. SOURCE_DATE_EPOCH sets the
+mtime of archive entries (default 0): the same lockfile gives byte-identical
+archives.`,
+		Example: `  airgap-bundle build bundle.toml
+  airgap-bundle build --locked --output /srv/airgap bundle.toml
+  airgap-bundle build --group calico bundle.toml`,
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error { return runBuild(c, g, f, args[0]) },
+	}
+	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
+	c.Flags().StringVarP(&f.output, "output", "o", "", "output directory (default: the spec's output-dir)")
+	c.Flags().StringVar(&f.cacheDir, "cache-dir", "", "blob cache (default: $XDG_CACHE_HOME/airgap-bundle)")
+	c.Flags().IntVarP(&f.jobs, "jobs", "j", 4, "parallel downloads")
+	c.Flags().BoolVar(&f.locked, "locked", false, "fail (exit 3) instead of updating a missing or stale lockfile")
+	c.Flags().StringArrayVar(&f.groups, "group", nil, "build only this group (repeatable)")
+	return c
+}
+
+func sourceDateEpoch() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, usageError{fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative number of seconds", v)}
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) error {
+	mtime, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	spec, err := config.Load(specPath)
+	if err != nil {
+		return err
+	}
+	lockPath := f.lockPath
+	if lockPath == "" {
+		lockPath = lockfile.Path(spec.Path)
+	}
+	lock, err := lockfile.Read(lockPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	log := g.logger()
+	var env *registry.Env
+	openEnv := func() (*registry.Env, error) {
+		if env == nil {
+			env, err = registry.New(spec, registry.Options{UserAgent: userAgent(), Logger: log})
+		}
+		return env, err
+	}
+	defer func() { env.Close() }()
+
+	plan, err := bundler.NewPlan(spec, lock, bundler.LockOptions{})
+	if err != nil {
+		return err
+	}
+	if drift := plan.Drift(); len(drift) > 0 || lock == nil {
+		if f.locked {
+			return fmt.Errorf("%w: --locked, but %s does not match %s (%d differences); run \"airgap-bundle lock %s\"", bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), specPath)
+		}
+		r := &lazyResolver{spec: spec, opts: registry.Options{UserAgent: userAgent(), Logger: log}}
+		res, err := bundler.Lock(c.Context(), spec, lock, r, bundler.LockOptions{Jobs: f.jobs, Logger: log})
+		r.Close()
+		if err != nil {
+			return err
+		}
+		data, err := res.Lock.Encode(filepath.Base(spec.Path))
+		if err != nil {
+			return err
+		}
+		if _, err := lockfile.Write(lockPath, data); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.out(c), "%s updated: %d resolved, %d kept, %d removed\n", lockPath, len(res.Resolved), res.Reused, len(res.Removed))
+		lock = res.Lock
+	}
+
+	dir := f.cacheDir
+	if dir == "" {
+		if dir, err = cache.DefaultDir(); err != nil {
+			return fmt.Errorf("no cache directory: %w (use --cache-dir)", err)
+		}
+	}
+	bc, err := cache.Open(dir)
+	if err != nil {
+		return err
+	}
+	fetcher := &lazyFetcher{open: openEnv}
+	defer fetcher.Close()
+	results, err := bundler.Build(c.Context(), spec, lock, bc, fetcher, bundler.BuildOptions{
+		OutputDir: f.output, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	w := g.out(c)
+	for _, r := range results {
+		fmt.Fprintf(w, "%s  %s  (%d images, %d blobs, %s)\n", r.SHA256, r.Path, r.Images, r.Blobs, humanBytes(r.Size))
+	}
+	if len(results) > 0 {
+		fmt.Fprintf(w, "checksums in %s\n", filepath.Join(filepath.Dir(results[0].Path), bundler.SumsFile))
+	}
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
