@@ -1,4 +1,5 @@
-# airgap-bundle. `make test` is what CI runs (.ci/run); `make demo` is the front door.
+# airgap-bundle. `make check` is what CI runs (.ci/run): the tests plus the
+# end-to-end consumer tests; `make demo` is the front door.
 GO       ?= go
 BIN      ?= bin/airgap-bundle
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -7,12 +8,20 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # containers/image without cgo: no gpgme, no btrfs/devicemapper storage.
 TAGS     := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 
-.PHONY: build test lint fmt
+.PHONY: build test e2e check lint fmt
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/airgap-bundle
 
 test:
 	CGO_ENABLED=0 $(GO) test -tags "$(TAGS)" -count=1 ./...
+
+# Real consumers (dockerd, containerd 1.6 and 2.x, k3s's import, podman,
+# skopeo) on archives the tool builds. Needs root and Debian's docker.io,
+# containerd, podman; builds containerd 2.x once (~2 min).
+e2e:
+	cd e2e && AIRGAP_E2E=1 $(GO) test -count=1 -timeout 30m ./...
+
+check: lint test e2e
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
