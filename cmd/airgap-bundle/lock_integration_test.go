@@ -303,3 +303,44 @@ images = [
 		t.Error("a failed lock wrote a lockfile")
 	}
 }
+
+// References pinned by digest (with or without a tag) resolve by digest; a
+// digest the registry does not have is an error at its line.
+func TestLockDigestPins(t *testing.T) {
+	isolate(t)
+	reg := testregistry.Start(t, testregistry.Options{})
+	std := push(t, reg, "", "")
+	h := reg.Host
+	dir := t.TempDir()
+	missing := "sha256:" + strings.Repeat("0", 64)
+	spec := writeFile(t, dir, "bundle.toml", fmt.Sprintf(`
+[registries."%[1]s"]
+insecure = true
+
+[[group]]
+name = "g"
+platforms = ["linux/arm64"]
+images = [
+  "%[1]s/fixtures/multi-oci:some-other-tag@%[2]s",
+  "%[1]s/fixtures/multi-docker@%[3]s",
+]
+`, h, std.MultiOCI.Digest, std.DockerList.Digest))
+	out, code := run(t, "lock", spec)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	l, _ := lockfile.Read(filepath.Join(dir, "bundle.lock"))
+	g := l.Group("g")
+	if e := g.Image(h + "/fixtures/multi-oci:some-other-tag@" + std.MultiOCI.Digest); e == nil || e.Digest != std.MultiOCI.Digest || e.Platforms[0].Digest != std.MultiOCI.Platforms["linux/arm64"].Digest {
+		t.Errorf("tag+digest entry: %+v", e)
+	}
+	if e := g.Image(h + "/fixtures/multi-docker@" + std.DockerList.Digest); e == nil || e.Digest != std.DockerList.Digest {
+		t.Errorf("digest-only entry: %+v", e)
+	}
+
+	writeFile(t, dir, "bundle.toml", strings.Replace(mustRead(t, spec), std.DockerList.Digest, missing, 1))
+	out, code = run(t, "lock", spec)
+	if code != exitFailure || !strings.Contains(out, spec+`:10: group "g": image "`+h+`/fixtures/multi-docker@`+missing+`"`) {
+		t.Fatalf("missing digest: exit %d\n%s", code, out)
+	}
+}
