@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 type globalFlags struct {
 	verbose bool
 	quiet   bool
+	json    bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -30,8 +32,13 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document with the results on stdout (logs stay on stderr)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newValidateCmd(g), newLockCmd(g), newBuildCmd(g), newVersionCmd())
+	// One command a line: each lives in its own file.
+	root.AddCommand(newValidateCmd(g))
+	root.AddCommand(newLockCmd(g))
+	root.AddCommand(newBuildCmd(g))
+	root.AddCommand(newVersionCmd())
 	return root
 }
 
@@ -47,10 +54,18 @@ func (g *globalFlags) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// out is where human-readable results go; --quiet silences it.
+// out is where human-readable results go; --quiet and --json silence it
+// (with --json, stdout carries only the JSON document).
 func (g *globalFlags) out(c *cobra.Command) io.Writer {
-	if g.quiet {
+	if g.quiet || g.json {
 		return io.Discard
 	}
 	return c.OutOrStdout()
+}
+
+// printJSON writes v as the one JSON document of a --json run.
+func (g *globalFlags) printJSON(c *cobra.Command, v any) error {
+	enc := json.NewEncoder(c.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
