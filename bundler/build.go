@@ -22,6 +22,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
@@ -38,16 +39,18 @@ type BuildOptions struct {
 	ModTime   time.Time // mtime of every archive entry (SOURCE_DATE_EPOCH)
 	Groups    []string  // only these groups; empty means all
 	Logger    *slog.Logger
+	Progress  progress.Reporter // nil: none
 }
 
 // ArchiveResult describes one written archive.
 type ArchiveResult struct {
-	Group  string
-	Path   string
-	Size   int64
-	SHA256 string
-	Images int
-	Blobs  int
+	Group    string
+	Path     string
+	Size     int64
+	SHA256   string
+	Images   int
+	Blobs    int
+	Duration time.Duration // planning and fetching are shared; this is the writing
 }
 
 // Build writes one archive per group from the lockfile, which must match
@@ -67,7 +70,11 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{spec: spec, cache: c, fetch: f, log: log}
+	rep := opts.Progress
+	if rep == nil {
+		rep = progress.New(nil, progress.Quiet)
+	}
+	b := &builder{spec: spec, cache: c, fetch: f, log: log, progress: rep}
 
 	// Manifests first (small, and they say which blobs are needed).
 	plans := make([]*groupPlan, len(groups))
@@ -126,10 +133,11 @@ func selectGroups(spec *config.Spec, names []string) ([]*config.Group, error) {
 }
 
 type builder struct {
-	spec  *config.Spec
-	cache *cache.Cache
-	fetch Fetcher
-	log   *slog.Logger
+	spec     *config.Spec
+	cache    *cache.Cache
+	fetch    Fetcher
+	log      *slog.Logger
+	progress progress.Reporter
 }
 
 // blobNeed is a blob and where it can be fetched from.
@@ -269,13 +277,26 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 	}
 	seen := map[digest.Digest]bool{}
 	var todo []blobNeed
+	tasks := map[digest.Digest]progress.Task{} // each blob counts for the first group that needs it
 	for _, p := range plans {
+		var missing []blobNeed
+		var bytes int64
 		for _, n := range p.blobs {
 			if !seen[n.desc.Digest] && !b.cache.Has(n.desc.Digest, n.desc.Size) {
-				todo = append(todo, n)
+				missing = append(missing, n)
+				bytes += n.desc.Size
 			}
 			seen[n.desc.Digest] = true
 		}
+		if len(missing) == 0 {
+			continue
+		}
+		task := b.progress.Task("download "+p.group.Name, bytes, progress.Bytes)
+		defer task.Done()
+		for _, n := range missing {
+			tasks[n.desc.Digest] = task
+		}
+		todo = append(todo, missing...)
 	}
 	b.log.Info("fetching blobs", "missing", len(todo), "cached", len(seen)-len(todo))
 	g, gctx := errgroup.WithContext(ctx)
@@ -287,7 +308,7 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 				return fmt.Errorf("%w: fetching %s from %s: %v", ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			defer rc.Close()
-			if err := b.cache.Put(gctx, n.desc.Digest, n.desc.Size, rc); err != nil {
+			if err := b.cache.Put(gctx, n.desc.Digest, n.desc.Size, progress.CountingReader{R: rc, Task: tasks[n.desc.Digest]}); err != nil {
 				return fmt.Errorf("%w: blob %s from %s: %v", ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
@@ -298,14 +319,37 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 }
 
 // cacheBlobs serves an archive's blobs from the cache, verified on read.
-type cacheBlobs struct{ c *cache.Cache }
+type cacheBlobs struct {
+	c    *cache.Cache
+	task progress.Task
+}
 
 func (cb cacheBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadCloser, error) {
-	return cb.c.Open(d.Digest, d.Size)
+	rc, err := cb.c.Open(d.Digest, d.Size)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{progress.CountingReader{R: rc, Task: cb.task}, rc}, nil
 }
 
 func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, error) {
+	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
+	var payload int64
+	for _, img := range p.images {
+		payload += img.Top.Size
+		for _, m := range img.Manifests {
+			payload += m.Size
+		}
+	}
+	for _, n := range p.blobs {
+		payload += n.desc.Size
+	}
+	task := b.progress.Task("write "+p.group.Archive, payload, progress.Bytes)
+	defer task.Done()
 	comp, err := archive.CompressionFor(p.group.Archive)
 	if err != nil {
 		return res, err
@@ -318,7 +362,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	h := sha256.New()
 	counter := &countWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	err = archive.Write(ctx, bw, p.images, cacheBlobs{b.cache}, archive.Options{Compression: comp, ModTime: mtime})
+	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime})
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -340,6 +384,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	syncDir(outDir)
 	res.Size = counter.n
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	res.Duration = time.Since(start)
 	return res, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
@@ -42,6 +43,7 @@ type LockOptions struct {
 	UpdateImages []string
 	Jobs         int // parallel resolutions; <= 0 means 4
 	Logger       *slog.Logger
+	Progress     progress.Reporter // nil: none
 }
 
 // LockResult tells what Lock did.
@@ -216,6 +218,15 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		j.wants = append(j.wants, w)
 	}
 
+	rep := opts.Progress
+	if rep == nil {
+		rep = progress.New(nil, progress.Quiet)
+	}
+	task := progress.Task(nil)
+	if len(order) > 0 {
+		task = rep.Task("resolve", int64(len(order)), progress.Items)
+		defer task.Done()
+	}
 	var mu sync.Mutex
 	results := map[string]*lockfile.Image{}
 	var errs []error
@@ -226,6 +237,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		g.Go(func() error {
 			log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
 			img, err := r.Resolve(ctx, j.ref, j.want, j.index)
+			task.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
