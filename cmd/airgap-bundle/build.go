@@ -99,6 +99,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
+	lockUpdated := false
 	if drift := plan.Drift(); len(drift) > 0 || lock == nil {
 		if f.locked {
 			return fmt.Errorf("%w: --locked, but %s does not match %s (%d differences); run \"airgap-bundle lock %s\"", bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), specPath)
@@ -118,6 +119,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		}
 		fmt.Fprintf(g.out(c), "%s updated: %d resolved, %d kept, %d removed\n", lockPath, len(res.Resolved), res.Reused, len(res.Removed))
 		lock = res.Lock
+		lockUpdated = true
 	}
 
 	dir := f.cacheDir
@@ -138,6 +140,17 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
+	if g.json {
+		outDir := f.output
+		if outDir == "" {
+			outDir = spec.OutputDir
+		}
+		j := buildJSON{Lockfile: lockPath, LockUpdated: lockUpdated, OutputDir: outDir, Sums: filepath.Join(outDir, bundler.SumsFile), Archives: []archiveJSON{}}
+		for _, r := range results {
+			j.Archives = append(j.Archives, archiveJSON{Group: r.Group, Path: r.Path, Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs})
+		}
+		return g.printJSON(c, j)
+	}
 	w := g.out(c)
 	for _, r := range results {
 		fmt.Fprintf(w, "%s  %s  (%d images, %d blobs, %s)\n", r.SHA256, r.Path, r.Images, r.Blobs, humanBytes(r.Size))
@@ -146,6 +159,25 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		fmt.Fprintf(w, "checksums in %s\n", filepath.Join(filepath.Dir(results[0].Path), bundler.SumsFile))
 	}
 	return nil
+}
+
+// buildJSON is the --json document of build.
+type buildJSON struct {
+	Lockfile    string        `json:"lockfile"`
+	LockUpdated bool          `json:"lock-updated"` // build wrote the lockfile first (never with --locked)
+	OutputDir   string        `json:"output-dir"`
+	Sums        string        `json:"sha256sums"` // the SHA256SUMS file, all archives in the directory
+	Archives    []archiveJSON `json:"archives"`   // the groups built, in spec order
+}
+
+// archiveJSON is one archive written.
+type archiveJSON struct {
+	Group  string `json:"group"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`   // bytes
+	SHA256 string `json:"sha256"` // hex, as in SHA256SUMS
+	Images int    `json:"images"` // distinct images (one image under two names counts once)
+	Blobs  int    `json:"blobs"`  // configs and layers
 }
 
 func humanBytes(n int64) string {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -23,6 +25,7 @@ import (
 type lockFlags struct {
 	update   bool
 	check    bool
+	dryRun   bool
 	lockPath string
 	jobs     int
 }
@@ -39,10 +42,13 @@ removed ones dropped.
 
 --update re-resolves pinned images: all, or only the IMAGEs named (a name
 without tag matches every tag of it). --check changes nothing and exits 3
-when the lockfile is missing or differs from the spec.`,
+when the lockfile is missing or differs from the spec. --dry-run resolves as
+usual but writes nothing, and prints how the lockfile would change, as
+"airgap-bundle diff" does.`,
 		Example: `  airgap-bundle lock bundle.toml
   airgap-bundle lock --update bundle.toml                  # re-resolve everything
   airgap-bundle lock --update bundle.toml calico/node      # only calico/node
+  airgap-bundle lock --update --dry-run bundle.toml        # what would change?
   airgap-bundle lock --check bundle.toml                   # in CI`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -54,6 +60,9 @@ when the lockfile is missing or differs from the spec.`,
 			if f.check && f.update {
 				return usageError{errors.New("lock: --check and --update exclude each other")}
 			}
+			if f.check && f.dryRun {
+				return usageError{errors.New("lock: --check and --dry-run exclude each other (--check writes nothing)")}
+			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
@@ -62,6 +71,7 @@ when the lockfile is missing or differs from the spec.`,
 	}
 	c.Flags().BoolVar(&f.update, "update", false, "re-resolve pinned images (all, or the IMAGEs named)")
 	c.Flags().BoolVar(&f.check, "check", false, "exit 3 if the lockfile is missing or out of date; change nothing")
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "resolve as usual but write nothing; print how the lockfile would change")
 	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", 4, "images resolved in parallel")
 	return c
@@ -84,13 +94,24 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 
 	if f.check {
 		if old == nil {
+			if g.json {
+				if err := g.printJSON(c, lockCheckJSON{Lockfile: lockPath, Drift: []driftJSON{}}); err != nil {
+					return err
+				}
+			}
 			return fmt.Errorf("%w: %s does not exist; run \"airgap-bundle lock %s\"", bundler.ErrLockOutOfDate, lockPath, specPath)
 		}
 		plan, err := bundler.NewPlan(spec, old, opts)
 		if err != nil {
 			return err
 		}
-		if drift := plan.Drift(); len(drift) > 0 {
+		drift := plan.Drift()
+		if g.json {
+			if err := g.printJSON(c, lockCheckJSON{Lockfile: lockPath, Exists: true, UpToDate: len(drift) == 0, Drift: driftEntries(plan)}); err != nil {
+				return err
+			}
+		}
+		if len(drift) > 0 {
 			return fmt.Errorf("%w: %s differs from %s in %d places:\n  %s\nrun \"airgap-bundle lock %s\"",
 				bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), strings.Join(drift, "\n  "), specPath)
 		}
@@ -108,11 +129,27 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 	if err != nil {
 		return err
 	}
-	changed, err := lockfile.Write(lockPath, data)
-	if err != nil {
+	var changed bool
+	if f.dryRun {
+		cur, err := os.ReadFile(lockPath)
+		changed = err != nil || !bytes.Equal(cur, data)
+	} else if changed, err = lockfile.Write(lockPath, data); err != nil {
 		return err
 	}
+	diff := lockfile.Compare(old, res.Lock)
+	if g.json {
+		return g.printJSON(c, newLockJSON(lockPath, f.dryRun, changed, old, res, diff))
+	}
 	w := g.out(c)
+	if f.dryRun {
+		printDiff(w, diff)
+		state := "would be unchanged"
+		if changed {
+			state = "would be written"
+		}
+		fmt.Fprintf(w, "dry run: %s %s: %d resolved, %d kept, %d removed\n", lockPath, state, len(res.Resolved), res.Reused, len(res.Removed))
+		return nil
+	}
 	for _, s := range res.Resolved {
 		fmt.Fprintf(w, "resolved  %s\n", s)
 	}
@@ -125,6 +162,97 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 	}
 	fmt.Fprintf(w, "%s %s: %d resolved, %d kept, %d removed\n", lockPath, state, len(res.Resolved), res.Reused, len(res.Removed))
 	return nil
+}
+
+// lockJSON is the --json document of lock (and lock --dry-run).
+type lockJSON struct {
+	Lockfile string `json:"lockfile"`
+	DryRun   bool   `json:"dry-run"`
+	// Changed: the lockfile's bytes differ (or, with --dry-run, would
+	// differ) from what was there; Written: this run wrote it.
+	Changed  bool            `json:"changed"`
+	Written  bool            `json:"written"`
+	Resolved []lockEntryJSON `json:"resolved"` // looked up in a registry
+	Kept     []lockEntryJSON `json:"kept"`     // pins taken from the old lockfile
+	Removed  []lockEntryJSON `json:"removed"`  // no longer in the spec
+	Diff     *lockfile.Diff  `json:"diff"`     // old lockfile -> new, as "airgap-bundle diff --json"
+}
+
+// lockEntryJSON is one image of one group.
+type lockEntryJSON struct {
+	Group  string `json:"group"`
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+}
+
+// lockCheckJSON is the --json document of lock --check.
+type lockCheckJSON struct {
+	Lockfile string      `json:"lockfile"`
+	Exists   bool        `json:"exists"`
+	UpToDate bool        `json:"up-to-date"`
+	Drift    []driftJSON `json:"drift"`
+}
+
+// driftJSON is one difference between a spec and its lockfile.
+type driftJSON struct {
+	Group    string `json:"group"`
+	Image    string `json:"image"`              // as written in the spec, or the lockfile's ref
+	Reason   string `json:"reason"`             // e.g. "not in the lockfile", "in the lockfile but not in the spec"
+	Position string `json:"position,omitempty"` // file:line in the spec
+}
+
+func driftEntries(p *bundler.Plan) []driftJSON {
+	out := []driftJSON{}
+	for _, w := range p.Resolve {
+		out = append(out, driftJSON{Group: w.Group.Name, Image: w.Image.Ref.Written, Reason: w.Reason, Position: w.Image.Pos.String()})
+	}
+	for _, r := range p.Removed {
+		group, ref, _ := strings.Cut(r, ": ")
+		out = append(out, driftJSON{Group: group, Image: ref, Reason: "in the lockfile but not in the spec"})
+	}
+	return out
+}
+
+func newLockJSON(path string, dryRun, changed bool, old *lockfile.Lock, res *bundler.LockResult, diff *lockfile.Diff) lockJSON {
+	j := lockJSON{Lockfile: path, DryRun: dryRun, Changed: changed, Written: changed && !dryRun,
+		Resolved: []lockEntryJSON{}, Kept: []lockEntryJSON{}, Removed: []lockEntryJSON{}, Diff: diff}
+	entry := func(l *lockfile.Lock, s string) lockEntryJSON {
+		group, ref, _ := strings.Cut(s, ": ")
+		e := lockEntryJSON{Group: group, Ref: ref}
+		if l != nil {
+			if lg := l.Group(group); lg != nil {
+				if img := lg.Image(ref); img != nil {
+					e.Digest = img.Digest
+				}
+			}
+		}
+		return e
+	}
+	resolved := map[string]bool{}
+	for _, s := range res.Resolved {
+		resolved[s] = true
+		j.Resolved = append(j.Resolved, entry(res.Lock, s))
+	}
+	for _, lg := range res.Lock.Groups {
+		for _, img := range lg.Images {
+			if !resolved[lg.Name+": "+img.Ref] {
+				j.Kept = append(j.Kept, lockEntryJSON{Group: lg.Name, Ref: img.Ref, Digest: img.Digest})
+			}
+		}
+	}
+	for _, s := range res.Removed {
+		j.Removed = append(j.Removed, entry(old, s))
+	}
+	// In lockfile order, whatever the spec's.
+	for _, list := range [][]lockEntryJSON{j.Resolved, j.Kept, j.Removed} {
+		sort.Slice(list, func(a, b int) bool {
+			if list[a].Group != list[b].Group {
+				return list[a].Group < list[b].Group
+			}
+			return list[a].Ref < list[b].Ref
+		})
+	}
+	return j
 }
 
 // lazyResolver sets up registry access only when an image needs it, so a

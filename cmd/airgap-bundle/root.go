@@ -39,6 +39,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newLockCmd(g))
 	root.AddCommand(newBuildCmd(g))
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newDiffCmd(g))
 	return root
 }
 

@@ -1,0 +1,329 @@
+package lockfile
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/airgap-bundle/airgap-bundle/config"
+)
+
+// Kinds of change in a Diff.
+const (
+	Added   = "added"
+	Removed = "removed"
+	Updated = "updated"
+)
+
+// Diff is what changes from one lockfile to another, per group: what a
+// reviewer of a lockfile pull request wants to see. JSON keys are
+// kebab-case, like the lockfile's own keys.
+type Diff struct {
+	GroupsChanged int `json:"groups-changed"`
+	Added         int `json:"added"`   // images, over all groups
+	Removed       int `json:"removed"` // images, over all groups
+	Updated       int `json:"updated"` // images, over all groups (moved ones included)
+	// DownloadBytes is an upper bound of what a rebuild from the new
+	// lockfile downloads, given a cache that holds everything the old one
+	// pins: the compressed size (manifest + config + layers) of every
+	// platform manifest the old lockfile does not have, plus new index
+	// blobs, each digest counted once. The lockfile does not list layers,
+	// so a layer a new platform shares with an old one is counted again.
+	DownloadBytes int64       `json:"download-bytes"`
+	Groups        []GroupDiff `json:"groups"`
+}
+
+// Empty reports whether the two lockfiles pin the same thing.
+func (d *Diff) Empty() bool { return len(d.Groups) == 0 }
+
+// GroupDiff is the change of one group. Platforms and index are given for
+// each side the group exists on; a change of either is a change of the
+// group even when no image changed.
+type GroupDiff struct {
+	Name          string      `json:"name"`
+	Change        string      `json:"change"` // Added, Removed or Updated
+	OldPlatforms  []string    `json:"old-platforms,omitempty"`
+	NewPlatforms  []string    `json:"new-platforms,omitempty"`
+	OldIndex      string      `json:"old-index,omitempty"`
+	NewIndex      string      `json:"new-index,omitempty"`
+	DownloadBytes int64       `json:"download-bytes"` // as Diff's, for this group
+	Images        []ImageDiff `json:"images"`         // updated, then added, then removed; each by ref
+}
+
+// PlatformsChanged reports whether the group's platform list changed (only
+// for a group in both lockfiles).
+func (g *GroupDiff) PlatformsChanged() bool {
+	return g.Change == Updated && !slices.Equal(g.OldPlatforms, g.NewPlatforms)
+}
+
+// IndexChanged reports whether the group's index mode changed.
+func (g *GroupDiff) IndexChanged() bool { return g.Change == Updated && g.OldIndex != g.NewIndex }
+
+// ImageDiff is one image added, removed or updated. An update keeps the ref
+// and changes what it pins, or moves to another ref of the same repository
+// (a removed and an added ref of one repository in one group, when that
+// pairing is unambiguous): then OldRef and NewRef differ.
+type ImageDiff struct {
+	Change            string `json:"change"` // Added, Removed or Updated
+	OldRef            string `json:"old-ref,omitempty"`
+	NewRef            string `json:"new-ref,omitempty"`
+	OldDigest         string `json:"old-digest,omitempty"`
+	NewDigest         string `json:"new-digest,omitempty"`
+	OldFilteredDigest string `json:"old-filtered-digest,omitempty"`
+	NewFilteredDigest string `json:"new-filtered-digest,omitempty"`
+	// Platforms lists, for an update, the platforms added, removed or
+	// pinned to another manifest (in the new entry's order, then removed
+	// ones); unchanged platforms are left out.
+	Platforms []PlatformDiff `json:"platforms,omitempty"`
+	// UnchangedPlatforms, for an update, are the platforms still pinned to
+	// the same manifest.
+	UnchangedPlatforms []string `json:"unchanged-platforms,omitempty"`
+	DownloadBytes      int64    `json:"download-bytes"` // as Diff's, for this image
+}
+
+// Ref is the image's new ref, or its old one when it was removed.
+func (i *ImageDiff) Ref() string {
+	if i.NewRef != "" {
+		return i.NewRef
+	}
+	return i.OldRef
+}
+
+// PlatformDiff is one platform of an updated image.
+type PlatformDiff struct {
+	Platform      string `json:"platform"`
+	Change        string `json:"change"` // Added, Removed or Updated
+	OldDigest     string `json:"old-digest,omitempty"`
+	NewDigest     string `json:"new-digest,omitempty"`
+	DownloadBytes int64  `json:"download-bytes"`
+}
+
+// Compare computes the diff from old to new. Either may be nil (no
+// lockfile). Neither is modified.
+func Compare(oldLock, newLock *Lock) *Diff {
+	if oldLock == nil {
+		oldLock = &Lock{}
+	}
+	if newLock == nil {
+		newLock = &Lock{}
+	}
+	c := &comparer{have: map[string]bool{}, total: map[string]int64{}}
+	for _, g := range oldLock.Groups {
+		for _, img := range g.Images {
+			c.have[img.Digest] = true
+			for _, p := range img.Platforms {
+				c.have[p.Digest] = true
+			}
+		}
+	}
+
+	names := map[string]bool{}
+	for _, g := range oldLock.Groups {
+		names[g.Name] = true
+	}
+	for _, g := range newLock.Groups {
+		names[g.Name] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+
+	d := &Diff{Groups: []GroupDiff{}}
+	for _, name := range sorted {
+		gd, changed := c.group(oldLock.Group(name), newLock.Group(name))
+		if !changed {
+			continue
+		}
+		d.Groups = append(d.Groups, gd)
+		d.GroupsChanged++
+		for _, i := range gd.Images {
+			switch i.Change {
+			case Added:
+				d.Added++
+			case Removed:
+				d.Removed++
+			case Updated:
+				d.Updated++
+			}
+		}
+	}
+	for _, n := range c.total {
+		d.DownloadBytes += n
+	}
+	return d
+}
+
+type comparer struct {
+	have  map[string]bool  // every manifest and index digest the old lockfile pins
+	total map[string]int64 // new blobs over the whole diff, by digest
+}
+
+// newBlobs returns the manifests (with what they reference) and index
+// blobs of img that the old lockfile does not pin, with their sizes.
+func (c *comparer) newBlobs(img *Image) map[string]int64 {
+	out := map[string]int64{}
+	var platforms int64
+	for _, p := range img.Platforms {
+		platforms += p.Size
+		if !c.have[p.Digest] {
+			out[p.Digest] = p.Size
+		}
+	}
+	// An index is a blob of its own: Size counts it with the platforms.
+	if img.IsIndex() && !c.have[img.Digest] && img.Size > platforms {
+		out[img.Digest] = img.Size - platforms
+	}
+	return out
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (c *comparer) group(og, ng *Group) (GroupDiff, bool) {
+	gd := GroupDiff{Images: []ImageDiff{}}
+	switch {
+	case og == nil:
+		gd.Name, gd.Change = ng.Name, Added
+	case ng == nil:
+		gd.Name, gd.Change = og.Name, Removed
+	default:
+		gd.Name, gd.Change = ng.Name, Updated
+	}
+	if og != nil {
+		gd.OldPlatforms, gd.OldIndex = slices.Clone(og.Platforms), og.Index
+	} else {
+		og = &Group{}
+	}
+	if ng != nil {
+		gd.NewPlatforms, gd.NewIndex = slices.Clone(ng.Platforms), ng.Index
+	} else {
+		ng = &Group{}
+	}
+
+	groupBlobs := map[string]int64{}
+	addBlobs := func(m map[string]int64) int64 {
+		for k, v := range m {
+			groupBlobs[k] = v
+			c.total[k] = v
+		}
+		return sum(m)
+	}
+
+	var updated, added, removed []ImageDiff
+	var addedImgs, removedImgs []*Image
+	for i := range ng.Images {
+		ni := &ng.Images[i]
+		oi := og.Image(ni.Ref)
+		if oi == nil {
+			addedImgs = append(addedImgs, ni)
+			continue
+		}
+		if imagesEqual(oi, ni) {
+			continue
+		}
+		updated = append(updated, c.update(oi, ni, addBlobs))
+	}
+	for i := range og.Images {
+		if ng.Image(og.Images[i].Ref) == nil {
+			removedImgs = append(removedImgs, &og.Images[i])
+		}
+	}
+
+	// A removed and an added ref of the same repository, each the only one
+	// of that repository on its side, is one image moved to a new ref.
+	byName := func(imgs []*Image) map[string][]*Image {
+		m := map[string][]*Image{}
+		for _, img := range imgs {
+			if n := repoName(img.Ref); n != "" {
+				m[n] = append(m[n], img)
+			}
+		}
+		return m
+	}
+	addedByName, removedByName := byName(addedImgs), byName(removedImgs)
+	paired := map[*Image]bool{}
+	for _, ni := range addedImgs {
+		n := repoName(ni.Ref)
+		if n == "" || len(addedByName[n]) != 1 || len(removedByName[n]) != 1 {
+			continue
+		}
+		oi := removedByName[n][0]
+		paired[ni], paired[oi] = true, true
+		updated = append(updated, c.update(oi, ni, addBlobs))
+	}
+	for _, ni := range addedImgs {
+		if paired[ni] {
+			continue
+		}
+		added = append(added, ImageDiff{
+			Change: Added, NewRef: ni.Ref, NewDigest: ni.Digest, NewFilteredDigest: ni.FilteredDigest,
+			DownloadBytes: addBlobs(c.newBlobs(ni)),
+		})
+	}
+	for _, oi := range removedImgs {
+		if paired[oi] {
+			continue
+		}
+		removed = append(removed, ImageDiff{Change: Removed, OldRef: oi.Ref, OldDigest: oi.Digest, OldFilteredDigest: oi.FilteredDigest})
+	}
+	for _, list := range [][]ImageDiff{updated, added, removed} {
+		sort.SliceStable(list, func(a, b int) bool { return list[a].Ref() < list[b].Ref() })
+		gd.Images = append(gd.Images, list...)
+	}
+	gd.DownloadBytes = sum(groupBlobs)
+	changed := gd.Change != Updated || len(gd.Images) > 0 || gd.PlatformsChanged() || gd.IndexChanged()
+	return gd, changed
+}
+
+func (c *comparer) update(oi, ni *Image, addBlobs func(map[string]int64) int64) ImageDiff {
+	blobs := c.newBlobs(ni)
+	id := ImageDiff{
+		Change: Updated, OldRef: oi.Ref, NewRef: ni.Ref,
+		OldDigest: oi.Digest, NewDigest: ni.Digest,
+		OldFilteredDigest: oi.FilteredDigest, NewFilteredDigest: ni.FilteredDigest,
+		DownloadBytes: addBlobs(blobs),
+	}
+	oldByPlatform := map[string]*Platform{}
+	for i := range oi.Platforms {
+		oldByPlatform[oi.Platforms[i].Platform] = &oi.Platforms[i]
+	}
+	for _, np := range ni.Platforms {
+		pd := PlatformDiff{Platform: np.Platform, NewDigest: np.Digest, DownloadBytes: blobs[np.Digest]}
+		switch op := oldByPlatform[np.Platform]; {
+		case op == nil:
+			pd.Change = Added
+		case op.Digest != np.Digest:
+			pd.Change, pd.OldDigest = Updated, op.Digest
+		default:
+			id.UnchangedPlatforms = append(id.UnchangedPlatforms, np.Platform)
+			continue
+		}
+		id.Platforms = append(id.Platforms, pd)
+	}
+	for _, op := range oi.Platforms {
+		if !slices.ContainsFunc(ni.Platforms, func(p Platform) bool { return p.Platform == op.Platform }) {
+			id.Platforms = append(id.Platforms, PlatformDiff{Platform: op.Platform, Change: Removed, OldDigest: op.Digest})
+		}
+	}
+	return id
+}
+
+func imagesEqual(a, b *Image) bool {
+	return a.Ref == b.Ref && a.Digest == b.Digest && a.MediaType == b.MediaType && a.Size == b.Size &&
+		a.FilteredDigest == b.FilteredDigest && slices.Equal(a.Platforms, b.Platforms)
+}
+
+// repoName is the repository of a canonical ref, or "" if it does not parse.
+func repoName(ref string) string {
+	r, err := config.ParseReference(ref, "")
+	if err != nil {
+		return ""
+	}
+	return r.Name()
+}
