@@ -338,15 +338,24 @@ func (cb cacheBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadClose
 func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, error) {
 	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
+	// What the archive writer reads: each distinct blob once (a single
+	// manifest is its image's top as well).
 	var payload int64
+	counted := map[digest.Digest]bool{}
+	count := func(d archive.Descriptor) {
+		if !counted[d.Digest] {
+			counted[d.Digest] = true
+			payload += d.Size
+		}
+	}
 	for _, img := range p.images {
-		payload += img.Top.Size
+		count(img.Top)
 		for _, m := range img.Manifests {
-			payload += m.Size
+			count(m.Descriptor)
 		}
 	}
 	for _, n := range p.blobs {
-		payload += n.desc.Size
+		count(n.desc)
 	}
 	task := b.progress.Task("write "+p.group.Archive, payload, progress.Bytes)
 	defer task.Done()

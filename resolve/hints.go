@@ -28,6 +28,8 @@ func explain(err error, host string) error {
 	switch {
 	case errors.As(err, &unauth) || strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized"):
 		return fmt.Errorf("%w: %w\n    hint: registry %s refused the credentials; set registries.%q.auth (password-env, file or helper), or check the ones it names", ErrAuth, err, host, host)
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%w\n    hint: registry %s speaks plain HTTP; if that is intended (a loopback or lab registry), set registries.%q.insecure = true", err, host, host)
 	case errors.As(err, &unknownCA) || errors.As(err, &hostErr) || strings.Contains(msg, "certificate signed by unknown authority"):
 		return fmt.Errorf("%w: %w\n    hint: give the registry's CA with registries.%q.ca-file (TLS verification stays on); insecure = true turns it off", ErrTLS, err, host)
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/bundler"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/registry"
 )
@@ -105,7 +108,9 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 			return fmt.Errorf("%w: --locked, but %s does not match %s (%d differences); run \"airgap-bundle lock %s\"", bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), specPath)
 		}
 		r := &lazyResolver{spec: spec, opts: registry.Options{UserAgent: userAgent(), Logger: log}}
-		res, err := bundler.Lock(c.Context(), spec, lock, r, bundler.LockOptions{Jobs: f.jobs, Logger: log})
+		rep := g.progress()
+		res, err := bundler.Lock(c.Context(), spec, lock, r, bundler.LockOptions{Jobs: f.jobs, Logger: log, Progress: rep})
+		rep.Wait()
 		r.Close()
 		if err != nil {
 			return err
@@ -134,9 +139,11 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	}
 	fetcher := &lazyFetcher{open: openEnv}
 	defer fetcher.Close()
+	rep := g.progress()
 	results, err := bundler.Build(c.Context(), spec, lock, bc, fetcher, bundler.BuildOptions{
-		OutputDir: f.output, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: log,
+		OutputDir: f.output, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: log, Progress: rep,
 	})
+	rep.Wait()
 	if err != nil {
 		return err
 	}
@@ -151,14 +158,22 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		}
 		return g.printJSON(c, j)
 	}
-	w := g.out(c)
-	for _, r := range results {
-		fmt.Fprintf(w, "%s  %s  (%d images, %d blobs, %s)\n", r.SHA256, r.Path, r.Images, r.Blobs, humanBytes(r.Size))
-	}
-	if len(results) > 0 {
-		fmt.Fprintf(w, "checksums in %s\n", filepath.Join(filepath.Dir(results[0].Path), bundler.SumsFile))
-	}
+	printSummary(g.out(c), results)
 	return nil
+}
+
+// printSummary is build's closing table: one row per archive.
+func printSummary(w io.Writer, results []bundler.ArchiveResult) {
+	if len(results) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tIMAGES\tARCHIVE\tSIZE\tSHA256\tTIME")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Group, r.Images, r.Path, progress.HumanBytes(r.Size), r.SHA256, r.Duration.Round(time.Millisecond))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "checksums in %s\n", filepath.Join(filepath.Dir(results[0].Path), bundler.SumsFile))
 }
 
 // buildJSON is the --json document of build.
@@ -178,17 +193,4 @@ type archiveJSON struct {
 	SHA256 string `json:"sha256"` // hex, as in SHA256SUMS
 	Images int    `json:"images"` // distinct images (one image under two names counts once)
 	Blobs  int    `json:"blobs"`  // configs and layers
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

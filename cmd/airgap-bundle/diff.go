@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
@@ -136,7 +137,7 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 		for _, i := range g.Images {
 			switch i.Change {
 			case lockfile.Added:
-				fmt.Fprintf(w, "  + %s  %s  (+%s)\n", i.NewRef, shortDigest(i.NewDigest), humanBytes(i.DownloadBytes))
+				fmt.Fprintf(w, "  + %s  %s  (+%s)\n", i.NewRef, shortDigest(i.NewDigest), progress.HumanBytes(i.DownloadBytes))
 			case lockfile.Removed:
 				fmt.Fprintf(w, "  - %s\n", i.OldRef)
 			case lockfile.Updated:
@@ -148,7 +149,7 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 				if i.OldDigest != i.NewDigest {
 					digests = shortDigest(i.OldDigest) + " -> " + shortDigest(i.NewDigest)
 				}
-				fmt.Fprintf(w, "  ~ %s  %s  (+%s)\n", ref, digests, humanBytes(i.DownloadBytes))
+				fmt.Fprintf(w, "  ~ %s  %s  (+%s)\n", ref, digests, progress.HumanBytes(i.DownloadBytes))
 				if i.OldFilteredDigest != i.NewFilteredDigest {
 					fmt.Fprintf(w, "      filtered index: %s -> %s\n", shortDigest(i.OldFilteredDigest), shortDigest(i.NewFilteredDigest))
 				}
@@ -156,11 +157,11 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 					for _, p := range i.Platforms {
 						switch p.Change {
 						case lockfile.Added:
-							fmt.Fprintf(w, "      + %s  %s  (+%s)\n", p.Platform, shortDigest(p.NewDigest), humanBytes(p.DownloadBytes))
+							fmt.Fprintf(w, "      + %s  %s  (+%s)\n", p.Platform, shortDigest(p.NewDigest), progress.HumanBytes(p.DownloadBytes))
 						case lockfile.Removed:
 							fmt.Fprintf(w, "      - %s\n", p.Platform)
 						default:
-							fmt.Fprintf(w, "      ~ %s  %s -> %s  (+%s)\n", p.Platform, shortDigest(p.OldDigest), shortDigest(p.NewDigest), humanBytes(p.DownloadBytes))
+							fmt.Fprintf(w, "      ~ %s  %s -> %s  (+%s)\n", p.Platform, shortDigest(p.OldDigest), shortDigest(p.NewDigest), progress.HumanBytes(p.DownloadBytes))
 						}
 					}
 				}
@@ -173,7 +174,7 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 	}
 	download := "a rebuild downloads nothing new"
 	if d.DownloadBytes > 0 {
-		download = "a rebuild downloads at most " + humanBytes(d.DownloadBytes)
+		download = "a rebuild downloads at most " + progress.HumanBytes(d.DownloadBytes)
 	}
 	fmt.Fprintf(w, "%d %s changed: %d added, %d removed, %d updated; %s\n", d.GroupsChanged, groups, d.Added, d.Removed, d.Updated, download)
 }

@@ -90,7 +90,8 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	opts := bundler.LockOptions{Update: f.update, UpdateImages: images, Jobs: f.jobs, Logger: g.logger()}
+	opts := bundler.LockOptions{Update: f.update, UpdateImages: images, Jobs: f.jobs, Logger: g.logger(), Progress: g.progress()}
+	defer opts.Progress.Wait()
 
 	if f.check {
 		if old == nil {
@@ -112,8 +113,8 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 			}
 		}
 		if len(drift) > 0 {
-			return fmt.Errorf("%w: %s differs from %s in %d places:\n  %s\nrun \"airgap-bundle lock %s\"",
-				bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), strings.Join(drift, "\n  "), specPath)
+			return fmt.Errorf("%w: %s differs from %s (%s):\n  %s\nrun \"airgap-bundle lock %s\"",
+				bundler.ErrLockOutOfDate, lockPath, specPath, count(len(drift), "difference", "differences"), strings.Join(drift, "\n  "), specPath)
 		}
 		fmt.Fprintf(g.out(c), "%s is up to date\n", lockPath)
 		return nil
@@ -316,4 +317,12 @@ func (l *lazyFetcher) Close() error {
 		return l.f.Close()
 	}
 	return nil
+}
+
+// count renders "1 difference", "3 differences".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
 type globalFlags struct {
@@ -41,6 +43,15 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDiffCmd(g))
 	return root
+}
+
+// progress reports on stderr: bars on a terminal, timestamped lines
+// otherwise, nothing with --quiet or --json.
+func (g *globalFlags) progress() progress.Reporter {
+	if g.quiet || g.json {
+		return progress.New(nil, progress.Quiet)
+	}
+	return progress.New(os.Stderr, progress.Auto)
 }
 
 // logger writes to stderr so stdout stays for results.
