@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # containers/image without cgo: no gpgme, no btrfs/devicemapper storage.
 TAGS     := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 
-.PHONY: build test e2e check lint fmt
+.PHONY: build test e2e check lint fmt demo
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/airgap-bundle
 
@@ -29,3 +29,9 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The front door: a local registry seeded with demo images, a build from
+# examples/demo/bundle.toml, its archives and checksums. No internet needed.
+demo: build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo-registry ./internal/demoregistry
+	AIRGAP_BUNDLE=$(BIN) bash examples/demo/run.sh
