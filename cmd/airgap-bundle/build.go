@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/bundler"
 	"github.com/airgap-bundle/airgap-bundle/cache"
-	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/registry"
@@ -76,16 +74,8 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
-	spec, err := config.Load(specPath)
+	spec, lockPath, lock, err := loadSpecAndLock(specPath, f.lockPath)
 	if err != nil {
-		return err
-	}
-	lockPath := f.lockPath
-	if lockPath == "" {
-		lockPath = lockfile.Path(spec.Path)
-	}
-	lock, err := lockfile.Read(lockPath)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	log := g.logger()

@@ -78,16 +78,8 @@ usual but writes nothing, and prints how the lockfile would change, as
 }
 
 func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, images []string) error {
-	spec, err := config.Load(specPath)
+	spec, lockPath, old, err := loadSpecAndLock(specPath, f.lockPath)
 	if err != nil {
-		return err
-	}
-	lockPath := f.lockPath
-	if lockPath == "" {
-		lockPath = lockfile.Path(spec.Path)
-	}
-	old, err := lockfile.Read(lockPath)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	opts := bundler.LockOptions{Update: f.update, UpdateImages: images, Jobs: f.jobs, Logger: g.logger(), Progress: g.progress()}

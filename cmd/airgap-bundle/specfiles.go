@@ -1,0 +1,27 @@
+package main
+
+import (
+	"errors"
+	"os"
+
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+)
+
+// loadSpecAndLock reads a spec and its lockfile (at lockPath, or beside the
+// spec). A missing lockfile is not an error: lock is nil.
+func loadSpecAndLock(specPath, lockPath string) (spec *config.Spec, path string, lock *lockfile.Lock, err error) {
+	spec, err = config.Load(specPath)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	path = lockPath
+	if path == "" {
+		path = lockfile.Path(spec.Path)
+	}
+	lock, err = lockfile.Read(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil, err
+	}
+	return spec, path, lock, nil
+}
