@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # containers/image without cgo: no gpgme, no btrfs/devicemapper storage.
 TAGS     := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 
-.PHONY: build test e2e check lint fmt demo
+.PHONY: build test e2e check lint fmt demo bench
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/airgap-bundle
 
@@ -29,6 +29,12 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# airgap-bundle against skopeo, crane and docker pull+save on one local
+# registry; prints a Markdown table (also bench/results/latest.md). Needs root
+# and Debian's docker-registry, skopeo, docker.io, containerd. See bench/README.md.
+bench: build
+	AIRGAP_BUNDLE=$(abspath $(BIN)) bash bench/run.sh
 
 # The front door: a local registry seeded with demo images, a build from
 # examples/demo/bundle.toml, its archives and checksums. No internet needed.
