@@ -42,6 +42,8 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newBuildCmd(g))
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDiffCmd(g))
+	root.AddCommand(newVerifyCmd(g))
+	root.AddCommand(newInspectCmd(g))
 	return root
 }
 

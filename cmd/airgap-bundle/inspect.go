@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+)
+
+func newInspectCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect ARCHIVE",
+		Short: "List the images of an archive: names, digests, platforms, sizes",
+		Long: `inspect reads an image archive in one pass, without extracting it, and
+lists its images: names, top-level digest, per platform the manifest and
+config digests and the compressed size, the archive's payload, and how many
+bytes storing shared blobs once saved (the images' sizes added up, minus the
+distinct blobs).
+
+It reads what build writes, and what docker save (classic and Docker 25+),
+skopeo and podman (docker-archive, oci-archive) and crane write. Digests in
+the table are cut to 12 digits; --json gives them whole. It does not judge
+the archive: "airgap-bundle verify ARCHIVE" does.`,
+		Example: `  airgap-bundle inspect dist/k3s-core.tar.zst
+  airgap-bundle inspect saved-by-docker.tar
+  airgap-bundle --json inspect dist/calico.tar | jq '.images[].names'`,
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ct, err := archive.ReadFile(c.Context(), args[0], archive.ReadOptions{})
+			if err != nil {
+				return err
+			}
+			doc := newInspectJSON(args[0], ct)
+			if n := len(doc.Problems); n > 0 {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %s: %s; \"airgap-bundle verify %s\" lists them\n", args[0], count(n, "consistency problem", "consistency problems"), args[0])
+			}
+			if g.json {
+				return g.printJSON(c, doc)
+			}
+			printInspect(g.out(c), doc)
+			return nil
+		},
+	}
+}
+
+// inspectJSON is the --json document of inspect.
+type inspectJSON struct {
+	Archive      string             `json:"archive"`     // as given
+	Format       string             `json:"format"`      // "oci+docker", "oci" or "docker"
+	Compression  string             `json:"compression"` // "none", "gzip", "zstd"
+	Size         int64              `json:"size"`        // bytes of the file
+	SHA256       string             `json:"sha256"`      // hex, as in SHA256SUMS
+	Files        int                `json:"files"`
+	Blobs        int                `json:"blobs"`         // under blobs/ (0 in a classic Docker archive)
+	PayloadBytes int64              `json:"payload-bytes"` // all files, uncompressed tar content
+	ImagesBytes  int64              `json:"images-bytes"`  // the images' bytes added up
+	UniqueBytes  int64              `json:"unique-bytes"`  // every distinct blob once
+	SavedBytes   int64              `json:"saved-bytes"`   // images-bytes - unique-bytes
+	Images       []inspectImageJSON `json:"images"`
+	Problems     []string           `json:"problems"` // what verify ARCHIVE would report
+}
+
+type inspectImageJSON struct {
+	Names     []string `json:"names"`
+	Digest    string   `json:"digest,omitempty"` // index.json target; none in a Docker archive
+	MediaType string   `json:"media-type,omitempty"`
+	Size      int64    `json:"size,omitempty"` // of the top-level blob
+	// Bytes is every distinct blob of the image in the archive.
+	Bytes     int64                 `json:"bytes"`
+	Platforms []inspectPlatformJSON `json:"platforms"`
+	// Absent are the platforms the index lists that the archive lacks.
+	Absent []inspectAbsentJSON `json:"absent,omitempty"`
+}
+
+type inspectPlatformJSON struct {
+	Platform    string            `json:"platform"`
+	Attestation bool              `json:"attestation,omitempty"`
+	Digest      string            `json:"digest,omitempty"` // the manifest; none in a Docker archive
+	MediaType   string            `json:"media-type,omitempty"`
+	Config      inspectBlobJSON   `json:"config"`
+	Layers      []inspectBlobJSON `json:"layers"`
+	Size        int64             `json:"size"` // manifest + config + layers
+}
+
+type inspectBlobJSON struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"media-type,omitempty"`
+	Size      int64  `json:"size"`
+	Path      string `json:"path,omitempty"` // in a Docker archive, the file
+	Missing   bool   `json:"missing,omitempty"`
+}
+
+type inspectAbsentJSON struct {
+	Platform    string `json:"platform,omitempty"`
+	Attestation bool   `json:"attestation,omitempty"`
+	Digest      string `json:"digest"`
+}
+
+func newInspectJSON(path string, c *archive.Contents) inspectJSON {
+	j := inspectJSON{
+		Archive: path, Format: string(c.Format), Compression: c.Compression.String(),
+		Size: c.Size, SHA256: c.SHA256, Files: len(c.Files), Blobs: len(c.Blobs),
+		PayloadBytes: c.PayloadBytes(), ImagesBytes: c.ImagesBytes(), UniqueBytes: c.UniqueBytes(),
+		Images: []inspectImageJSON{}, Problems: c.Check(),
+	}
+	j.SavedBytes = j.ImagesBytes - j.UniqueBytes
+	if j.Problems == nil {
+		j.Problems = []string{}
+	}
+	docker := c.Format == archive.FormatDocker
+	blob := func(r archive.Ref) inspectBlobJSON {
+		b := inspectBlobJSON{Digest: r.Digest.String(), MediaType: r.MediaType, Size: r.Size, Missing: !r.Present()}
+		if docker {
+			b.Path = r.Path
+		}
+		return b
+	}
+	for _, img := range c.Images {
+		ij := inspectImageJSON{Names: img.Names, Bytes: img.Bytes, Platforms: []inspectPlatformJSON{}}
+		if ij.Names == nil {
+			ij.Names = []string{}
+		}
+		if img.Top != nil {
+			ij.Digest, ij.MediaType, ij.Size = img.Top.Digest.String(), img.Top.MediaType, img.Top.Size
+		}
+		for _, p := range img.Platforms {
+			pj := inspectPlatformJSON{Platform: p.Platform, Attestation: p.Attestation, Config: blob(p.Config), Layers: []inspectBlobJSON{}, Size: p.Size}
+			if p.Manifest != nil {
+				pj.Digest, pj.MediaType = p.Manifest.Digest.String(), p.Manifest.MediaType
+			}
+			for _, l := range p.Layers {
+				pj.Layers = append(pj.Layers, blob(l))
+			}
+			ij.Platforms = append(ij.Platforms, pj)
+		}
+		for _, d := range img.Absent {
+			a := inspectAbsentJSON{Digest: d.Digest.String(), Attestation: archive.IsAttestation(d)}
+			if d.Platform != nil {
+				a.Platform = d.Platform.OS + "/" + d.Platform.Architecture
+				if d.Platform.Variant != "" {
+					a.Platform += "/" + d.Platform.Variant
+				}
+			}
+			ij.Absent = append(ij.Absent, a)
+		}
+		j.Images = append(j.Images, ij)
+	}
+	return j
+}
+
+var formatNames = map[string]string{
+	string(archive.FormatOCIDocker): "OCI layout + manifest.json",
+	string(archive.FormatOCI):       "OCI layout",
+	string(archive.FormatDocker):    "Docker archive (manifest.json)",
+}
+
+// short is the first 12 hex digits of a digest, as docker shows image IDs;
+// "-" for none.
+func short(d string) string {
+	if d == "" {
+		return "-"
+	}
+	if i := len("sha256:"); len(d) > i+12 && d[:i] == "sha256:" {
+		return d[i : i+12]
+	}
+	return d
+}
+
+func printInspect(w io.Writer, j inspectJSON) {
+	fmt.Fprintf(w, "%s: %s, %s, %s (%d bytes), sha256 %s\n\n", j.Archive, formatNames[j.Format], compressionName(j.Compression), progress.HumanBytes(j.Size), j.Size, j.SHA256)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE / PLATFORM\tDIGEST\tCONFIG\tLAYERS\tSIZE")
+	names, platforms := 0, 0
+	for _, img := range j.Images {
+		names += len(img.Names)
+		first := "<none>"
+		if len(img.Names) > 0 {
+			first = img.Names[0]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t\t\t%s\n", first, short(img.Digest), progress.HumanBytes(img.Bytes))
+		for _, n := range img.Names[min(1, len(img.Names)):] {
+			fmt.Fprintf(tw, "%s\t(same image)\t\t\t\n", n)
+		}
+		for _, p := range img.Platforms {
+			platforms++
+			label := p.Platform
+			if label == "" {
+				label = "?"
+			}
+			if p.Attestation {
+				label += " (attestation)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", label, short(p.Digest), short(p.Config.Digest), len(p.Layers), progress.HumanBytes(p.Size))
+		}
+		for _, a := range img.Absent {
+			label := a.Platform
+			if label == "" {
+				label = "?"
+			}
+			if a.Attestation {
+				label += " (attestation)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t-\t-\tnot in the archive\n", label, short(a.Digest))
+		}
+	}
+	tw.Flush()
+	// Rows with empty last cells are padded: no trailing blanks.
+	for _, line := range strings.SplitAfter(table.String(), "\n") {
+		if line != "" {
+			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+		}
+	}
+	fmt.Fprintf(w, "\n%s (%s, %s); %s\n", count(len(j.Images), "image", "images"), count(names, "name", "names"), count(platforms, "platform", "platforms"), count(j.Files, "file", "files"))
+	fmt.Fprintf(w, "payload %s (%d bytes); images %s, distinct blobs %s: sharing saved %s (%d bytes)\n",
+		progress.HumanBytes(j.PayloadBytes), j.PayloadBytes, progress.HumanBytes(j.ImagesBytes), progress.HumanBytes(j.UniqueBytes), progress.HumanBytes(j.SavedBytes), j.SavedBytes)
+}
+
+func compressionName(c string) string {
+	if c == "none" {
+		return "uncompressed"
+	}
+	return c + "-compressed"
+}
