@@ -3,10 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -18,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 )
 
 // Epoch is the mtime of every layer entry and the creation time of every
@@ -101,7 +100,7 @@ func Images(dir string) ([]Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		child, err := plainDescriptor(img)
+		child, err := fixtures.PlainDescriptor(img)
 		if err != nil {
 			return nil, err
 		}
@@ -184,30 +183,12 @@ func image(dir string, oci bool, p v1.Platform, title string, layerDirs ...strin
 	return mutate.Append(img, adds...)
 }
 
-// layer is a gzip-compressed tar layer held in memory.
-type layer struct {
-	tar, gz    []byte
-	diffID, dg v1.Hash
-	mt         types.MediaType
-}
-
-var _ v1.Layer = (*layer)(nil)
-
-func (l *layer) Digest() (v1.Hash, error)           { return l.dg, nil }
-func (l *layer) DiffID() (v1.Hash, error)           { return l.diffID, nil }
-func (l *layer) Compressed() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l.gz)), nil }
-func (l *layer) Uncompressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.tar)), nil
-}
-func (l *layer) Size() (int64, error)                { return int64(len(l.gz)), nil }
-func (l *layer) MediaType() (types.MediaType, error) { return l.mt, nil }
-
 // dirLayer makes a layer of the files under root: one tar entry per
 // directory and regular file, in fs.WalkDir's (lexical) order, with fixed
 // owner, mtime and modes, so nothing of the checkout (umask, clone time,
 // user) reaches the digest. Symlinks and other file types are refused: git
 // does not carry them the same way everywhere.
-func dirLayer(root string, mt types.MediaType) (*layer, error) {
+func dirLayer(root string, mt types.MediaType) (v1.Layer, error) {
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
 	err := fs.WalkDir(os.DirFS(root), ".", func(p string, d fs.DirEntry, err error) error {
@@ -269,36 +250,5 @@ func dirLayer(root string, mt types.MediaType) (*layer, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	return &layer{tar: tarBuf.Bytes(), gz: gzBuf.Bytes(), diffID: sha256Hash(tarBuf.Bytes()), dg: sha256Hash(gzBuf.Bytes()), mt: mt}, nil
-}
-
-func sha256Hash(b []byte) v1.Hash {
-	sum := sha256.Sum256(b)
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-}
-
-// describedImage is an image whose index descriptor is exactly desc.
-type describedImage struct {
-	v1.Image
-	desc v1.Descriptor
-}
-
-func (d describedImage) Descriptor() (*v1.Descriptor, error) {
-	desc := d.desc
-	return &desc, nil
-}
-
-// plainDescriptor wraps img so that an index lists it with media type, size
-// and digest only, as docker buildx does (go-containerregistry would
-// otherwise add an artifactType to every child).
-func plainDescriptor(img v1.Image) (v1.Image, error) {
-	mt, err := img.MediaType()
-	if err != nil {
-		return nil, err
-	}
-	raw, err := img.RawManifest()
-	if err != nil {
-		return nil, err
-	}
-	return describedImage{Image: img, desc: v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: sha256Hash(raw)}}, nil
+	return fixtures.LayerFromBytes(tarBuf.Bytes(), gzBuf.Bytes(), mt), nil
 }
