@@ -17,18 +17,10 @@ import (
 )
 
 // go test ./cmd/airgap-bundle -run 'Golden|JSON|DryRun' -update rewrites
-// testdata/golden/ from the current output. (Registered in init, after
-// every package-level flag, and only if no other test file has done so.)
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-	}
-}
+// testdata/golden/ from the current output.
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-func updateGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+func updateGolden() bool { return *update }
 
 // golden compares got with testdata/golden/name, or rewrites the file
 // under -update.

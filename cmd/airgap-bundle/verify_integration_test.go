@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,35 +25,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 )
-
-// go test ./cmd/airgap-bundle -run 'Inspect' -update rewrites the inspect
-// golden files. (The flag is shared with the other golden tests; whichever
-// file's init runs first registers it.)
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-	}
-}
-
-// inspectGolden compares got with testdata/golden/name, or rewrites it
-// under -update.
-func inspectGolden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", "golden", name)
-	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (go test ./cmd/airgap-bundle -run '%s' -update creates it)", err, t.Name())
-	}
-	if string(want) != got {
-		t.Errorf("output differs from %s (if intended, go test ./cmd/airgap-bundle -run '%s' -update rewrites it)\n--- want\n%s--- got\n%s", p, t.Name(), want, got)
-	}
-}
 
 // verifyGroups names every fixture under registry.test, mirrored by the test
 // registry, so archives have the same bytes whatever port it got.
@@ -458,14 +428,14 @@ func TestVerifyCatches(t *testing.T) {
 
 // inspectBoth runs inspect ARCHIVE with and without --json and compares
 // both with golden files (path replaced by shown in the output).
-func inspectBoth(t *testing.T, path, shown, golden string, json bool, repl ...string) {
+func inspectBoth(t *testing.T, path, shown, goldenName string, json bool, repl ...string) {
 	t.Helper()
 	r := append([]string{path, shown}, repl...)
 	out, stderr, code := runSplit(t, "", "inspect", path)
 	if code != 0 || stderr != "" {
 		t.Fatalf("inspect %s: exit %d\n%s%s", path, code, out, stderr)
 	}
-	inspectGolden(t, golden+".txt", normalise(out, r...))
+	golden(t, goldenName+".txt", normalise(out, r...))
 	// Every shape is consistent on its own: no false alarms from verify.
 	if out, code := run(t, "verify", path); code != 0 || !strings.HasPrefix(out, filepath.Base(path)+": OK (") {
 		t.Errorf("verify %s: exit %d\n%s", path, code, out)
@@ -478,7 +448,7 @@ func inspectBoth(t *testing.T, path, shown, golden string, json bool, repl ...st
 		t.Fatalf("--json inspect %s: exit %d\n%s%s", path, code, out, stderr)
 	}
 	oneJSON(t, out)
-	inspectGolden(t, golden+".json", normalise(out, r...))
+	golden(t, goldenName+".json", normalise(out, r...))
 }
 
 // TestInspectGolden inspects archives of every shape: built by this tool
