@@ -41,17 +41,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
-
-// Media types of the documents this package reads and writes.
-const (
-	MediaTypeOCIManifest    = ocispec.MediaTypeImageManifest
-	MediaTypeOCIIndex       = ocispec.MediaTypeImageIndex
-	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
 // Annotation keys of index.json entries. containerd's importer names an image
@@ -63,7 +56,7 @@ const (
 
 // Descriptor identifies one blob: its media type, digest and size in bytes.
 type Descriptor struct {
-	MediaType string
+	MediaType image.MediaType
 	Digest    digest.Digest
 	Size      int64
 }
@@ -391,16 +384,16 @@ func checkImage(img Image) error {
 		return errors.New("no platform manifests")
 	}
 	for _, m := range img.Manifests {
-		if !isManifestType(m.MediaType) {
+		if !image.MediaType(m.MediaType).IsManifest() {
 			return fmt.Errorf("manifest %s: media type %q is not an image manifest", m.Digest, m.MediaType)
 		}
 	}
 	switch {
-	case isManifestType(img.Top.MediaType):
+	case image.MediaType(img.Top.MediaType).IsManifest():
 		if len(img.Manifests) != 1 || img.Manifests[0].Descriptor != img.Top {
 			return fmt.Errorf("top %s is a manifest: Manifests must be exactly that manifest", img.Top.Digest)
 		}
-	case isIndexType(img.Top.MediaType):
+	case image.MediaType(img.Top.MediaType).IsIndex():
 		seen := map[digest.Digest]bool{}
 		for _, m := range img.Manifests {
 			if m.Digest == img.Top.Digest {
@@ -440,14 +433,6 @@ func blobPath(d digest.Digest) string {
 	return shaDir + d.Encoded()
 }
 
-func isManifestType(mt string) bool {
-	return mt == MediaTypeOCIManifest || mt == MediaTypeDockerManifest
-}
-
-func isIndexType(mt string) bool {
-	return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList
-}
-
 // indexFile is index.json: one entry per name, pointing at the image's top
 // descriptor, as containerd's exporter writes it (core/images/archive,
 // addNameAnnotation): io.containerd.image.name is the full name and
@@ -466,7 +451,7 @@ func indexFile(images []*merged) ([]byte, error) {
 				ann[AnnotationRefName] = n.tag
 			}
 			idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
-				MediaType:   m.top.MediaType,
+				MediaType:   string(m.top.MediaType),
 				Digest:      m.top.Digest,
 				Size:        m.top.Size,
 				Annotations: ann,

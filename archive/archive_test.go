@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
@@ -189,7 +190,7 @@ func TestWriteIndexJSON(t *testing.T) {
 	}
 	for i, d := range idx.Manifests {
 		r := want[i]
-		got := Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+		got := Descriptor{MediaType: image.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}
 		if got != r.top {
 			t.Errorf("entry %d: descriptor %+v, want %+v", i, got, r.top)
 		}
@@ -497,7 +498,7 @@ func TestWriteInvalid(t *testing.T) {
 			l.Size++
 			i.Manifests[0].Layers = []Descriptor{i.Manifests[0].Layers[0], l}
 		}), "has size"},
-		{"index lists itself", []Image{{Names: []string{"a:1"}, Top: w.index, Manifests: []Manifest{{Descriptor: Descriptor{MediaType: MediaTypeOCIManifest, Digest: w.index.Digest, Size: w.index.Size}}}}}, "cannot also be"},
+		{"index lists itself", []Image{{Names: []string{"a:1"}, Top: w.index, Manifests: []Manifest{{Descriptor: Descriptor{MediaType: image.OCIManifest, Digest: w.index.Digest, Size: w.index.Size}}}}}, "cannot also be"},
 		{"same name, two images", []Image{pause, {Names: []string{"rancher/mirrored-pause:3.6"}, Top: other.Top, Manifests: other.Manifests}}, "also names"},
 		{"same top, other platforms", []Image{
 			{Names: []string{"a:1"}, Top: w.index, Manifests: []Manifest{w.amd64}},
@@ -648,12 +649,12 @@ func TestWriteStreams(t *testing.T) {
 	cfgD := blobs.add(cfg)
 	man, _ := json.Marshal(ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: MediaTypeOCIManifest,
+		MediaType: string(image.OCIManifest),
 		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgD, Size: int64(len(cfg))},
 		Layers:    []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: big, Size: size}},
 	})
 	blobs.add(man)
-	m, err := ParseManifest(man, MediaTypeOCIManifest)
+	m, err := ParseManifest(man, image.OCIManifest)
 	if err != nil {
 		t.Fatal(err)
 	}

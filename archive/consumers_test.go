@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -261,7 +262,7 @@ func TestConsumerSkopeo(t *testing.T) {
 			// skopeo 1.9 (containers/image 5.23) looks up only entries with
 			// OCI media types by ref.name; newer versions also take Docker
 			// schema 2 entries (TestConsumerContainersImage covers those).
-			if tc.first.MediaType == MediaTypeOCIManifest {
+			if tc.first.MediaType == image.OCIManifest {
 				if got := run("inspect", "--raw", "oci-archive:"+path+":"+tc.refName); !bytes.Equal(got, tc.top) {
 					t.Errorf("%s: oci-archive:%s: raw manifest differs", c, tc.refName)
 				}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -160,7 +161,7 @@ func testImage(t testing.TB, blobs *memBlobs, oci bool, arch string, layers ...v
 		}
 		blobs.add(b)
 	}
-	m, err := ParseManifest(raw, string(mt))
+	m, err := ParseManifest(raw, image.MediaType(mt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func testIndex(t testing.TB, blobs *memBlobs, oci bool, imgs []v1.Image, archs [
 		t.Fatal(err)
 	}
 	d := blobs.add(raw)
-	return raw, Descriptor{MediaType: string(mt), Digest: d, Size: int64(len(raw))}
+	return raw, Descriptor{MediaType: image.MediaType(mt), Digest: d, Size: int64(len(raw))}
 }
 
 // world is the set of test images.

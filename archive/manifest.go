@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -15,13 +16,13 @@ import (
 // schema 2) of the given media type into a Manifest whose Descriptor is the
 // blob's own (media type, sha256 digest of blob, length). A mediaType field
 // in the blob must agree with mediaType.
-func ParseManifest(blob []byte, mediaType string) (Manifest, error) {
-	if !isManifestType(mediaType) {
+func ParseManifest(blob []byte, mediaType image.MediaType) (Manifest, error) {
+	if !image.MediaType(mediaType).IsManifest() {
 		return Manifest{}, fmt.Errorf("archive: media type %q is not an image manifest", mediaType)
 	}
 	var m struct {
 		SchemaVersion *int              `json:"schemaVersion"`
-		MediaType     string            `json:"mediaType"`
+		MediaType     image.MediaType   `json:"mediaType"`
 		Config        *jsonDescriptor   `json:"config"`
 		Layers        []*jsonDescriptor `json:"layers"`
 		Manifests     json.RawMessage   `json:"manifests"`
@@ -34,7 +35,7 @@ func ParseManifest(blob []byte, mediaType string) (Manifest, error) {
 		return Manifest{}, errors.New("archive: manifest: schemaVersion is not 2")
 	case m.MediaType != "" && m.MediaType != mediaType:
 		return Manifest{}, fmt.Errorf("archive: manifest: mediaType %q, expected %q", m.MediaType, mediaType)
-	case m.MediaType == "" && mediaType == MediaTypeDockerManifest:
+	case m.MediaType == "" && mediaType == image.DockerManifest:
 		return Manifest{}, errors.New("archive: Docker schema 2 manifest without mediaType")
 	case m.Manifests != nil:
 		return Manifest{}, errors.New("archive: manifest: has \"manifests\": an index, not an image manifest")
@@ -60,9 +61,9 @@ func ParseManifest(blob []byte, mediaType string) (Manifest, error) {
 }
 
 type jsonDescriptor struct {
-	MediaType string        `json:"mediaType"`
-	Digest    digest.Digest `json:"digest"`
-	Size      *int64        `json:"size"`
+	MediaType image.MediaType `json:"mediaType"`
+	Digest    digest.Digest   `json:"digest"`
+	Size      *int64          `json:"size"`
 }
 
 func (j *jsonDescriptor) descriptor(what string) (Descriptor, error) {
@@ -86,8 +87,8 @@ func (j *jsonDescriptor) descriptor(what string) (Descriptor, error) {
 // always give the same bytes. Every digest in keep must be listed in the
 // index. Used for the "filtered" index mode; the caller records the digest
 // of the result.
-func FilterIndex(blob []byte, mediaType string, keep []digest.Digest) ([]byte, error) {
-	if !isIndexType(mediaType) {
+func FilterIndex(blob []byte, mediaType image.MediaType, keep []digest.Digest) ([]byte, error) {
+	if !image.MediaType(mediaType).IsIndex() {
 		return nil, fmt.Errorf("archive: media type %q is not an image index", mediaType)
 	}
 	if len(keep) == 0 {
@@ -119,7 +120,7 @@ func FilterIndex(blob []byte, mediaType string, keep []digest.Digest) ([]byte, e
 			}
 			sawSchema = true
 		case "mediaType":
-			var mt string
+			var mt image.MediaType
 			if err := json.Unmarshal(value, &mt); err != nil {
 				return nil, fmt.Errorf("archive: index: mediaType: %w", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
@@ -21,7 +22,7 @@ func TestParseManifest(t *testing.T) {
 		raw, _ := img.RawManifest()
 		mt, _ := img.MediaType()
 		cfgName, _ := img.ConfigName()
-		if m.MediaType != string(mt) || m.Digest != digest.FromBytes(raw) || m.Size != int64(len(raw)) {
+		if m.MediaType != image.MediaType(mt) || m.Digest != digest.FromBytes(raw) || m.Size != int64(len(raw)) {
 			t.Errorf("oci=%v: descriptor %+v", oci, m.Descriptor)
 		}
 		if m.Config.Digest.String() != cfgName.String() || m.Config.Size != int64(len(blobs.data[m.Config.Digest])) {
@@ -35,7 +36,7 @@ func TestParseManifest(t *testing.T) {
 			d, _ := l.Digest()
 			size, _ := l.Size()
 			lmt, _ := l.MediaType()
-			if m.Layers[i] != (Descriptor{MediaType: string(lmt), Digest: digest.Digest(d.String()), Size: size}) {
+			if m.Layers[i] != (Descriptor{MediaType: image.MediaType(lmt), Digest: digest.Digest(d.String()), Size: size}) {
 				t.Errorf("oci=%v: layer %d = %+v", oci, i, m.Layers[i])
 			}
 		}
@@ -46,17 +47,17 @@ func TestParseManifest(t *testing.T) {
 	bad := []struct {
 		name string
 		blob []byte
-		mt   string
+		mt   image.MediaType
 	}{
-		{"index media type", w.indexRaw, MediaTypeOCIIndex},
-		{"index blob as manifest", w.indexRaw, MediaTypeOCIManifest},
-		{"media type mismatch", pauseRaw, MediaTypeOCIManifest},
-		{"schema 1", []byte(`{"schemaVersion":1,"name":"x"}`), MediaTypeDockerManifest},
-		{"docker without mediaType", []byte(`{"schemaVersion":2,"config":{"digest":"` + digest.FromString("c").String() + `","size":1},"layers":[]}`), MediaTypeDockerManifest},
-		{"no config", []byte(`{"schemaVersion":2,"layers":[]}`), MediaTypeOCIManifest},
-		{"bad layer digest", []byte(`{"schemaVersion":2,"config":{"digest":"` + digest.FromString("c").String() + `","size":1},"layers":[{"digest":"sha256:12","size":1}]}`), MediaTypeOCIManifest},
-		{"no layer size", []byte(`{"schemaVersion":2,"config":{"digest":"` + digest.FromString("c").String() + `","size":1},"layers":[{"digest":"` + digest.FromString("l").String() + `"}]}`), MediaTypeOCIManifest},
-		{"not JSON", []byte(`{`), MediaTypeOCIManifest},
+		{"index media type", w.indexRaw, image.OCIIndex},
+		{"index blob as manifest", w.indexRaw, image.OCIManifest},
+		{"media type mismatch", pauseRaw, image.OCIManifest},
+		{"schema 1", []byte(`{"schemaVersion":1,"name":"x"}`), image.DockerManifest},
+		{"docker without mediaType", []byte(`{"schemaVersion":2,"config":{"digest":"` + digest.FromString("c").String() + `","size":1},"layers":[]}`), image.DockerManifest},
+		{"no config", []byte(`{"schemaVersion":2,"layers":[]}`), image.OCIManifest},
+		{"bad layer digest", []byte(`{"schemaVersion":2,"config":{"digest":"` + digest.FromString("c").String() + `","size":1},"layers":[{"digest":"sha256:12","size":1}]}`), image.OCIManifest},
+		{"no layer size", []byte(`{"schemaVersion":2,"config":{"digest":"` + digest.FromString("c").String() + `","size":1},"layers":[{"digest":"` + digest.FromString("l").String() + `"}]}`), image.OCIManifest},
+		{"not JSON", []byte(`{`), image.OCIManifest},
 		{"unknown media type", pauseRaw, "application/json"},
 	}
 	for _, tc := range bad {
@@ -66,7 +67,7 @@ func TestParseManifest(t *testing.T) {
 	}
 	// An OCI manifest may leave mediaType out.
 	ok := `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + digest.FromString("c").String() + `","size":1},"layers":[]}`
-	if m, err := ParseManifest([]byte(ok), MediaTypeOCIManifest); err != nil || len(m.Layers) != 0 || m.Config.Size != 1 {
+	if m, err := ParseManifest([]byte(ok), image.OCIManifest); err != nil || len(m.Layers) != 0 || m.Config.Size != 1 {
 		t.Errorf("OCI manifest without mediaType: %+v, %v", m, err)
 	}
 }
@@ -113,7 +114,7 @@ func TestFilterIndex(t *testing.T) {
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatal(err)
 			}
-			if got.MediaType != desc.MediaType || got.SchemaVersion != 2 || got.Annotations["org.example"] != "kept <&>" {
+			if image.MediaType(got.MediaType) != desc.MediaType || got.SchemaVersion != 2 || got.Annotations["org.example"] != "kept <&>" {
 				t.Errorf("oci=%v: header changed: %s", oci, out)
 			}
 			// Original order, only the kept ones, entries unchanged.
@@ -126,7 +127,7 @@ func TestFilterIndex(t *testing.T) {
 			var gotDigests []string
 			for _, m := range got.Manifests {
 				gotDigests = append(gotDigests, m.Digest.String())
-				if m.Platform == nil || m.Annotations["test.arch"] != m.Platform.Architecture || m.Size == 0 || string(m.MediaType) != MediaTypeOCIManifest {
+				if m.Platform == nil || m.Annotations["test.arch"] != m.Platform.Architecture || m.Size == 0 || image.MediaType(m.MediaType) != image.OCIManifest {
 					t.Errorf("oci=%v: entry changed: %+v", oci, m)
 				}
 			}
@@ -146,12 +147,12 @@ func TestFilterIndex(t *testing.T) {
 		bad := []struct {
 			name string
 			blob []byte
-			mt   string
+			mt   image.MediaType
 			keep []digest.Digest
 		}{
 			{"nothing kept", raw, desc.MediaType, nil},
 			{"absent digest", raw, desc.MediaType, []digest.Digest{ds[0], digest.FromString("nope")}},
-			{"manifest media type", raw, MediaTypeOCIManifest, ds[:1]},
+			{"manifest media type", raw, image.OCIManifest, ds[:1]},
 			{"other index type", raw, otherIndexType(desc.MediaType), ds[:1]},
 			{"no manifests", []byte(`{"schemaVersion":2}`), desc.MediaType, ds[:1]},
 			{"schema 1", []byte(`{"schemaVersion":1,"manifests":[]}`), desc.MediaType, ds[:1]},
@@ -173,9 +174,9 @@ func keepRev(keep []digest.Digest) []digest.Digest {
 	return r
 }
 
-func otherIndexType(mt string) string {
-	if mt == MediaTypeOCIIndex {
-		return MediaTypeDockerList
+func otherIndexType(mt image.MediaType) image.MediaType {
+	if mt == image.OCIIndex {
+		return image.DockerList
 	}
-	return MediaTypeOCIIndex
+	return image.OCIIndex
 }

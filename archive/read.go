@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
@@ -148,7 +149,7 @@ type DockerEntry struct {
 
 // Ref is a blob or file an image references.
 type Ref struct {
-	MediaType string
+	MediaType image.MediaType
 	// Digest is what the reference says (a descriptor's digest), or for a
 	// file of a Docker archive named by path, the sha256 of its content.
 	Digest digest.Digest
@@ -782,19 +783,13 @@ func (rd *reader) resolveLinks() error {
 
 // ---- image views ----
 
-// Annotations BuildKit sets on an attestation manifest's index entry.
-const (
-	annotationReferenceType = "vnd.docker.reference.type"
-	attestationManifest     = "attestation-manifest"
-)
-
 func (c *Contents) problemf(format string, args ...any) {
 	c.problems = append(c.problems, fmt.Sprintf(format, args...))
 }
 
 // ref describes a descriptor, with the path of its blob when present.
 func (c *Contents) ref(d ocispec.Descriptor) Ref {
-	r := Ref{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+	r := Ref{MediaType: image.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}
 	if b := c.Blobs[d.Digest]; b != nil {
 		r.Path = b.Path
 	}
@@ -865,7 +860,7 @@ func (c *Contents) indexViews() {
 }
 
 // docMediaType is a document's own mediaType, or what its fields say.
-func docMediaType(doc []byte) string {
+func docMediaType(doc []byte) image.MediaType {
 	var m struct {
 		MediaType string          `json:"mediaType"`
 		Manifests json.RawMessage `json:"manifests"`
@@ -876,11 +871,11 @@ func docMediaType(doc []byte) string {
 	}
 	switch {
 	case m.MediaType != "":
-		return m.MediaType
+		return image.MediaType(m.MediaType)
 	case m.Manifests != nil:
-		return MediaTypeOCIIndex
+		return image.OCIIndex
 	case m.Config != nil:
-		return MediaTypeOCIManifest
+		return image.OCIManifest
 	}
 	return ""
 }
@@ -896,19 +891,19 @@ func (c *Contents) walk(img *ImageInfo, d ocispec.Descriptor, parent *ocispec.De
 		img.Absent = append(img.Absent, d)
 		return
 	}
-	if depth > 0 && isIndexType(d.MediaType) {
+	if depth > 0 && image.MediaType(d.MediaType).IsIndex() {
 		c.inner = append(c.inner, d.Digest)
 	}
 	if !haveDoc {
 		c.problemf("%s %s is over %d bytes or not JSON: not read", what, d.Digest, c.maxDoc)
 		return
 	}
-	mt := d.MediaType
+	mt := image.MediaType(d.MediaType)
 	if mt == "" {
 		mt = docMediaType(doc)
 	}
 	switch {
-	case isIndexType(mt):
+	case image.MediaType(mt).IsIndex():
 		if depth >= 4 {
 			c.problemf("%s %s: indexes nested more than 4 deep", what, d.Digest)
 			return
@@ -922,7 +917,7 @@ func (c *Contents) walk(img *ImageInfo, d ocispec.Descriptor, parent *ocispec.De
 			child := idx.Manifests[i]
 			c.walk(img, child, &child, fmt.Sprintf("child %d of index %s", i, d.Digest), depth+1)
 		}
-	case isManifestType(mt):
+	case image.MediaType(mt).IsManifest():
 		img.Platforms = append(img.Platforms, c.platform(d, mt, doc, parent))
 	default:
 		c.problemf("%s %s: media type %q is not an image manifest or index", what, d.Digest, mt)
@@ -930,7 +925,7 @@ func (c *Contents) walk(img *ImageInfo, d ocispec.Descriptor, parent *ocispec.De
 }
 
 // platform builds the view of one manifest blob.
-func (c *Contents) platform(d ocispec.Descriptor, mt string, doc []byte, parent *ocispec.Descriptor) *PlatformInfo {
+func (c *Contents) platform(d ocispec.Descriptor, mt image.MediaType, doc []byte, parent *ocispec.Descriptor) *PlatformInfo {
 	man := c.ref(d)
 	if man.MediaType == "" {
 		man.MediaType = mt
@@ -953,18 +948,8 @@ func (c *Contents) platform(d ocispec.Descriptor, mt string, doc []byte, parent 
 	} else {
 		p.Platform = cfg.platform
 	}
-	p.Attestation = parent != nil && IsAttestation(*parent)
+	p.Attestation = parent != nil && image.IsAttestation(*parent)
 	return p
-}
-
-// IsAttestation reports whether an index entry is a BuildKit attestation
-// manifest (platform unknown/unknown, or annotated as one): never a
-// platform.
-func IsAttestation(d ocispec.Descriptor) bool {
-	if d.Annotations[annotationReferenceType] == attestationManifest {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
 }
 
 type configInfo struct {

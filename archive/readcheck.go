@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -236,8 +237,8 @@ func (img *ImageInfo) References() map[digest.Digest]bool {
 	return out
 }
 
-func kindOf(mediaType string) string {
-	if isIndexType(mediaType) {
+func kindOf(mediaType image.MediaType) string {
+	if image.MediaType(mediaType).IsIndex() {
 		return "index"
 	}
 	return "manifest"
@@ -255,15 +256,15 @@ func (c *Contents) checkTop(top Ref, add func(string)) {
 		add("index.json gives no mediaType")
 		mt = docMediaType(doc)
 	}
-	if isManifestType(mt) {
+	if image.MediaType(mt).IsManifest() {
 		return
 	}
-	if !isIndexType(mt) {
+	if !image.MediaType(mt).IsIndex() {
 		return // reported while building the views
 	}
 	var idx struct {
 		SchemaVersion *int                 `json:"schemaVersion"`
-		MediaType     string               `json:"mediaType"`
+		MediaType     image.MediaType      `json:"mediaType"`
 		Manifests     []ocispec.Descriptor `json:"manifests"`
 		Config        json.RawMessage      `json:"config"`
 		Layers        json.RawMessage      `json:"layers"`

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
@@ -143,7 +145,7 @@ type builder struct {
 // blobNeed is a blob and where it can be fetched from.
 type blobNeed struct {
 	desc archive.Descriptor
-	ref  config.Reference
+	ref  image.Reference
 	top  digest.Digest
 }
 
@@ -156,7 +158,7 @@ type groupPlan struct {
 const maxManifest = 4 << 20
 
 // manifest returns a manifest blob from the cache, fetching it if needed.
-func (b *builder) manifest(ctx context.Context, ref config.Reference, top, d digest.Digest) ([]byte, error) {
+func (b *builder) manifest(ctx context.Context, ref image.Reference, top, d digest.Digest) ([]byte, error) {
 	if !b.cache.Has(d, -1) {
 		blob, err := b.fetch.Manifest(ctx, ref, top, d)
 		if err != nil {
@@ -186,7 +188,7 @@ func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.G
 	seen := map[digest.Digest]bool{}
 	byTop := map[digest.Digest]int{}
 	for _, e := range lg.Images { // sorted by ref: a fixed order
-		ref, err := config.ParseReference(e.Ref, "")
+		ref, err := image.ParseReference(e.Ref, "")
 		if err != nil {
 			return nil, err
 		}
@@ -216,14 +218,14 @@ func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.G
 
 // archiveName is the name an image is stored under: name:tag, or
 // name@digest for a digest-only reference.
-func archiveName(ref config.Reference) string {
+func archiveName(ref image.Reference) string {
 	if t := ref.Tag(); t != "" {
 		return ref.Name() + ":" + t
 	}
 	return ref.Name() + "@" + ref.Digest()
 }
 
-func (b *builder) image(ctx context.Context, ref config.Reference, top digest.Digest, e *lockfile.Image, mode string) (archive.Image, error) {
+func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Digest, e *lockfile.Image, mode image.IndexMode) (archive.Image, error) {
 	img := archive.Image{Names: []string{archiveName(ref)}}
 	topBlob, err := b.manifest(ctx, ref, top, top)
 	if err != nil {
@@ -254,7 +256,7 @@ func (b *builder) image(ctx context.Context, ref config.Reference, top digest.Di
 		img.Manifests = append(img.Manifests, m)
 		keep = append(keep, d)
 	}
-	if mode == config.IndexFiltered {
+	if mode == image.IndexFiltered {
 		filtered, err := archive.FilterIndex(topBlob, e.MediaType, keep)
 		if err != nil {
 			return img, err

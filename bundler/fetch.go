@@ -6,19 +6,20 @@ import (
 	"io"
 	"sync"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 
-	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/resolve"
 )
 
 // Fetcher reads manifests and blobs by digest from the repository of an
 // image. The content is verified by the cache, not here.
 type Fetcher interface {
-	Manifest(ctx context.Context, ref config.Reference, top, instance digest.Digest) ([]byte, error)
-	Blob(ctx context.Context, ref config.Reference, top digest.Digest, d digest.Digest, size int64) (io.ReadCloser, error)
+	Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error)
+	Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size int64) (io.ReadCloser, error)
 	Close() error
 }
 
@@ -39,7 +40,7 @@ type lazySource struct {
 	err  error
 }
 
-func (f *RegistryFetcher) source(ctx context.Context, ref config.Reference, top digest.Digest) (types.ImageSource, error) {
+func (f *RegistryFetcher) source(ctx context.Context, ref image.Reference, top digest.Digest) (types.ImageSource, error) {
 	key := ref.Name() + "@" + top.String()
 	f.mu.Lock()
 	if f.srcs == nil {
@@ -52,7 +53,7 @@ func (f *RegistryFetcher) source(ctx context.Context, ref config.Reference, top 
 	}
 	f.mu.Unlock()
 	ls.once.Do(func() {
-		byDigest, err := config.ParseReference(ref.Name()+"@"+top.String(), "")
+		byDigest, err := image.ParseReference(ref.Name()+"@"+top.String(), "")
 		if err != nil {
 			ls.err = err
 			return
@@ -68,7 +69,7 @@ func (f *RegistryFetcher) source(ctx context.Context, ref config.Reference, top 
 }
 
 // Manifest returns the top-level manifest (instance == top) or a child.
-func (f *RegistryFetcher) Manifest(ctx context.Context, ref config.Reference, top, instance digest.Digest) ([]byte, error) {
+func (f *RegistryFetcher) Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error) {
 	src, err := f.source(ctx, ref, top)
 	if err != nil {
 		return nil, err
@@ -82,7 +83,7 @@ func (f *RegistryFetcher) Manifest(ctx context.Context, ref config.Reference, to
 }
 
 // Blob opens a config or layer.
-func (f *RegistryFetcher) Blob(ctx context.Context, ref config.Reference, top digest.Digest, d digest.Digest, size int64) (io.ReadCloser, error) {
+func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size int64) (io.ReadCloser, error) {
 	src, err := f.source(ctx, ref, top)
 	if err != nil {
 		return nil, err

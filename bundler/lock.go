@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
@@ -22,9 +24,9 @@ import (
 
 // Resolver resolves one reference for a set of platforms.
 type Resolver interface {
-	// index is the group's index mode: with config.IndexFiltered the entry
+	// index is the group's index mode: with image.IndexFiltered the entry
 	// also records the digest of the filtered index the archive will hold.
-	Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error)
+	Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error)
 }
 
 // ErrLockOutOfDate is returned by a check when the lockfile does not match
@@ -132,21 +134,21 @@ func (p *Plan) Drift() []string {
 	return out
 }
 
-func updateMatcher(spec *config.Spec, opts LockOptions) (func(config.Reference) bool, error) {
+func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) bool, error) {
 	if !opts.Update {
-		return func(config.Reference) bool { return false }, nil
+		return func(image.Reference) bool { return false }, nil
 	}
 	if len(opts.UpdateImages) == 0 {
-		return func(config.Reference) bool { return true }, nil
+		return func(image.Reference) bool { return true }, nil
 	}
 	type matcher struct {
-		ref      config.Reference
+		ref      image.Reference
 		nameOnly bool
 	}
 	var ms []matcher
 	var errs *multierror.Error
 	for _, a := range opts.UpdateImages {
-		r, err := config.ParseReference(a, spec.DefaultRegistry)
+		r, err := image.ParseReference(a, spec.DefaultRegistry)
 		if err != nil {
 			errs = multierror.Append(errs, err)
 			continue
@@ -171,7 +173,7 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(config.Reference) 
 		errs.ErrorFormat = config.ListFormat
 		return nil, errs
 	}
-	return func(r config.Reference) bool {
+	return func(r image.Reference) bool {
 		for _, m := range ms {
 			if m.nameOnly && r.Name() == m.ref.Name() || r.String() == m.ref.String() {
 				return true
@@ -200,9 +202,9 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	// The same reference asked for the same platforms in several groups is
 	// resolved once.
 	type job struct {
-		ref   config.Reference
-		want  config.PlatformSet
-		index string
+		ref   image.Reference
+		want  image.PlatformSet
+		index image.IndexMode
 		wants []Want
 	}
 	jobsByKey := map[string]*job{}
@@ -277,8 +279,8 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	return res, nil
 }
 
-func jobKey(ref config.Reference, g *config.Group) string {
-	return ref.String() + "|" + g.Platforms.String() + "|" + g.Index
+func jobKey(ref image.Reference, g *config.Group) string {
+	return ref.String() + "|" + g.Platforms.String() + "|" + string(g.Index)
 }
 
 // ImageError is the failure of one image of one group.

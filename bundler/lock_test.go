@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
@@ -26,7 +28,7 @@ type countingResolver struct {
 	fail  map[string]error
 }
 
-func (r *countingResolver) Resolve(_ context.Context, ref config.Reference, want config.PlatformSet, _ string) (*lockfile.Image, error) {
+func (r *countingResolver) Resolve(_ context.Context, ref image.Reference, want image.PlatformSet, _ image.IndexMode) (*lockfile.Image, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, ref.String())
@@ -34,9 +36,9 @@ func (r *countingResolver) Resolve(_ context.Context, ref config.Reference, want
 		return nil, err
 	}
 	dg := func(s string) string { return digest.FromString(fmt.Sprint(s, r.gen)).String() }
-	img := &lockfile.Image{Ref: ref.String(), Digest: dg(ref.String()), MediaType: lockfile.IndexMediaTypes[0], Size: 100}
+	img := &lockfile.Image{Ref: ref.String(), Digest: dg(ref.String()), MediaType: image.OCIIndex, Size: 100}
 	for _, p := range want.Strings() {
-		img.Platforms = append(img.Platforms, lockfile.Platform{Platform: p, Digest: dg(ref.String() + p), MediaType: lockfile.ManifestMediaTypes[0], Config: dg("c" + p), Size: 50})
+		img.Platforms = append(img.Platforms, lockfile.Platform{Platform: p, Digest: dg(ref.String() + p), MediaType: image.OCIManifest, Config: dg("c" + p), Size: 50})
 	}
 	return img, nil
 }

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
@@ -208,7 +210,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	names := map[string]bool{}
 	done := map[*archive.ImageInfo]bool{}
 	for _, e := range lg.Images {
-		ref, err := config.ParseReference(e.Ref, "")
+		ref, err := image.ParseReference(e.Ref, "")
 		if err != nil {
 			r.add("lockfile: %v", err)
 			continue
@@ -216,7 +218,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 		name := archiveName(ref)
 		names[name] = true
 		want, what := e.Digest, "pins"
-		if lg.Index == config.IndexFiltered && e.IsIndex() {
+		if lg.Index == image.IndexFiltered && e.IsIndex() {
 			want, what = e.FilteredDigest, "has the filtered index"
 		}
 		img := byName[name]

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
@@ -25,14 +27,14 @@ import (
 // memFetcher serves blobs and manifests from memory.
 type memFetcher map[digest.Digest][]byte
 
-func (m memFetcher) Manifest(_ context.Context, _ config.Reference, _, d digest.Digest) ([]byte, error) {
+func (m memFetcher) Manifest(_ context.Context, _ image.Reference, _, d digest.Digest) ([]byte, error) {
 	if b, ok := m[d]; ok {
 		return b, nil
 	}
 	return nil, fmt.Errorf("no manifest %s", d)
 }
 
-func (m memFetcher) Blob(_ context.Context, _ config.Reference, _, d digest.Digest, _ int64) (io.ReadCloser, error) {
+func (m memFetcher) Blob(_ context.Context, _ image.Reference, _, d digest.Digest, _ int64) (io.ReadCloser, error) {
 	if b, ok := m[d]; ok {
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}

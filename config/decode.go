@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
@@ -186,7 +188,7 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		Dir:             d.dir,
 		DefaultRegistry: DefaultRegistry,
 		Platforms:       DefaultPlatforms,
-		Index:           IndexOriginal,
+		Index:           image.IndexOriginal,
 		OutputDir:       filepath.Join(d.dir, DefaultOutputDir),
 		Registries:      map[string]*Registry{},
 	}
@@ -198,7 +200,7 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		}
 	}
 	if raw.Platforms != nil {
-		set, errs := ParsePlatformSet(*raw.Platforms)
+		set, errs := image.ParsePlatformSet(*raw.Platforms)
 		for _, e := range errs {
 			d.add([]any{"platforms"}, "%v", e)
 		}
@@ -258,12 +260,13 @@ func (d *decoder) relPath(p string) string {
 	return filepath.Join(d.dir, p)
 }
 
-func (d *decoder) indexMode(v string, path ...any) string {
-	if v != IndexOriginal && v != IndexFiltered {
-		d.add(path, "index = %q: want %q (keep the registry's index and its digest) or %q (a new index with only the included platforms)", v, IndexOriginal, IndexFiltered)
-		return IndexOriginal
+func (d *decoder) indexMode(v string, path ...any) image.IndexMode {
+	m, err := image.ParseIndexMode(v)
+	if err != nil {
+		d.add(path, "%v", err)
+		return image.IndexOriginal
 	}
-	return v
+	return m
 }
 
 func (d *decoder) registry(host string, raw *rawRegistry) *Registry {
@@ -447,7 +450,7 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 		d.add(append(p, "archive"), "%s: archive %q must be a plain file name ending in .tar, .tar.gz, .tgz, .tar.zst or .tzst", label, g.Archive)
 	}
 	if raw.Platforms != nil {
-		set, errs := ParsePlatformSet(*raw.Platforms)
+		set, errs := image.ParsePlatformSet(*raw.Platforms)
 		for _, e := range errs {
 			d.add(append(p, "platforms"), "%s: %v", label, e)
 		}
@@ -465,7 +468,7 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 		}
 	}
 	for j, w := range raw.Images {
-		ref, err := ParseReference(w, s.DefaultRegistry)
+		ref, err := image.ParseReference(w, s.DefaultRegistry)
 		if err != nil {
 			d.add(append(p, "images", j), "%s: %v", label, err)
 			continue

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/hashicorp/go-multierror"
 )
 
@@ -84,7 +86,7 @@ images = ["calico/node:v3.28.0"]
 	if core.Archive != "core.tar.zst" || s.Group("all").Archive != "all.tar" {
 		t.Errorf("archives: %q %q", core.Archive, s.Group("all").Archive)
 	}
-	if !s.Group("all").Platforms.All || s.Group("all").Index != IndexFiltered || core.Index != IndexOriginal {
+	if !s.Group("all").Platforms.All || s.Group("all").Index != image.IndexFiltered || core.Index != image.IndexOriginal {
 		t.Errorf("group all: %+v", s.Group("all"))
 	}
 	d := s.Registries["docker.io"]
@@ -96,23 +98,6 @@ images = ["calico/node:v3.28.0"]
 	}
 	if s.OutputDir != filepath.Join(filepath.Dir(p), "dist") {
 		t.Errorf("output dir %q", s.OutputDir)
-	}
-}
-
-func TestDefaultRegistry(t *testing.T) {
-	cases := []struct{ def, in, want string }{
-		{"docker.io", "busybox", "docker.io/library/busybox:latest"},
-		{"docker.io", "calico/node:v3.28.0", "docker.io/calico/node:v3.28.0"},
-		{"registry.example.com:5000", "calico/node:v3.28.0", "registry.example.com:5000/calico/node:v3.28.0"},
-		{"registry.example.com", "busybox", "registry.example.com/busybox:latest"},
-		{"registry.example.com", "quay.io/x/y:1", "quay.io/x/y:1"},
-		{"registry.example.com", "localhost/x:1", "localhost/x:1"},
-	}
-	for _, c := range cases {
-		r, err := ParseReference(c.in, c.def)
-		if err != nil || r.String() != c.want {
-			t.Errorf("ParseReference(%q, %q) = %v, %v; want %s", c.in, c.def, r.Named, err, c.want)
-		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"strings"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // parseImageList reads the k3s release format (k3s-images.txt): one
@@ -27,7 +29,7 @@ func parseImageList(data []byte, file, defaultRegistry string, errs *errorList) 
 			errs.add(pos, "one image reference a line, found %q", line)
 			continue
 		}
-		ref, err := ParseReference(line, defaultRegistry)
+		ref, err := image.ParseReference(line, defaultRegistry)
 		if err != nil {
 			errs.add(pos, "%v", err)
 			continue

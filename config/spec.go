@@ -4,24 +4,24 @@
 // a spec is fixed in one round.
 package config
 
+import "github.com/airgap-bundle/airgap-bundle/image"
+
 // Defaults of the spec's optional keys.
 const (
 	DefaultRegistry  = "docker.io"
 	DefaultOutputDir = "dist"
-	IndexOriginal    = "original" // keep the registry's index blob and digest
-	IndexFiltered    = "filtered" // write an index listing only the included platforms
 )
 
 // DefaultPlatforms is used when neither the spec nor the group names any.
-var DefaultPlatforms = PlatformSet{List: []Platform{{OS: "linux", Arch: "amd64"}}}
+var DefaultPlatforms = image.PlatformSet{List: []image.Platform{{OS: "linux", Arch: "amd64"}}}
 
 // Spec is a decoded, checked bundle spec.
 type Spec struct {
 	Path            string // the spec file as given
 	Dir             string // its directory; relative paths are resolved against it
 	DefaultRegistry string
-	Platforms       PlatformSet
-	Index           string
+	Platforms       image.PlatformSet
+	Index           image.IndexMode
 	OutputDir       string // absolute, or relative to the working directory
 	Registries      map[string]*Registry
 	Groups          []*Group
@@ -83,15 +83,15 @@ type Auth struct {
 type Group struct {
 	Name      string
 	Archive   string
-	Platforms PlatformSet
-	Index     string
+	Platforms image.PlatformSet
+	Index     image.IndexMode
 	Images    []Image
 	Pos       Pos
 }
 
 // Image is one reference of a group and where it was written.
 type Image struct {
-	Ref Reference
+	Ref image.Reference
 	Pos Pos
 }
 

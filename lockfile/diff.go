@@ -4,7 +4,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // Kinds of change in a Diff.
@@ -39,14 +39,14 @@ func (d *Diff) Empty() bool { return len(d.Groups) == 0 }
 // each side the group exists on; a change of either is a change of the
 // group even when no image changed.
 type GroupDiff struct {
-	Name          string      `json:"name"`
-	Change        string      `json:"change"` // Added, Removed or Updated
-	OldPlatforms  []string    `json:"old-platforms,omitempty"`
-	NewPlatforms  []string    `json:"new-platforms,omitempty"`
-	OldIndex      string      `json:"old-index,omitempty"`
-	NewIndex      string      `json:"new-index,omitempty"`
-	DownloadBytes int64       `json:"download-bytes"` // as Diff's, for this group
-	Images        []ImageDiff `json:"images"`         // updated, then added, then removed; each by ref
+	Name          string          `json:"name"`
+	Change        string          `json:"change"` // Added, Removed or Updated
+	OldPlatforms  []string        `json:"old-platforms,omitempty"`
+	NewPlatforms  []string        `json:"new-platforms,omitempty"`
+	OldIndex      image.IndexMode `json:"old-index,omitempty"`
+	NewIndex      image.IndexMode `json:"new-index,omitempty"`
+	DownloadBytes int64           `json:"download-bytes"` // as Diff's, for this group
+	Images        []ImageDiff     `json:"images"`         // updated, then added, then removed; each by ref
 }
 
 // PlatformsChanged reports whether the group's platform list changed (only
@@ -321,7 +321,7 @@ func imagesEqual(a, b *Image) bool {
 
 // repoName is the repository of a canonical ref, or "" if it does not parse.
 func repoName(ref string) string {
-	r, err := config.ParseReference(ref, "")
+	r, err := image.ParseReference(ref, "")
 	if err != nil {
 		return ""
 	}

@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // dg is a digest made of one repeated hex character (or two alternating).
 func dg(s string) string { return "sha256:" + strings.Repeat(s, 64/len(s)) }
 
 var (
-	ociIndex    = IndexMediaTypes[0]
-	ociManifest = ManifestMediaTypes[0]
+	ociIndex    = image.OCIIndex
+	ociManifest = image.OCIManifest
 )
 
 // single is a one-platform image: its digest is its linux/amd64 manifest.

@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/BurntSushi/toml"
 	"github.com/hashicorp/go-multierror"
@@ -33,18 +34,18 @@ type Lock struct {
 // Group pins the images of one spec group. Platforms and Index record what
 // the group asked for, so a change to either re-resolves it.
 type Group struct {
-	Name      string   `toml:"name"`
-	Platforms []string `toml:"platforms"`
-	Index     string   `toml:"index"`
-	Images    []Image  `toml:"image"`
+	Name      string          `toml:"name"`
+	Platforms []string        `toml:"platforms"`
+	Index     image.IndexMode `toml:"index"`
+	Images    []Image         `toml:"image"`
 }
 
 // Image pins one reference.
 type Image struct {
-	Ref       string `toml:"ref"`        // canonical, as written in the spec
-	Digest    string `toml:"digest"`     // what the reference pointed to
-	MediaType string `toml:"media-type"` // manifest or index
-	Size      int64  `toml:"size"`       // top-level blob plus every selected platform
+	Ref       string          `toml:"ref"`        // canonical, as written in the spec
+	Digest    string          `toml:"digest"`     // what the reference pointed to
+	MediaType image.MediaType `toml:"media-type"` // manifest or index
+	Size      int64           `toml:"size"`       // top-level blob plus every selected platform
 	// FilteredDigest is the digest of the index written into the archive
 	// when the group's index mode is "filtered".
 	FilteredDigest string     `toml:"filtered-digest,omitempty"`
@@ -53,21 +54,15 @@ type Image struct {
 
 // Platform pins one platform's manifest of an image.
 type Platform struct {
-	Platform  string `toml:"platform"`
-	Digest    string `toml:"digest"`
-	MediaType string `toml:"media-type"`
-	Config    string `toml:"config"`
-	Size      int64  `toml:"size"` // manifest + config + layers, compressed
+	Platform  string          `toml:"platform"`
+	Digest    string          `toml:"digest"`
+	MediaType image.MediaType `toml:"media-type"`
+	Config    string          `toml:"config"`
+	Size      int64           `toml:"size"` // manifest + config + layers, compressed
 }
 
-// Media types a lockfile may name.
-var (
-	IndexMediaTypes    = []string{"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
-	ManifestMediaTypes = []string{"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}
-)
-
 // IsIndex reports whether the image's top level is an index.
-func (i *Image) IsIndex() bool { return slices.Contains(IndexMediaTypes, i.MediaType) }
+func (i *Image) IsIndex() bool { return i.MediaType.IsIndex() }
 
 // Group returns the group of that name, or nil.
 func (l *Lock) Group(name string) *Group {
@@ -138,16 +133,16 @@ func Parse(data []byte, path string) (*Lock, error) {
 		groups[g.Name] = true
 		if len(g.Platforms) == 0 {
 			add(line("platforms"), "group %q: platforms is empty", g.Name)
-		} else if _, perrs := config.ParsePlatformSet(g.Platforms); len(perrs) > 0 {
+		} else if _, perrs := image.ParsePlatformSet(g.Platforms); len(perrs) > 0 {
 			add(line("platforms"), "group %q: %v", g.Name, perrs[0])
 		}
-		if g.Index != config.IndexOriginal && g.Index != config.IndexFiltered {
-			add(line("index"), "group %q: index = %q: want %q or %q", g.Name, g.Index, config.IndexOriginal, config.IndexFiltered)
+		if _, err := image.ParseIndexMode(string(g.Index)); err != nil {
+			add(line("index"), "group %q: index = %q: want %q or %q", g.Name, g.Index, image.IndexOriginal, image.IndexFiltered)
 		}
 		refs := map[string]bool{}
 		for ii, img := range g.Images {
 			iline := func(p ...any) int { return line(append([]any{"image", ii}, p...)...) }
-			ref, rerr := config.ParseReference(img.Ref, "")
+			ref, rerr := image.ParseReference(img.Ref, "")
 			switch {
 			case rerr != nil:
 				add(iline("ref"), "group %q: %v", g.Name, rerr)
@@ -160,7 +155,7 @@ func Parse(data []byte, path string) (*Lock, error) {
 			if err := checkDigest(img.Digest); err != nil {
 				add(iline("digest"), "group %q: image %q: digest: %v", g.Name, img.Ref, err)
 			}
-			if !slices.Contains(IndexMediaTypes, img.MediaType) && !slices.Contains(ManifestMediaTypes, img.MediaType) {
+			if !img.MediaType.IsImage() {
 				add(iline("media-type"), "group %q: image %q: media-type %q is not an image manifest or index", g.Name, img.Ref, img.MediaType)
 			}
 			if img.Size <= 0 {
@@ -171,7 +166,7 @@ func Parse(data []byte, path string) (*Lock, error) {
 			}
 			for pi, p := range img.Platforms {
 				pline := func(k string) int { return iline("platform", pi, k) }
-				if _, err := config.ParsePlatform(p.Platform); err != nil {
+				if _, err := image.ParsePlatform(p.Platform); err != nil {
 					add(pline("platform"), "group %q: image %q: %v", g.Name, img.Ref, err)
 				}
 				if err := checkDigest(p.Digest); err != nil {
@@ -180,7 +175,7 @@ func Parse(data []byte, path string) (*Lock, error) {
 				if err := checkDigest(p.Config); err != nil {
 					add(pline("config"), "group %q: image %q: platform %s: config: %v", g.Name, img.Ref, p.Platform, err)
 				}
-				if !slices.Contains(ManifestMediaTypes, p.MediaType) {
+				if !p.MediaType.IsManifest() {
 					add(pline("media-type"), "group %q: image %q: platform %s: media-type %q is not an image manifest", g.Name, img.Ref, p.Platform, p.MediaType)
 				}
 				if p.Size <= 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 func d(n string) string { return "sha256:" + strings.Repeat(n, 64) }
@@ -15,17 +16,17 @@ func d(n string) string { return "sha256:" + strings.Repeat(n, 64) }
 func sample() *Lock {
 	return &Lock{Version: 1, Groups: []Group{
 		{Name: "z", Platforms: []string{"linux/arm64", "linux/amd64"}, Index: "original", Images: []Image{
-			{Ref: "docker.io/library/busybox:latest", Digest: d("a"), MediaType: IndexMediaTypes[0], Size: 30, Platforms: []Platform{
-				{Platform: "linux/arm64", Digest: d("b"), MediaType: ManifestMediaTypes[0], Config: d("c"), Size: 10},
-				{Platform: "linux/amd64", Digest: d("d"), MediaType: ManifestMediaTypes[0], Config: d("e"), Size: 10},
+			{Ref: "docker.io/library/busybox:latest", Digest: d("a"), MediaType: image.OCIIndex, Size: 30, Platforms: []Platform{
+				{Platform: "linux/arm64", Digest: d("b"), MediaType: image.OCIManifest, Config: d("c"), Size: 10},
+				{Platform: "linux/amd64", Digest: d("d"), MediaType: image.OCIManifest, Config: d("e"), Size: 10},
 			}},
-			{Ref: "docker.io/library/alpine:3.19", Digest: d("f"), MediaType: ManifestMediaTypes[1], Size: 5, Platforms: []Platform{
-				{Platform: "linux/amd64", Digest: d("f"), MediaType: ManifestMediaTypes[1], Config: d("1"), Size: 5},
+			{Ref: "docker.io/library/alpine:3.19", Digest: d("f"), MediaType: image.DockerManifest, Size: 5, Platforms: []Platform{
+				{Platform: "linux/amd64", Digest: d("f"), MediaType: image.DockerManifest, Config: d("1"), Size: 5},
 			}},
 		}},
 		{Name: "a", Platforms: []string{"all"}, Index: "filtered", Images: []Image{
-			{Ref: "quay.io/x/y:1", Digest: d("2"), MediaType: ManifestMediaTypes[0], Size: 5, Platforms: []Platform{
-				{Platform: "linux/s390x", Digest: d("2"), MediaType: ManifestMediaTypes[0], Config: d("3"), Size: 5},
+			{Ref: "quay.io/x/y:1", Digest: d("2"), MediaType: image.OCIManifest, Size: 5, Platforms: []Platform{
+				{Platform: "linux/s390x", Digest: d("2"), MediaType: image.OCIManifest, Config: d("3"), Size: 5},
 			}},
 		}},
 	}}

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/manifest"
-
-	"github.com/airgap-bundle/airgap-bundle/config"
 )
 
 func dg(s string) digest.Digest { return digest.FromString(s) }
@@ -58,7 +58,7 @@ func TestChoose(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
-			set, errs := config.ParsePlatformSet(strings.Split(c.want, ","))
+			set, errs := image.ParsePlatformSet(strings.Split(c.want, ","))
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}

@@ -13,7 +13,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
@@ -21,7 +24,6 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
-	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
@@ -42,7 +44,7 @@ type Resolver struct {
 
 // Source opens the image behind ref. A reference with both tag and digest is
 // pulled by digest: the digest is the pin, the tag only names the image.
-func Source(ctx context.Context, sys *types.SystemContext, ref config.Reference) (types.ImageSource, error) {
+func Source(ctx context.Context, sys *types.SystemContext, ref image.Reference) (types.ImageSource, error) {
 	named := ref.Named
 	if d := ref.Digest(); d != "" {
 		dg, err := reference.WithDigest(reference.TrimNamed(named), digest.Digest(d))
@@ -63,12 +65,12 @@ func Source(ctx context.Context, sys *types.SystemContext, ref config.Reference)
 }
 
 // Resolve returns the lock entry for ref with the platforms want asks for.
-func (r *Resolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error) {
+func (r *Resolver) Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
 	img, err := r.resolve(ctx, ref, want, index)
 	return img, explain(err, ref.Domain())
 }
 
-func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error) {
+func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
 	src, err := Source(ctx, r.Sys, ref)
 	if err != nil {
 		return nil, err
@@ -83,8 +85,8 @@ func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want confi
 		return nil, fmt.Errorf("registry sent a manifest with digest %s, not the pinned %s", dg, pin)
 	}
 	img := &lockfile.Image{Ref: ref.String(), Digest: dg.String(), MediaType: mt}
-	if manifest.MIMETypeIsMultiImage(mt) {
-		list, err := manifest.ListFromBlob(top, mt)
+	if mt.IsIndex() {
+		list, err := manifest.ListFromBlob(top, string(mt))
 		if err != nil {
 			return nil, fmt.Errorf("parsing index %s: %w", dg, err)
 		}
@@ -110,7 +112,7 @@ func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want confi
 			img.Platforms = append(img.Platforms, p)
 			img.Size += p.Size
 		}
-		if index == config.IndexFiltered {
+		if index == image.IndexFiltered {
 			keep := make([]digest.Digest, len(chosen))
 			for i, c := range chosen {
 				keep[i] = c.digest
@@ -127,7 +129,7 @@ func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want confi
 	if err != nil {
 		return nil, err
 	}
-	m, _ := manifest.FromBlob(top, mt) // parsed once already by platformEntry
+	m, _ := manifest.FromBlob(top, string(mt)) // parsed once already by platformEntry
 	plat, err := configPlatform(ctx, src, m.ConfigInfo())
 	if err != nil {
 		return nil, err
@@ -150,19 +152,19 @@ func (r *Resolver) resolve(ctx context.Context, ref config.Reference, want confi
 	return img, nil
 }
 
-func getManifest(ctx context.Context, src types.ImageSource, instance *digest.Digest) ([]byte, string, error) {
-	blob, mt, err := src.GetManifest(ctx, instance)
+func getManifest(ctx context.Context, src types.ImageSource, instance *digest.Digest) ([]byte, image.MediaType, error) {
+	blob, raw, err := src.GetManifest(ctx, instance)
 	if err != nil {
 		return nil, "", err
 	}
 	if len(blob) > maxManifestBytes {
 		return nil, "", fmt.Errorf("manifest is %d bytes, over the %d limit", len(blob), maxManifestBytes)
 	}
-	if mt == "" {
-		mt = manifest.GuessMIMEType(blob)
+	if raw == "" {
+		raw = manifest.GuessMIMEType(blob)
 	}
-	mt = manifest.NormalizedMIMEType(mt)
-	if !slices.Contains(lockfile.IndexMediaTypes, mt) && !slices.Contains(lockfile.ManifestMediaTypes, mt) {
+	mt := image.MediaType(manifest.NormalizedMIMEType(raw))
+	if !mt.IsImage() {
 		return nil, "", fmt.Errorf("unsupported manifest type %q (schema 1 and artifacts cannot be bundled; push the image again with a current client)", mt)
 	}
 	return blob, mt, nil
@@ -170,11 +172,11 @@ func getManifest(ctx context.Context, src types.ImageSource, instance *digest.Di
 
 // platformEntry fills everything of a platform's entry but its name and
 // digest.
-func platformEntry(blob []byte, mt string) (lockfile.Platform, error) {
-	if !slices.Contains(lockfile.ManifestMediaTypes, mt) {
+func platformEntry(blob []byte, mt image.MediaType) (lockfile.Platform, error) {
+	if !mt.IsManifest() {
 		return lockfile.Platform{}, fmt.Errorf("index entry is %q, not an image manifest", mt)
 	}
-	m, err := manifest.FromBlob(blob, mt)
+	m, err := manifest.FromBlob(blob, string(mt))
 	if err != nil {
 		return lockfile.Platform{}, fmt.Errorf("parsing manifest: %w", err)
 	}
@@ -191,21 +193,21 @@ func platformEntry(blob []byte, mt string) (lockfile.Platform, error) {
 
 // configPlatform reads a single manifest's platform from its config blob,
 // checking the blob against its digest: containers/image does not.
-func configPlatform(ctx context.Context, src types.ImageSource, cfg types.BlobInfo) (config.Platform, error) {
+func configPlatform(ctx context.Context, src types.ImageSource, cfg types.BlobInfo) (image.Platform, error) {
 	if cfg.Size > maxConfigBytes {
-		return config.Platform{}, fmt.Errorf("config %s is %d bytes, over the %d limit", cfg.Digest, cfg.Size, maxConfigBytes)
+		return image.Platform{}, fmt.Errorf("config %s is %d bytes, over the %d limit", cfg.Digest, cfg.Size, maxConfigBytes)
 	}
 	rc, _, err := src.GetBlob(ctx, cfg, none.NoCache)
 	if err != nil {
-		return config.Platform{}, fmt.Errorf("reading config %s: %w", cfg.Digest, err)
+		return image.Platform{}, fmt.Errorf("reading config %s: %w", cfg.Digest, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, maxConfigBytes+1))
 	if err != nil {
-		return config.Platform{}, fmt.Errorf("reading config %s: %w", cfg.Digest, err)
+		return image.Platform{}, fmt.Errorf("reading config %s: %w", cfg.Digest, err)
 	}
 	if got := digest.FromBytes(b); got != cfg.Digest {
-		return config.Platform{}, fmt.Errorf("config %s: registry sent content with digest %s", cfg.Digest, got)
+		return image.Platform{}, fmt.Errorf("config %s: registry sent content with digest %s", cfg.Digest, got)
 	}
 	var c struct {
 		OS           string `json:"os"`
@@ -213,22 +215,22 @@ func configPlatform(ctx context.Context, src types.ImageSource, cfg types.BlobIn
 		Variant      string `json:"variant"`
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return config.Platform{}, fmt.Errorf("parsing config %s: %w", cfg.Digest, err)
+		return image.Platform{}, fmt.Errorf("parsing config %s: %w", cfg.Digest, err)
 	}
 	if c.OS == "" || c.Architecture == "" {
-		return config.Platform{}, fmt.Errorf("config %s names no os/architecture", cfg.Digest)
+		return image.Platform{}, fmt.Errorf("config %s names no os/architecture", cfg.Digest)
 	}
-	return config.Platform{OS: c.OS, Arch: c.Architecture, Variant: c.Variant}.Normalize(), nil
+	return image.Platform{OS: c.OS, Arch: c.Architecture, Variant: c.Variant}.Normalize(), nil
 }
 
 type choice struct {
-	platform config.Platform
+	platform image.Platform
 	digest   digest.Digest
 }
 
 // choose picks the index entries a group asks for. Attestations and
 // unknown/unknown entries are never platforms.
-func choose(list manifest.List, want config.PlatformSet) ([]choice, error) {
+func choose(list manifest.List, want image.PlatformSet) ([]choice, error) {
 	var have []choice
 	for _, d := range list.Instances() {
 		inst, err := list.Instance(d)
@@ -239,13 +241,13 @@ func choose(list manifest.List, want config.PlatformSet) ([]choice, error) {
 		if p == nil || p.OS == "" || p.Architecture == "" || p.OS == "unknown" || p.Architecture == "unknown" {
 			continue
 		}
-		if inst.ReadOnly.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+		if image.IsAttestation(ocispec.Descriptor{Platform: p, Annotations: inst.ReadOnly.Annotations}) {
 			continue
 		}
-		if !slices.Contains(lockfile.ManifestMediaTypes, manifest.NormalizedMIMEType(inst.MediaType)) {
+		if !image.MediaType(manifest.NormalizedMIMEType(inst.MediaType)).IsManifest() {
 			continue
 		}
-		cp := config.Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant}.Normalize()
+		cp := image.Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant}.Normalize()
 		if slices.ContainsFunc(have, func(c choice) bool { return c.platform == cp }) {
 			continue // the first entry for a platform is the one clients pick
 		}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/BurntSushi/toml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -277,7 +279,7 @@ func TestPlatformWordsMatchDecoder(t *testing.T) {
 	platforms = append(platforms, "linux/arm/v7", "linux/arm/v6", "linux/arm64/v8", "linux/amd64/v3", "linux/arm/v", "linux/arm/7",
 		"linux/arm/V7", "linux/arm/v7/x", "linux", "linux/", "/amd64", "all", "linux/arm/v10")
 	for _, p := range platforms {
-		_, derr := config.ParsePlatform(p)
+		_, derr := image.ParsePlatform(p)
 		serr := bundle.Validate(map[string]any{"platforms": []any{p}, "group": []any{map[string]any{"name": "g", "images": []any{"busybox"}}}})
 		if (derr == nil) != (serr == nil) && p != "all" {
 			t.Errorf("platform %q: decoder error %v, schema error %v", p, derr, serr)

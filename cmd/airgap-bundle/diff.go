@@ -8,9 +8,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/spf13/cobra"
 
-	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -210,7 +211,7 @@ func shortDigest(d string) string {
 // refSuffix is what follows the repository in a canonical reference: the
 // tag, "@digest", or "tag@digest".
 func refSuffix(ref string) string {
-	r, err := config.ParseReference(ref, "")
+	r, err := image.ParseReference(ref, "")
 	if err != nil || !strings.HasPrefix(ref, r.Name()) {
 		return ref
 	}

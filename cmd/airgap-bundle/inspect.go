@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
@@ -115,7 +116,7 @@ func newInspectJSON(path string, c *archive.Contents) inspectJSON {
 	}
 	docker := c.Format == archive.FormatDocker
 	blob := func(r archive.Ref) inspectBlobJSON {
-		b := inspectBlobJSON{Digest: r.Digest.String(), MediaType: r.MediaType, Size: r.Size, Missing: !r.Present()}
+		b := inspectBlobJSON{Digest: r.Digest.String(), MediaType: string(r.MediaType), Size: r.Size, Missing: !r.Present()}
 		if docker {
 			b.Path = r.Path
 		}
@@ -127,12 +128,12 @@ func newInspectJSON(path string, c *archive.Contents) inspectJSON {
 			ij.Names = []string{}
 		}
 		if img.Top != nil {
-			ij.Digest, ij.MediaType, ij.Size = img.Top.Digest.String(), img.Top.MediaType, img.Top.Size
+			ij.Digest, ij.MediaType, ij.Size = img.Top.Digest.String(), string(img.Top.MediaType), img.Top.Size
 		}
 		for _, p := range img.Platforms {
 			pj := inspectPlatformJSON{Platform: p.Platform, Attestation: p.Attestation, Config: blob(p.Config), Layers: []inspectBlobJSON{}, Size: p.Size}
 			if p.Manifest != nil {
-				pj.Digest, pj.MediaType = p.Manifest.Digest.String(), p.Manifest.MediaType
+				pj.Digest, pj.MediaType = p.Manifest.Digest.String(), string(p.Manifest.MediaType)
 			}
 			for _, l := range p.Layers {
 				pj.Layers = append(pj.Layers, blob(l))
@@ -140,7 +141,7 @@ func newInspectJSON(path string, c *archive.Contents) inspectJSON {
 			ij.Platforms = append(ij.Platforms, pj)
 		}
 		for _, d := range img.Absent {
-			a := inspectAbsentJSON{Digest: d.Digest.String(), Attestation: archive.IsAttestation(d)}
+			a := inspectAbsentJSON{Digest: d.Digest.String(), Attestation: image.IsAttestation(d)}
 			if d.Platform != nil {
 				a.Platform = d.Platform.OS + "/" + d.Platform.Architecture
 				if d.Platform.Variant != "" {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
@@ -258,7 +260,7 @@ type lazyResolver struct {
 	err  error
 }
 
-func (l *lazyResolver) Resolve(ctx context.Context, ref config.Reference, want config.PlatformSet, index string) (*lockfile.Image, error) {
+func (l *lazyResolver) Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
 	l.once.Do(func() { l.env, l.err = registry.New(l.spec, l.opts) })
 	if l.err != nil {
 		return nil, l.err
@@ -288,7 +290,7 @@ func (l *lazyFetcher) get() (*bundler.RegistryFetcher, error) {
 	return l.f, l.err
 }
 
-func (l *lazyFetcher) Manifest(ctx context.Context, ref config.Reference, top, instance digest.Digest) ([]byte, error) {
+func (l *lazyFetcher) Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error) {
 	f, err := l.get()
 	if err != nil {
 		return nil, err
@@ -296,7 +298,7 @@ func (l *lazyFetcher) Manifest(ctx context.Context, ref config.Reference, top, i
 	return f.Manifest(ctx, ref, top, instance)
 }
 
-func (l *lazyFetcher) Blob(ctx context.Context, ref config.Reference, top, d digest.Digest, size int64) (io.ReadCloser, error) {
+func (l *lazyFetcher) Blob(ctx context.Context, ref image.Reference, top, d digest.Digest, size int64) (io.ReadCloser, error) {
 	f, err := l.get()
 	if err != nil {
 		return nil, err

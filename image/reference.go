@@ -1,4 +1,4 @@
-package config
+package image
 
 import (
 	"fmt"
@@ -71,4 +71,14 @@ func hasDomain(s string) bool {
 	}
 	first := s[:i]
 	return strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first
+}
+
+// StoredName is the name an image is stored under in an archive: name:tag,
+// or name@digest for a digest-only reference. (A reference with both keeps
+// the tag: the digest is the pin, recorded in the lockfile.)
+func (r Reference) StoredName() string {
+	if t := r.Tag(); t != "" {
+		return r.Name() + ":" + t
+	}
+	return r.Name() + "@" + r.Digest()
 }
