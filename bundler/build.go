@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/opencontainers/go-digest"
@@ -27,9 +27,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
-
-// ErrBuild marks a failed build.
-var ErrBuild = errors.New("build failed")
 
 // SumsFile is written beside the archives, in `sha256sum -c` form.
 const SumsFile = "SHA256SUMS"
@@ -64,10 +61,7 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	out := opts.OutputDir
-	if out == "" {
-		out = spec.OutputDir
-	}
+	out := OutputDir(spec, opts.OutputDir)
 	groups, err := selectGroups(spec, opts.Groups)
 	if err != nil {
 		return nil, err
@@ -83,7 +77,7 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	for i, g := range groups {
 		lg := lock.Group(g.Name)
 		if lg == nil {
-			return nil, fmt.Errorf("%w: group %q is not in the lockfile", ErrLockOutOfDate, g.Name)
+			return nil, fmt.Errorf("%w: group %q is not in the lockfile", errdefs.ErrLockOutOfDate, g.Name)
 		}
 		p, err := b.planGroup(ctx, g, lg)
 		if err != nil {
@@ -98,19 +92,19 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: output directory: %v", ErrBuild, err)
+		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
 	}
 	var results []ArchiveResult
 	for _, p := range plans {
 		r, err := b.writeArchive(ctx, out, p, opts.ModTime)
 		if err != nil {
-			return results, fmt.Errorf("%w: group %q: %v", ErrBuild, p.group.Name, err)
+			return results, fmt.Errorf("%w: group %q: %w", errdefs.ErrBuild, p.group.Name, err)
 		}
 		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
 		results = append(results, r)
 	}
 	if err := writeSums(out, results); err != nil {
-		return results, fmt.Errorf("%w: %s: %v", ErrBuild, SumsFile, err)
+		return results, fmt.Errorf("%w: %s: %w", errdefs.ErrBuild, SumsFile, err)
 	}
 	return results, nil
 }
@@ -127,7 +121,7 @@ func selectGroups(spec *config.Spec, names []string) ([]*config.Group, error) {
 			for _, g := range spec.Groups {
 				all = append(all, g.Name)
 			}
-			return nil, &config.Error{Msg: fmt.Sprintf("no group %q in %s (groups: %s)", n, spec.Path, strings.Join(all, ", "))}
+			return nil, &errdefs.Error{Class: errdefs.ErrUsage, Msg: fmt.Sprintf("no group %q in %s (groups: %s)", n, spec.Path, strings.Join(all, ", "))}
 		}
 		out = append(out, g)
 	}
@@ -195,7 +189,7 @@ func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.G
 		top := digest.Digest(e.Digest)
 		img, err := b.image(ctx, ref, top, &e, g.Index)
 		if err != nil {
-			return nil, fmt.Errorf("%w: group %q: image %q: %v", ErrBuild, g.Name, e.Ref, err)
+			return nil, fmt.Errorf("%w: group %q: image %q: %w", errdefs.ErrBuild, g.Name, e.Ref, err)
 		}
 		// One image under several names is stored once and named twice.
 		if i, ok := byTop[img.Top.Digest]; ok {
@@ -307,11 +301,11 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 		g.Go(func() error {
 			rc, err := b.fetch.Blob(gctx, n.ref, n.top, n.desc.Digest, n.desc.Size)
 			if err != nil {
-				return fmt.Errorf("%w: fetching %s from %s: %v", ErrBuild, n.desc.Digest, n.ref.Name(), err)
+				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			defer rc.Close()
 			if err := b.cache.Put(gctx, n.desc.Digest, n.desc.Size, progress.CountingReader{R: rc, Task: tasks[n.desc.Digest]}); err != nil {
-				return fmt.Errorf("%w: blob %s from %s: %v", ErrBuild, n.desc.Digest, n.ref.Name(), err)
+				return fmt.Errorf("%w: blob %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
 			return nil

@@ -3,18 +3,16 @@ package bundler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
-	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
@@ -29,13 +27,6 @@ type Resolver interface {
 	Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error)
 }
 
-// ErrLockOutOfDate is returned by a check when the lockfile does not match
-// the spec.
-var ErrLockOutOfDate = errors.New("lockfile is out of date")
-
-// ErrResolve wraps the failure of one or more images to resolve.
-var ErrResolve = errors.New("resolution failed")
-
 // LockOptions say how Lock treats the existing lockfile.
 type LockOptions struct {
 	// Update re-resolves pinned images: all of them when UpdateImages is
@@ -48,12 +39,19 @@ type LockOptions struct {
 	Progress     progress.Reporter // nil: none
 }
 
-// LockResult tells what Lock did.
+// LockResult tells what Lock did. Entries are in spec order.
 type LockResult struct {
 	Lock     *lockfile.Lock
-	Resolved []string // "group: ref" resolved from the registry
-	Reused   int      // entries taken from the old lockfile
-	Removed  []string // "group: ref" dropped because the spec no longer has them
+	Resolved []Entry // resolved from a registry (Digest: the new pin)
+	Kept     []Entry // taken from the old lockfile
+	Removed  []Entry // dropped because the spec no longer has them (Digest: the old pin)
+}
+
+// Entry is one image of one group of a lockfile.
+type Entry struct {
+	Group  string
+	Ref    string // canonical
+	Digest string
 }
 
 // Plan compares a spec with a lockfile without touching the network: which
@@ -61,7 +59,7 @@ type LockResult struct {
 type Plan struct {
 	Reuse   map[entryKey]*lockfile.Image
 	Resolve []Want
-	Removed []string
+	Removed []Entry
 }
 
 // Want is one image of one group that needs resolving.
@@ -115,7 +113,7 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 		sg := spec.Group(lg.Name)
 		for _, e := range lg.Images {
 			if sg == nil || !slices.ContainsFunc(sg.Images, func(i config.Image) bool { return i.Ref.String() == e.Ref }) {
-				p.Removed = append(p.Removed, lg.Name+": "+e.Ref)
+				p.Removed = append(p.Removed, Entry{Group: lg.Name, Ref: e.Ref, Digest: e.Digest})
 			}
 		}
 	}
@@ -129,7 +127,7 @@ func (p *Plan) Drift() []string {
 		out = append(out, fmt.Sprintf("%s: group %q: image %q: %s", w.Image.Pos, w.Group.Name, w.Image.Ref.Written, w.Reason))
 	}
 	for _, r := range p.Removed {
-		out = append(out, fmt.Sprintf("%s: in the lockfile but not in the spec", r))
+		out = append(out, fmt.Sprintf("%s: %s: in the lockfile but not in the spec", r.Group, r.Ref))
 	}
 	return out
 }
@@ -146,11 +144,11 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 		nameOnly bool
 	}
 	var ms []matcher
-	var errs *multierror.Error
+	var errs []error
 	for _, a := range opts.UpdateImages {
 		r, err := image.ParseReference(a, spec.DefaultRegistry)
 		if err != nil {
-			errs = multierror.Append(errs, err)
+			errs = append(errs, fmt.Errorf("%w: --update: %w", errdefs.ErrUsage, err))
 			continue
 		}
 		last := a[strings.LastIndex(a, "/")+1:]
@@ -164,14 +162,13 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 			}
 		}
 		if !found {
-			errs = multierror.Append(errs, &config.Error{Msg: fmt.Sprintf("--update %s: no such image in the spec", a)})
+			errs = append(errs, &errdefs.Error{Class: errdefs.ErrUsage, Msg: fmt.Sprintf("--update %s: no such image in the spec", a)})
 			continue
 		}
 		ms = append(ms, m)
 	}
-	if errs != nil {
-		errs.ErrorFormat = config.ListFormat
-		return nil, errs
+	if err := errdefs.List(errs, "problems"); err != nil {
+		return nil, err
 	}
 	return func(r image.Reference) bool {
 		for _, m := range ms {
@@ -253,9 +250,8 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		})
 	}
 	_ = g.Wait()
-	if len(errs) > 0 {
-		sort.SliceStable(errs, func(a, b int) bool { return errs[a].(*ImageError).less(errs[b].(*ImageError)) })
-		return nil, &multierror.Error{Errors: errs, ErrorFormat: imageErrorsFormat}
+	if err := errdefs.List(errs, "images failed"); err != nil {
+		return nil, err
 	}
 
 	res := &LockResult{Lock: &lockfile.Lock{Version: lockfile.Version}, Removed: plan.Removed}
@@ -265,13 +261,13 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 			ref := img.Ref.String()
 			if e, ok := plan.Reuse[entryKey{sg.Name, ref}]; ok {
 				lg.Images = append(lg.Images, *e)
-				res.Reused++
+				res.Kept = append(res.Kept, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest})
 				continue
 			}
 			e := *results[jobKey(img.Ref, sg)]
 			e.Ref = ref
 			lg.Images = append(lg.Images, e)
-			res.Resolved = append(res.Resolved, sg.Name+": "+ref)
+			res.Resolved = append(res.Resolved, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest})
 		}
 		res.Lock.Groups = append(res.Lock.Groups, lg)
 	}
@@ -283,9 +279,10 @@ func jobKey(ref image.Reference, g *config.Group) string {
 	return ref.String() + "|" + g.Platforms.String() + "|" + string(g.Index)
 }
 
-// ImageError is the failure of one image of one group.
+// ImageError is the failure of one image of one group to resolve. It is
+// of class errdefs.ErrRegistry and keeps the cause in its chain.
 type ImageError struct {
-	Pos   config.Pos
+	Pos   errdefs.Pos
 	Group string
 	Image string
 	Err   error
@@ -295,24 +292,7 @@ func (e *ImageError) Error() string {
 	return fmt.Sprintf("%s: group %q: image %q: %v", e.Pos, e.Group, e.Image, e.Err)
 }
 
-func (e *ImageError) Unwrap() []error { return []error{e.Err, ErrResolve} }
+// Position implements errdefs.Positioned.
+func (e *ImageError) Position() errdefs.Pos { return e.Pos }
 
-func (e *ImageError) less(o *ImageError) bool {
-	if e.Pos.File != o.Pos.File {
-		return e.Pos.File < o.Pos.File
-	}
-	return e.Pos.Line < o.Pos.Line
-}
-
-func imageErrorsFormat(errs []error) string {
-	if len(errs) == 1 {
-		return errs[0].Error()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d images failed:", len(errs))
-	for _, e := range errs {
-		b.WriteString("\n  ")
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+func (e *ImageError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry} }

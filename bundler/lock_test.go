@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/opencontainers/go-digest"
@@ -122,7 +123,8 @@ func TestLockLifecycle(t *testing.T) {
 	if got := r.take(); !slices.Equal(got, []string{"docker.io/calico/node:v3.28.1"}) {
 		t.Fatalf("version bump resolved %v", got)
 	}
-	if !slices.Equal(res.Removed, []string{"core: docker.io/calico/node:v3.28.0"}) {
+	oldNode := prev.Group("core").Image("docker.io/calico/node:v3.28.0")
+	if !slices.Equal(res.Removed, []Entry{{Group: "core", Ref: "docker.io/calico/node:v3.28.0", Digest: oldNode.Digest}}) {
 		t.Errorf("removed = %v", res.Removed)
 	}
 	if e := res.Lock.Group("core").Image("docker.io/library/busybox:1.36"); e.Digest != prev.Group("core").Image("docker.io/library/busybox:1.36").Digest {
@@ -218,7 +220,7 @@ func TestLockReportsEveryFailure(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", w, msg)
 		}
 	}
-	if !errors.Is(err, ErrResolve) {
-		t.Error("error does not match ErrResolve")
+	if !errors.Is(err, errdefs.ErrRegistry) {
+		t.Error("error does not match ErrRegistry")
 	}
 }

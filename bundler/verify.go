@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/opencontainers/go-digest"
@@ -22,9 +23,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
-
-// ErrVerify marks archives that failed verification.
-var ErrVerify = errors.New("verification failed")
 
 // VerifyOptions say which archives Verify checks.
 type VerifyOptions struct {
@@ -72,17 +70,14 @@ func (r *ArchiveReport) add(format string, args ...any) {
 // archive's checksum. A missing or unreadable archive is a problem of its
 // report, not an error; errors are for a group missing from lock.
 func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts VerifyOptions) ([]ArchiveReport, error) {
-	out := opts.OutputDir
-	if out == "" {
-		out = spec.OutputDir
-	}
+	out := OutputDir(spec, opts.OutputDir)
 	groups, err := selectGroups(spec, opts.Groups)
 	if err != nil {
 		return nil, err
 	}
 	for _, g := range groups {
 		if lock.Group(g.Name) == nil {
-			return nil, fmt.Errorf("%w: group %q is not in the lockfile", ErrLockOutOfDate, g.Name)
+			return nil, fmt.Errorf("%w: group %q is not in the lockfile", errdefs.ErrLockOutOfDate, g.Name)
 		}
 	}
 	sums, sumsErr := readSums(filepath.Join(out, SumsFile))

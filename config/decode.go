@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/BurntSushi/toml"
@@ -98,12 +99,12 @@ func Parse(data []byte, path string) (*Spec, error) {
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
 		if pe, ok := asParseError(err); ok {
-			errs.add(Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, "%s", pe.Message)
+			errs.add(errdefs.Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, "%s", pe.Message)
 		} else if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			errs.add(Pos{File: path, Line: line}, "%s: %s", m[2], m[3])
+			errs.add(errdefs.Pos{File: path, Line: line}, "%s: %s", m[2], m[3])
 		} else {
-			errs.add(Pos{File: path}, "%v", err)
+			errs.add(errdefs.Pos{File: path}, "%v", err)
 		}
 		return nil, errs.err()
 	}
@@ -134,7 +135,9 @@ type decoder struct {
 	errs *errorList
 }
 
-func (d *decoder) pos(path ...any) Pos { return Pos{File: d.path, Line: d.loc.Line(path...)} }
+func (d *decoder) pos(path ...any) errdefs.Pos {
+	return errdefs.Pos{File: d.path, Line: d.loc.Line(path...)}
+}
 
 func (d *decoder) add(path []any, format string, args ...any) {
 	d.errs.add(d.pos(path...), format, args...)
@@ -160,7 +163,7 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 			path[i] = s
 		}
 		if table == "group" {
-			d.errs.add(Pos{File: d.path, Line: d.findGroupKey(last)}, "unknown key %q in [[group]] (valid: %s)", last, strings.Join(validKeys[table], ", "))
+			d.errs.add(errdefs.Pos{File: d.path, Line: d.findGroupKey(last)}, "unknown key %q in [[group]] (valid: %s)", last, strings.Join(validKeys[table], ", "))
 			continue
 		}
 		where := ""
@@ -229,7 +232,7 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 	}
 
 	if len(raw.Groups) == 0 {
-		d.errs.add(Pos{File: d.path}, "no [[group]]: a spec needs at least one group of images")
+		d.errs.add(errdefs.Pos{File: d.path}, "no [[group]]: a spec needs at least one group of images")
 	}
 	names := map[string]int{}
 	archives := map[string]int{}

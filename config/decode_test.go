@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/hashicorp/go-multierror"
@@ -144,7 +145,7 @@ func TestParseErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if !errors.Is(err, ErrSpec) {
+			if !errors.Is(err, errdefs.ErrSpec) {
 				t.Errorf("error does not match ErrSpec: %v", err)
 			}
 			msg := err.Error()
@@ -174,7 +175,7 @@ func TestParseGathersAllErrors(t *testing.T) {
 	}
 	last := 0
 	for _, e := range m.Errors {
-		var ce *Error
+		var ce *errdefs.Error
 		if !errors.As(e, &ce) || ce.Pos.Line < last {
 			t.Fatalf("errors not positioned in order: %v", err)
 		}

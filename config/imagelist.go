@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
@@ -24,7 +25,7 @@ func parseImageList(data []byte, file, defaultRegistry string, errs *errorList) 
 		if line == "" {
 			continue
 		}
-		pos := Pos{File: file, Line: n}
+		pos := errdefs.Pos{File: file, Line: n}
 		if strings.ContainsAny(line, " \t") {
 			errs.add(pos, "one image reference a line, found %q", line)
 			continue
@@ -37,7 +38,7 @@ func parseImageList(data []byte, file, defaultRegistry string, errs *errorList) 
 		out = append(out, Image{Ref: ref, Pos: pos})
 	}
 	if err := sc.Err(); err != nil {
-		errs.add(Pos{File: file}, "reading image list: %v", err)
+		errs.add(errdefs.Pos{File: file}, "reading image list: %v", err)
 	}
 	return out
 }

@@ -4,7 +4,10 @@
 // a spec is fixed in one round.
 package config
 
-import "github.com/airgap-bundle/airgap-bundle/image"
+import (
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/image"
+)
 
 // Defaults of the spec's optional keys.
 const (
@@ -34,7 +37,7 @@ type Registry struct {
 	Insecure bool
 	CAFile   string // resolved against the spec's directory
 	Auth     *Auth  // nil: the standard credential locations
-	Pos      Pos
+	Pos      errdefs.Pos
 }
 
 // Pull-from-mirror values, as in containers-registries.conf(5).
@@ -86,13 +89,13 @@ type Group struct {
 	Platforms image.PlatformSet
 	Index     image.IndexMode
 	Images    []Image
-	Pos       Pos
+	Pos       errdefs.Pos
 }
 
 // Image is one reference of a group and where it was written.
 type Image struct {
 	Ref image.Reference
-	Pos Pos
+	Pos errdefs.Pos
 }
 
 // Group returns the group of that name, or nil.

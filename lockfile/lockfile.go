@@ -12,13 +12,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/BurntSushi/toml"
-	"github.com/hashicorp/go-multierror"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
 )
 
@@ -105,17 +104,17 @@ func Read(path string) (*Lock, error) {
 // error at its line, never silently replaced.
 func Parse(data []byte, path string) (*Lock, error) {
 	var l Lock
-	var errs *multierror.Error
+	var errs []error
 	add := func(line int, format string, args ...any) {
-		errs = multierror.Append(errs, &config.Error{Pos: config.Pos{File: path, Line: line}, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path, Line: line}, Msg: fmt.Sprintf(format, args...)})
 	}
 	md, err := toml.Decode(string(data), &l)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &config.Error{Pos: config.Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, Msg: pe.Message + hint}
+			return nil, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, Msg: pe.Message + hint, Err: err}
 		}
-		return nil, &config.Error{Pos: config.Pos{File: path}, Msg: err.Error() + hint}
+		return nil, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path}, Msg: err.Error() + hint, Err: err}
 	}
 	loc := tomlpos.New(string(data))
 	for _, k := range md.Undecoded() {
@@ -195,9 +194,8 @@ func Parse(data []byte, path string) (*Lock, error) {
 			}
 		}
 	}
-	if errs != nil {
-		errs.ErrorFormat = config.ListFormat
-		return nil, fmt.Errorf("%w%s", errs.ErrorOrNil(), hint)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w%s", errdefs.List(errs, "problems"), hint)
 	}
 	return &l, nil
 }

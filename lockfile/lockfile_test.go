@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
@@ -85,7 +85,7 @@ func TestParseRejectsHandEdits(t *testing.T) {
 			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "bundle.lock:") {
 				t.Errorf("error %q: want %q with a bundle.lock:LINE place", err, c.want)
 			}
-			if !errors.Is(err, config.ErrSpec) {
+			if !errors.Is(err, errdefs.ErrLockfile) {
 				t.Errorf("error is not a spec-class error")
 			}
 		})

@@ -21,6 +21,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	spec "github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 )
 
 // Env owns the generated configuration of one run. Close removes it.
@@ -231,7 +232,7 @@ func writeAuth(path string, s *spec.Spec, hosts []string, dir, regConf, empty st
 	var errs []error
 	for _, h := range hosts {
 		var a *spec.Auth
-		var pos spec.Pos
+		var pos errdefs.Pos
 		if r, ok := s.Registries[h]; ok {
 			a, pos = r.Auth, r.Pos
 		}

@@ -14,8 +14,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/bundler"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
-	"github.com/airgap-bundle/airgap-bundle/lockfile"
-	"github.com/airgap-bundle/airgap-bundle/registry"
 )
 
 type buildFlags struct {
@@ -78,43 +76,21 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
-	log := g.logger()
-	var env *registry.Env
-	openEnv := func() (*registry.Env, error) {
-		if env == nil {
-			env, err = registry.New(spec, registry.Options{UserAgent: userAgent(), Logger: log})
-		}
-		return env, err
-	}
-	defer func() { env.Close() }()
+	session := bundler.NewSession(spec, g.registryOptions())
+	defer session.Close()
 
-	plan, err := bundler.NewPlan(spec, lock, bundler.LockOptions{})
+	policy := bundler.UpdateLock
+	if f.locked {
+		policy = bundler.RequireLocked
+	}
+	rep := g.progress()
+	lock, lockRes, err := bundler.EnsureLocked(c.Context(), spec, lockPath, lock, session, policy, bundler.LockOptions{Jobs: f.jobs, Logger: g.logger(), Progress: rep})
+	rep.Wait()
 	if err != nil {
 		return err
 	}
-	lockUpdated := false
-	if drift := plan.Drift(); len(drift) > 0 || lock == nil {
-		if f.locked {
-			return fmt.Errorf("%w: --locked, but %s does not match %s (%d differences); run \"airgap-bundle lock %s\"", bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), specPath)
-		}
-		r := &lazyResolver{spec: spec, opts: registry.Options{UserAgent: userAgent(), Logger: log}}
-		rep := g.progress()
-		res, err := bundler.Lock(c.Context(), spec, lock, r, bundler.LockOptions{Jobs: f.jobs, Logger: log, Progress: rep})
-		rep.Wait()
-		r.Close()
-		if err != nil {
-			return err
-		}
-		data, err := res.Lock.Encode(filepath.Base(spec.Path))
-		if err != nil {
-			return err
-		}
-		if _, err := lockfile.Write(lockPath, data); err != nil {
-			return err
-		}
-		fmt.Fprintf(g.out(c), "%s updated: %d resolved, %d kept, %d removed\n", lockPath, len(res.Resolved), res.Reused, len(res.Removed))
-		lock = res.Lock
-		lockUpdated = true
+	if lockRes != nil {
+		fmt.Fprintf(g.out(c), "%s updated: %d resolved, %d kept, %d removed\n", lockPath, len(lockRes.Resolved), len(lockRes.Kept), len(lockRes.Removed))
 	}
 
 	dir := f.cacheDir
@@ -127,22 +103,17 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
-	fetcher := &lazyFetcher{open: openEnv}
-	defer fetcher.Close()
-	rep := g.progress()
-	results, err := bundler.Build(c.Context(), spec, lock, bc, fetcher, bundler.BuildOptions{
-		OutputDir: f.output, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: log, Progress: rep,
+	outDir := bundler.OutputDir(spec, f.output)
+	rep = g.progress()
+	results, err := bundler.Build(c.Context(), spec, lock, bc, session, bundler.BuildOptions{
+		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep,
 	})
 	rep.Wait()
 	if err != nil {
 		return err
 	}
 	if g.json {
-		outDir := f.output
-		if outDir == "" {
-			outDir = spec.OutputDir
-		}
-		j := buildJSON{Lockfile: lockPath, LockUpdated: lockUpdated, OutputDir: outDir, Sums: filepath.Join(outDir, bundler.SumsFile), Archives: []archiveJSON{}}
+		j := buildJSON{Lockfile: lockPath, LockUpdated: lockRes != nil, OutputDir: outDir, Sums: filepath.Join(outDir, bundler.SumsFile), Archives: []archiveJSON{}}
 		for _, r := range results {
 			j.Archives = append(j.Archives, archiveJSON{Group: r.Group, Path: r.Path, Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs})
 		}

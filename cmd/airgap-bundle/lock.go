@@ -2,26 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
-	"sync"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
-
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/bundler"
-	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
-	"github.com/airgap-bundle/airgap-bundle/registry"
-	"github.com/airgap-bundle/airgap-bundle/resolve"
 )
 
 type lockFlags struct {
@@ -88,52 +78,47 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 	defer opts.Progress.Wait()
 
 	if f.check {
-		if old == nil {
-			if g.json {
-				if err := g.printJSON(c, lockCheckJSON{Lockfile: lockPath, Drift: []driftJSON{}}); err != nil {
+		checkErr := bundler.CheckLock(spec, lockPath, old)
+		if g.json {
+			j := lockCheckJSON{Lockfile: lockPath, Exists: old != nil, UpToDate: checkErr == nil, Drift: []driftJSON{}}
+			if old != nil {
+				plan, err := bundler.NewPlan(spec, old, opts)
+				if err != nil {
 					return err
 				}
+				j.Drift = driftEntries(plan)
 			}
-			return fmt.Errorf("%w: %s does not exist; run \"airgap-bundle lock %s\"", bundler.ErrLockOutOfDate, lockPath, specPath)
-		}
-		plan, err := bundler.NewPlan(spec, old, opts)
-		if err != nil {
-			return err
-		}
-		drift := plan.Drift()
-		if g.json {
-			if err := g.printJSON(c, lockCheckJSON{Lockfile: lockPath, Exists: true, UpToDate: len(drift) == 0, Drift: driftEntries(plan)}); err != nil {
+			if err := g.printJSON(c, j); err != nil {
 				return err
 			}
 		}
-		if len(drift) > 0 {
-			return fmt.Errorf("%w: %s differs from %s (%s):\n  %s\nrun \"airgap-bundle lock %s\"",
-				bundler.ErrLockOutOfDate, lockPath, specPath, count(len(drift), "difference", "differences"), strings.Join(drift, "\n  "), specPath)
+		if checkErr != nil {
+			return checkErr
 		}
 		fmt.Fprintf(g.out(c), "%s is up to date\n", lockPath)
 		return nil
 	}
 
-	r := &lazyResolver{spec: spec, opts: registry.Options{UserAgent: userAgent(), Logger: g.logger()}}
-	defer r.Close()
-	res, err := bundler.Lock(c.Context(), spec, old, r, opts)
-	if err != nil {
-		return err
-	}
-	data, err := res.Lock.Encode(filepath.Base(spec.Path))
+	session := bundler.NewSession(spec, g.registryOptions())
+	defer session.Close()
+	res, err := bundler.Lock(c.Context(), spec, old, session, opts)
 	if err != nil {
 		return err
 	}
 	var changed bool
 	if f.dryRun {
+		data, err := res.Lock.Encode(filepath.Base(spec.Path))
+		if err != nil {
+			return err
+		}
 		cur, err := os.ReadFile(lockPath)
 		changed = err != nil || !bytes.Equal(cur, data)
-	} else if changed, err = lockfile.Write(lockPath, data); err != nil {
+	} else if changed, err = bundler.WriteLock(spec, lockPath, res.Lock); err != nil {
 		return err
 	}
 	diff := lockfile.Compare(old, res.Lock)
 	if g.json {
-		return g.printJSON(c, newLockJSON(lockPath, f.dryRun, changed, old, res, diff))
+		return g.printJSON(c, newLockJSON(lockPath, f.dryRun, changed, res, diff))
 	}
 	w := g.out(c)
 	if f.dryRun {
@@ -142,20 +127,20 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 		if changed {
 			state = "would be written"
 		}
-		fmt.Fprintf(w, "dry run: %s %s: %d resolved, %d kept, %d removed\n", lockPath, state, len(res.Resolved), res.Reused, len(res.Removed))
+		fmt.Fprintf(w, "dry run: %s %s: %d resolved, %d kept, %d removed\n", lockPath, state, len(res.Resolved), len(res.Kept), len(res.Removed))
 		return nil
 	}
-	for _, s := range res.Resolved {
-		fmt.Fprintf(w, "resolved  %s\n", s)
+	for _, e := range res.Resolved {
+		fmt.Fprintf(w, "resolved  %s: %s\n", e.Group, e.Ref)
 	}
-	for _, s := range res.Removed {
-		fmt.Fprintf(w, "removed   %s\n", s)
+	for _, e := range res.Removed {
+		fmt.Fprintf(w, "removed   %s: %s\n", e.Group, e.Ref)
 	}
 	state := "unchanged"
 	if changed {
 		state = "written"
 	}
-	fmt.Fprintf(w, "%s %s: %d resolved, %d kept, %d removed\n", lockPath, state, len(res.Resolved), res.Reused, len(res.Removed))
+	fmt.Fprintf(w, "%s %s: %d resolved, %d kept, %d removed\n", lockPath, state, len(res.Resolved), len(res.Kept), len(res.Removed))
 	return nil
 }
 
@@ -202,115 +187,29 @@ func driftEntries(p *bundler.Plan) []driftJSON {
 		out = append(out, driftJSON{Group: w.Group.Name, Image: w.Image.Ref.Written, Reason: w.Reason, Position: w.Image.Pos.String()})
 	}
 	for _, r := range p.Removed {
-		group, ref, _ := strings.Cut(r, ": ")
-		out = append(out, driftJSON{Group: group, Image: ref, Reason: "in the lockfile but not in the spec"})
+		out = append(out, driftJSON{Group: r.Group, Image: r.Ref, Reason: "in the lockfile but not in the spec"})
 	}
 	return out
 }
 
-func newLockJSON(path string, dryRun, changed bool, old *lockfile.Lock, res *bundler.LockResult, diff *lockfile.Diff) lockJSON {
-	j := lockJSON{Lockfile: path, DryRun: dryRun, Changed: changed, Written: changed && !dryRun,
-		Resolved: []lockEntryJSON{}, Kept: []lockEntryJSON{}, Removed: []lockEntryJSON{}, Diff: diff}
-	entry := func(l *lockfile.Lock, s string) lockEntryJSON {
-		group, ref, _ := strings.Cut(s, ": ")
-		e := lockEntryJSON{Group: group, Ref: ref}
-		if l != nil {
-			if lg := l.Group(group); lg != nil {
-				if img := lg.Image(ref); img != nil {
-					e.Digest = img.Digest
-				}
-			}
+func newLockJSON(path string, dryRun, changed bool, res *bundler.LockResult, diff *lockfile.Diff) lockJSON {
+	j := lockJSON{Lockfile: path, DryRun: dryRun, Changed: changed, Written: changed && !dryRun, Diff: diff}
+	entries := func(list []bundler.Entry) []lockEntryJSON {
+		out := make([]lockEntryJSON, len(list))
+		for i, e := range list {
+			out[i] = lockEntryJSON(e)
 		}
-		return e
-	}
-	resolved := map[string]bool{}
-	for _, s := range res.Resolved {
-		resolved[s] = true
-		j.Resolved = append(j.Resolved, entry(res.Lock, s))
-	}
-	for _, lg := range res.Lock.Groups {
-		for _, img := range lg.Images {
-			if !resolved[lg.Name+": "+img.Ref] {
-				j.Kept = append(j.Kept, lockEntryJSON{Group: lg.Name, Ref: img.Ref, Digest: img.Digest})
+		// In lockfile order, whatever the spec's.
+		sort.Slice(out, func(a, b int) bool {
+			if out[a].Group != out[b].Group {
+				return out[a].Group < out[b].Group
 			}
-		}
-	}
-	for _, s := range res.Removed {
-		j.Removed = append(j.Removed, entry(old, s))
-	}
-	// In lockfile order, whatever the spec's.
-	for _, list := range [][]lockEntryJSON{j.Resolved, j.Kept, j.Removed} {
-		sort.Slice(list, func(a, b int) bool {
-			if list[a].Group != list[b].Group {
-				return list[a].Group < list[b].Group
-			}
-			return list[a].Ref < list[b].Ref
+			return out[a].Ref < out[b].Ref
 		})
+		return out
 	}
+	j.Resolved, j.Kept, j.Removed = entries(res.Resolved), entries(res.Kept), entries(res.Removed)
 	return j
-}
-
-// lazyResolver sets up registry access only when an image needs it, so a
-// lock with nothing to resolve reads no credentials and calls no registry.
-type lazyResolver struct {
-	spec *config.Spec
-	opts registry.Options
-	once sync.Once
-	env  *registry.Env
-	err  error
-}
-
-func (l *lazyResolver) Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
-	l.once.Do(func() { l.env, l.err = registry.New(l.spec, l.opts) })
-	if l.err != nil {
-		return nil, l.err
-	}
-	return (&resolve.Resolver{Sys: l.env.Sys}).Resolve(ctx, ref, want, index)
-}
-
-func (l *lazyResolver) Close() { l.env.Close() }
-
-// lazyFetcher opens registry access only when the cache lacks something.
-type lazyFetcher struct {
-	open func() (*registry.Env, error)
-	once sync.Once
-	f    *bundler.RegistryFetcher
-	err  error
-}
-
-func (l *lazyFetcher) get() (*bundler.RegistryFetcher, error) {
-	l.once.Do(func() {
-		env, err := l.open()
-		if err != nil {
-			l.err = err
-			return
-		}
-		l.f = &bundler.RegistryFetcher{Sys: env.Sys}
-	})
-	return l.f, l.err
-}
-
-func (l *lazyFetcher) Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error) {
-	f, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return f.Manifest(ctx, ref, top, instance)
-}
-
-func (l *lazyFetcher) Blob(ctx context.Context, ref image.Reference, top, d digest.Digest, size int64) (io.ReadCloser, error) {
-	f, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return f.Blob(ctx, ref, top, d, size)
-}
-
-func (l *lazyFetcher) Close() error {
-	if l.f != nil {
-		return l.f.Close()
-	}
-	return nil
 }
 
 // count renders "1 difference", "3 differences".

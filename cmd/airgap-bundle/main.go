@@ -9,8 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/airgap-bundle/airgap-bundle/bundler"
-	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 )
 
 // Exit codes, documented in the README.
@@ -39,9 +38,9 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, bundler.ErrLockOutOfDate):
+	case errors.Is(err, errdefs.ErrLockOutOfDate):
 		return exitLockOutdated
-	case errors.As(err, &u), errors.Is(err, config.ErrSpec):
+	case errors.As(err, &u), errors.Is(err, errdefs.ErrUsage), errors.Is(err, errdefs.ErrSpec), errors.Is(err, errdefs.ErrLockfile):
 		return exitUsage
 	default:
 		return exitFailure

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 )
 
 type globalFlags struct {
@@ -66,6 +67,11 @@ func (g *globalFlags) logger() *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// registryOptions are the settings of every registry session.
+func (g *globalFlags) registryOptions() registry.Options {
+	return registry.Options{UserAgent: userAgent(), Logger: g.logger()}
 }
 
 // out is where human-readable results go; --quiet and --json silence it

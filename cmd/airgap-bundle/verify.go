@@ -9,6 +9,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/bundler"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
@@ -83,21 +84,10 @@ func runVerifySpec(c *cobra.Command, g *globalFlags, f *verifyFlags, specPath st
 	if err != nil {
 		return err
 	}
-	if lock == nil {
-		return fmt.Errorf("%w: %s does not exist: nothing to verify against (run \"airgap-bundle build %s\")", bundler.ErrLockOutOfDate, lockPath, specPath)
+	if err := bundler.CheckLock(spec, lockPath, lock); err != nil {
+		return fmt.Errorf("the archives cannot match the spec: %w", err)
 	}
-	plan, err := bundler.NewPlan(spec, lock, bundler.LockOptions{})
-	if err != nil {
-		return err
-	}
-	if drift := plan.Drift(); len(drift) > 0 {
-		return fmt.Errorf("%w: %s differs from %s in %d places, so the archives cannot match the spec:\n  %s\nrun \"airgap-bundle build %s\"",
-			bundler.ErrLockOutOfDate, lockPath, specPath, len(drift), strings.Join(drift, "\n  "), specPath)
-	}
-	outDir := f.output
-	if outDir == "" {
-		outDir = spec.OutputDir
-	}
+	outDir := bundler.OutputDir(spec, f.output)
 	reports, err := bundler.Verify(c.Context(), spec, lock, bundler.VerifyOptions{OutputDir: outDir, Groups: f.groups})
 	if err != nil {
 		return err
@@ -176,7 +166,7 @@ func printVerify(c *cobra.Command, g *globalFlags, reports []bundler.ArchiveRepo
 		}
 	}
 	if problems > 0 {
-		return fmt.Errorf("%w: %s in %d of %s", bundler.ErrVerify, count(problems, "problem", "problems"), bad, count(len(reports), "archive", "archives"))
+		return fmt.Errorf("%w: %s in %d of %s", errdefs.ErrVerify, count(problems, "problem", "problems"), bad, count(len(reports), "archive", "archives"))
 	}
 	return nil
 }

@@ -1,0 +1,87 @@
+package bundler
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/registry"
+	"github.com/airgap-bundle/airgap-bundle/resolve"
+)
+
+// Session is one run's access to the registries of a spec. It is both the
+// Resolver that Lock uses and the Fetcher that Build uses, so a build that
+// locks first sets up registry access (and resolves credentials) once. It
+// starts on first use: a lock with nothing to resolve, or a build from a
+// warm cache, reads no credentials and calls no registry.
+type Session struct {
+	spec *config.Spec
+	opts registry.Options
+
+	once  sync.Once
+	env   *registry.Env
+	fetch *RegistryFetcher
+	err   error
+}
+
+// NewSession returns a session for spec; nothing happens until it is used.
+func NewSession(spec *config.Spec, opts registry.Options) *Session {
+	return &Session{spec: spec, opts: opts}
+}
+
+func (s *Session) start() error {
+	s.once.Do(func() {
+		env, err := registry.New(s.spec, s.opts)
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.env = env
+		s.fetch = &RegistryFetcher{Sys: env.Sys}
+	})
+	return s.err
+}
+
+// Resolve implements Resolver.
+func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return (&resolve.Resolver{Sys: s.env.Sys}).Resolve(ctx, ref, want, index)
+}
+
+// Manifest implements Fetcher.
+func (s *Session) Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s.fetch.Manifest(ctx, ref, top, instance)
+}
+
+// Blob implements Fetcher.
+func (s *Session) Blob(ctx context.Context, ref image.Reference, top, d digest.Digest, size int64) (io.ReadCloser, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s.fetch.Blob(ctx, ref, top, d, size)
+}
+
+// Close closes the opened repositories and removes the generated registry
+// configuration, credentials included. A session that never started has
+// nothing to close.
+func (s *Session) Close() error {
+	var errs []error
+	if s.fetch != nil {
+		errs = append(errs, s.fetch.Close())
+	}
+	if s.env != nil {
+		errs = append(errs, s.env.Close())
+	}
+	return errors.Join(errs...)
+}
