@@ -12,16 +12,34 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 )
 
-// buildBinary builds the real CLI for tests that need a process of its own.
-func buildBinary(t *testing.T) string {
+// asCLIEnv, set to 1 in a child's environment, makes the test binary run
+// the CLI's main instead of the tests (see TestMain). Tests that need the
+// CLI as a process of its own re-execute the test binary with it rather than
+// building the command with go build: nothing is compiled twice, and every
+// such test in the package shares the one binary.
+const asCLIEnv = "AIRGAP_BUNDLE_TEST_RUN_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asCLIEnv) == "1" {
+		main() // exits with the CLI's exit code
+	}
+	os.Exit(m.Run())
+}
+
+// cliBinary returns the path of an executable that behaves as airgap-bundle
+// when run with cliEnv() in its environment: this test binary.
+func cliBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "airgap-bundle")
-	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatalf("finding the test binary: %v", err)
 	}
 	return bin
+}
+
+// cliEnv is the environment for running cliBinary as the CLI, plus extra.
+func cliEnv(extra ...string) []string {
+	return append(append(os.Environ(), asCLIEnv+"=1"), extra...)
 }
 
 // On a terminal, build draws progress bars; in a CI log (a pipe) it writes
@@ -33,10 +51,10 @@ func TestProgressOnTerminalAndInCI(t *testing.T) {
 	isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
-	bin := buildBinary(t)
+	bin := cliBinary(t)
 	dir := t.TempDir()
 	spec := writeFile(t, dir, "bundle.toml", buildSpec(reg.Host))
-	env := append(os.Environ(), "HOME="+dir)
+	env := cliEnv("HOME=" + dir)
 
 	// A pty: script(1) runs the command on a pseudo-terminal and copies
 	// what it drew. Without a terminal of its own, script's pty is 0x0, on
