@@ -54,43 +54,6 @@ const (
 	AnnotationRefName   = ocispec.AnnotationRefName
 )
 
-// Descriptor identifies one blob: its media type, digest and size in bytes.
-type Descriptor struct {
-	MediaType image.MediaType
-	Digest    digest.Digest
-	Size      int64
-}
-
-// Manifest is one platform's image manifest: the manifest blob itself, its
-// config and its layers, in order.
-type Manifest struct {
-	Descriptor
-	Config Descriptor
-	Layers []Descriptor
-}
-
-// Image is one image of an archive.
-type Image struct {
-	// Names are the image's names, each either tagged
-	// ("docker.io/library/busybox:1.36") or digest-only
-	// ("docker.io/x/y@sha256:…"). A short name is normalised as docker does
-	// ("busybox" is docker.io/library/busybox:latest). A name with both a
-	// tag and a digest is refused: pass "repo:tag" and "repo@digest" as two
-	// names if both are wanted. A digest-only name is written as given even
-	// when Top has another digest (a filtered index), so containerd finds
-	// the image under the digest it was pinned by.
-	Names []string
-	// Top is what the names point at and what index.json lists: the
-	// registry's own manifest, or its (original or filtered) index.
-	Top Descriptor
-	// Manifests are the platform manifests the archive includes, in the
-	// group's platform order. manifest.json describes Manifests[0]. For a
-	// single-manifest image, Manifests has one element whose Descriptor
-	// equals Top. For an index, only the manifests listed here (and their
-	// blobs) are written; children of other platforms are absent.
-	Manifests []Manifest
-}
-
 // Blobs opens blobs by descriptor. The caller has verified the content;
 // Write still checks that each blob has exactly the descriptor's size and
 // digest while it copies.

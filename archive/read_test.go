@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,7 +187,7 @@ func TestReadOurs(t *testing.T) {
 				t.Errorf("format %s, compression %s, size %d, sha256 %s", c.Format, c.Compression, c.Size, c.SHA256)
 			}
 			if p := c.Check(); len(p) != 0 {
-				t.Errorf("Check on a good archive:\n%s", strings.Join(p, "\n"))
+				t.Errorf("Check on a good archive:\n%+v", p)
 			}
 			want := blobsOf(w.images)
 			var got []digest.Digest
@@ -204,25 +205,31 @@ func TestReadOurs(t *testing.T) {
 				names     string
 				top       digest.Digest
 				platforms string
-				docker    int
-				dockerP   int
+				docker    string // manifest.json entry / its platform
 				absent    int
 			}
 			var views []view
 			for _, img := range c.Images {
 				var ps []string
-				for _, p := range img.Platforms {
-					ps = append(ps, fmt.Sprintf("%s=%s/%d layers", p.Platform, p.Manifest.Digest.Encoded()[:6], len(p.Layers)))
+				for _, m := range img.Manifests {
+					ps = append(ps, fmt.Sprintf("%s=%s/%d layers", m.Platform, m.Digest.Encoded()[:6], len(m.Layers)))
 				}
-				views = append(views, view{strings.Join(img.Names, ","), img.Top.Digest, strings.Join(ps, " "), img.Docker, img.DockerPlatform, len(img.Absent)})
+				docker := "none"
+				if img.Docker != nil {
+					docker = fmt.Sprintf("%d/none", img.Docker.Entry)
+					if img.Docker.Manifest != nil {
+						docker = fmt.Sprintf("%d/%d", img.Docker.Entry, *img.Docker.Manifest)
+					}
+				}
+				views = append(views, view{strings.Join(img.Names, ","), img.Top.Digest, strings.Join(ps, " "), docker, len(img.Absent)})
 			}
 			short := func(m Manifest) string { return m.Digest.Encoded()[:6] }
 			wantViews := []view{
-				{"docker.io/rancher/mirrored-pause:3.6,docker.io/rancher/mirrored-pause@" + w.pause.Digest.String(), w.pause.Digest, "linux/amd64=" + short(w.pause) + "/2 layers", 0, 0, 0},
-				{"docker.io/library/busybox:1.36,docker.io/library/busybox:latest", w.busybox.Digest, "linux/amd64=" + short(w.busybox) + "/2 layers", 1, 0, 0},
+				{"docker.io/rancher/mirrored-pause:3.6,docker.io/rancher/mirrored-pause@" + w.pause.Digest.String(), w.pause.Digest, "linux/amd64=" + short(w.pause) + "/2 layers", "0/0", 0},
+				{"docker.io/library/busybox:1.36,docker.io/library/busybox:latest", w.busybox.Digest, "linux/amd64=" + short(w.busybox) + "/2 layers", "1/0", 0},
 				// Index order; manifest.json describes arm64, the group's first.
-				{"registry.k8s.io/pause:3.9", w.index.Digest, "linux/amd64=" + short(w.amd64) + "/2 layers linux/arm64=" + short(w.arm64) + "/2 layers", 2, 1, 1},
-				{"quay.io/x/y@" + w.digestOnly.Digest.String(), w.digestOnly.Digest, "linux/amd64=" + short(w.digestOnly) + "/2 layers", 3, 0, 0},
+				{"registry.k8s.io/pause:3.9", w.index.Digest, "linux/amd64=" + short(w.amd64) + "/2 layers linux/arm64=" + short(w.arm64) + "/2 layers", "2/1", 1},
+				{"quay.io/x/y@" + w.digestOnly.Digest.String(), w.digestOnly.Digest, "linux/amd64=" + short(w.digestOnly) + "/2 layers", "3/0", 0},
 			}
 			if fmt.Sprint(views) != fmt.Sprint(wantViews) {
 				t.Errorf("images:\n%v\nwant\n%v", views, wantViews)
@@ -270,11 +277,11 @@ func TestReadPlainOCILayout(t *testing.T) {
 		t.Fatalf("format %s, %d images", c.Format, len(c.Images))
 	}
 	img := c.Images[0]
-	if fmt.Sprint(img.Names) != "[3.9]" || img.Top.Digest != w.index.Digest || len(img.Platforms) != 2 || len(img.Absent) != 1 || img.Docker != -1 {
+	if fmt.Sprint(img.Names) != "[3.9]" || img.Top.Digest != w.index.Digest || len(img.Manifests) != 2 || len(img.Absent) != 1 || img.Docker != nil {
 		t.Errorf("image %+v", img)
 	}
 	if p := c.Check(); len(p) != 0 {
-		t.Errorf("Check:\n%s", strings.Join(p, "\n"))
+		t.Errorf("Check:\n%+v", p)
 	}
 }
 
@@ -304,7 +311,7 @@ func TestReadCraneTarball(t *testing.T) {
 		t.Fatalf("format %s, %d images", c.Format, len(c.Images))
 	}
 	if p := c.Check(); len(p) != 0 {
-		t.Errorf("Check:\n%s", strings.Join(p, "\n"))
+		t.Errorf("Check:\n%+v", p)
 	}
 	for _, img := range c.Images {
 		want := a
@@ -313,8 +320,8 @@ func TestReadCraneTarball(t *testing.T) {
 		}
 		cfgName, _ := want.ConfigName()
 		layers, _ := want.Layers()
-		p := img.Platforms[0]
-		if img.Top != nil || p.Manifest != nil || p.Config.Digest.String() != cfgName.String() || len(p.Layers) != 2 {
+		p := img.Manifests[0]
+		if img.Top != (Descriptor{}) || p.Descriptor != (Descriptor{}) || p.Config.Digest.String() != cfgName.String() || len(p.Layers) != 2 {
 			t.Errorf("%v: %+v", img.Names, p)
 		}
 		for i, l := range layers {
@@ -384,16 +391,17 @@ func TestReadClassicDockerSave(t *testing.T) {
 		t.Fatalf("format %s, %d images", c.Format, len(c.Images))
 	}
 	if p := c.Check(); len(p) != 0 {
-		t.Errorf("Check:\n%s", strings.Join(p, "\n"))
+		t.Errorf("Check:\n%+v", p)
 	}
-	pa, pb := c.Images[0].Platforms[0], c.Images[1].Platforms[0]
+	pa, pb := c.Images[0].Manifests[0], c.Images[1].Manifests[0]
 	if pa.Platform != "linux/amd64" || pb.Platform != "linux/arm64" {
 		t.Errorf("platforms %q %q", pa.Platform, pb.Platform)
 	}
 	if pa.Layers[0].Digest != pb.Layers[0].Digest || pa.Layers[0].Digest != pa.DiffIDs[0] {
 		t.Errorf("the shared base layer: %s %s, diff_id %s", pa.Layers[0].Digest, pb.Layers[0].Digest, pa.DiffIDs[0])
 	}
-	if f := c.Files[pb.Layers[0].Path]; f.LinkTo != pa.Layers[0].Path {
+	// b's entry names the symlink, which resolves to a's layer file.
+	if f := c.Files[path.Clean(c.DockerManifest[1].Layers[0])]; !c.Has(pb.Layers[0]) || f.LinkTo != path.Clean(c.DockerManifest[0].Layers[0]) {
 		t.Errorf("the symlinked layer resolves to %q", f.LinkTo)
 	}
 	if saved := c.ImagesBytes() - c.UniqueBytes(); saved != pa.Layers[0].Size {
@@ -410,7 +418,7 @@ func TestReadClassicDockerSave(t *testing.T) {
 		}
 		entries = append(entries, tent{name: e.hdr.Name, body: string(e.body), typ: e.hdr.Typeflag, link: e.hdr.Linkname})
 	}
-	if got, want := mustRead(t, tarOf(t, entries...)).Check(), []string{fmt.Sprintf("manifest.json: a:1: layer 0 file %q is missing", dropped)}; !slices.Equal(got, want) {
+	if got, want := mustRead(t, tarOf(t, entries...)).Check(), []Problem{{Kind: KindDockerFileMissing, Image: "a:1", Detail: fmt.Sprintf("layer 0 file %q", dropped)}}; !slices.Equal(got, want) {
 		t.Errorf("Check without a layer file: %q, want %q", got, want)
 	}
 
@@ -423,8 +431,9 @@ func TestReadClassicDockerSave(t *testing.T) {
 		return body
 	}))
 	got := c.Check()
-	if len(got) != 2 || !strings.Contains(got[0], "layer 0 of a:1 linux/amd64 (") || !strings.Contains(got[0], "its config's diff_id is "+pa.DiffIDs[0].String()) {
-		t.Errorf("Check of a tampered layer:\n%s", strings.Join(got, "\n"))
+	if len(got) != 2 || got[0].Kind != KindDiffIDMismatch || got[0].Image != "a:1" || got[0].Platform != "linux/amd64" ||
+		!strings.Contains(got[0].Detail, "layer 0 of a:1 linux/amd64 (") || !strings.Contains(got[0].Detail, "its config's diff_id is "+pa.DiffIDs[0].String()) {
+		t.Errorf("Check of a tampered layer:\n%+v", got)
 	}
 }
 
@@ -441,7 +450,7 @@ func TestCheckProblems(t *testing.T) {
 		name   string
 		change func(name string, body []byte) (string, []byte, bool) // new name, body, keep
 		add    []tent
-		want   []string
+		want   []Problem
 	}{
 		{
 			name: "flipped byte",
@@ -451,14 +460,14 @@ func TestCheckProblems(t *testing.T) {
 				}
 				return n, b, true
 			},
-			want: []string{fmt.Sprintf("blob %s: content hashes to %s", layer, digest.FromBytes(flipped))},
+			want: []Problem{{Kind: KindBlobCorrupt, Digest: layer, Detail: digest.FromBytes(flipped).String()}},
 		},
 		{
 			name: "missing layer",
 			change: func(n string, b []byte) (string, []byte, bool) {
 				return n, b, n != blobPath(layer)
 			},
-			want: []string{fmt.Sprintf("blob %s (layer 1 of docker.io/library/busybox:1.36 linux/amd64) is missing", layer)},
+			want: []Problem{{Kind: KindBlobMissing, Image: "docker.io/library/busybox:1.36", Platform: "linux/amd64", Digest: layer, Detail: "layer 1 of docker.io/library/busybox:1.36 linux/amd64"}},
 		},
 		{
 			name: "manifest.json layers disagree with index.json",
@@ -468,7 +477,7 @@ func TestCheckProblems(t *testing.T) {
 				}
 				return n, b, true
 			},
-			want: []string{fmt.Sprintf("manifest.json: docker.io/library/busybox:1.36, docker.io/library/busybox:latest: config and layers are not those of any platform of index.json's %s", w.busybox.Digest)},
+			want: []Problem{{Kind: KindDockerEntryMismatch, Image: "docker.io/library/busybox:1.36, docker.io/library/busybox:latest", Digest: w.busybox.Digest}},
 		},
 		{
 			name: "RepoTag not in index.json",
@@ -478,9 +487,9 @@ func TestCheckProblems(t *testing.T) {
 				}
 				return n, b, true
 			},
-			want: []string{
-				"manifest.json: RepoTag docker.io/library/busybox:evil is not a name in index.json",
-				"index.json: docker.io/library/busybox:latest has no RepoTag in manifest.json",
+			want: []Problem{
+				{Kind: KindDockerTagUnknown, Detail: "docker.io/library/busybox:evil"},
+				{Kind: KindDockerTagMissing, Image: "docker.io/library/busybox:latest"},
 			},
 		},
 		{
@@ -493,20 +502,20 @@ func TestCheckProblems(t *testing.T) {
 				}
 				return n, b, true
 			},
-			want: []string{fmt.Sprintf("index.json: docker.io/rancher/mirrored-pause:3.6 (%s) has no manifest.json entry", w.pause.Digest)},
+			want: []Problem{{Kind: KindDockerEntryMissing, Image: "docker.io/rancher/mirrored-pause:3.6", Digest: w.pause.Digest}},
 		},
 		{
 			name: "unreferenced blob and unexpected file",
 			add:  []tent{reg(blobPath(digest.FromBytes(extra)), string(extra)), reg("etc/motd", "hi")},
-			want: []string{
-				fmt.Sprintf("blob %s (20 bytes) is not referenced by index.json or manifest.json", digest.FromBytes(extra)),
-				"unexpected file etc/motd",
+			want: []Problem{
+				{Kind: KindUnreferenced, Digest: digest.FromBytes(extra), Detail: "20"},
+				{Kind: KindUnexpectedFile, Detail: "etc/motd"},
 			},
 		},
 		{
 			name: "blob under a wrong name",
 			add:  []tent{reg("blobs/sha256/notahash", "x")},
-			want: []string{"blobs/sha256/notahash is under blobs/ but not named by a digest"},
+			want: []Problem{{Kind: KindBlobBadName, Detail: "blobs/sha256/notahash"}},
 		},
 		{
 			name: "index.json size disagrees",
@@ -516,7 +525,7 @@ func TestCheckProblems(t *testing.T) {
 				}
 				return n, b, true
 			},
-			want: []string{fmt.Sprintf("blob %s is %d bytes; its reference (index.json: registry.k8s.io/pause:3.9) says %d", w.index.Digest, w.index.Size, w.index.Size+1)},
+			want: []Problem{{Kind: KindSizeMismatch, Image: "registry.k8s.io/pause:3.9", Digest: w.index.Digest, Detail: fmt.Sprintf("is %d bytes; its reference (index.json: registry.k8s.io/pause:3.9) says %d", w.index.Size, w.index.Size+1)}},
 		},
 		{
 			name: "oci-layout version",
@@ -526,7 +535,7 @@ func TestCheckProblems(t *testing.T) {
 				}
 				return n, b, true
 			},
-			want: []string{`oci-layout: imageLayoutVersion "2.0.0", want "1.0.0"`},
+			want: []Problem{{Kind: KindLayoutVersion, Detail: "2.0.0"}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -544,7 +553,7 @@ func TestCheckProblems(t *testing.T) {
 			entries = append(entries, tc.add...)
 			c := mustRead(t, tarOf(t, entries...))
 			if got := append(c.Check(), c.Strays()...); !slices.Equal(got, tc.want) {
-				t.Errorf("Check:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+				t.Errorf("Check:\n%+v\nwant\n%+v", got, tc.want)
 			}
 		})
 	}
@@ -564,7 +573,7 @@ func TestStraysAreNotInconsistencies(t *testing.T) {
 	if p := c.Check(); len(p) != 0 {
 		t.Errorf("Check: %v", p)
 	}
-	want := []string{fmt.Sprintf("blob %s (%d bytes) is not referenced by index.json or manifest.json", digest.FromString(legacy), len(legacy))}
+	want := []Problem{{Kind: KindUnreferenced, Digest: digest.FromString(legacy), Detail: fmt.Sprint(len(legacy))}}
 	if got := c.Strays(); !slices.Equal(got, want) {
 		t.Errorf("Strays: %v, want %v", got, want)
 	}
@@ -591,7 +600,7 @@ func TestReadFileStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p := c.Check(); len(p) != 0 {
-		t.Errorf("Check:\n%s", strings.Join(p, "\n"))
+		t.Errorf("Check:\n%+v", p)
 	}
 	if _, kept := c.BlobDocument(m.Layers[0].Digest); kept {
 		t.Error("a 12 MiB layer was kept in memory")

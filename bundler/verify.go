@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
@@ -41,24 +42,18 @@ type ArchiveReport struct {
 	Images int // distinct images (one image under two names counts once)
 	Blobs  int // files under blobs/
 	Files  int // regular files (and, in a Docker archive, symlinks to them)
-	// Problems, one line each, without the file name.
-	Problems []string
+	// Problems found, each with Archive set to Name.
+	Problems []archive.Problem
 }
 
 // OK reports whether no problem was found.
 func (r *ArchiveReport) OK() bool { return len(r.Problems) == 0 }
 
-// Lines are the problems, each prefixed with the archive's file name.
-func (r *ArchiveReport) Lines() []string {
-	out := make([]string, len(r.Problems))
-	for i, p := range r.Problems {
-		out[i] = r.Name + ": " + p
+func (r *ArchiveReport) add(ps ...archive.Problem) {
+	for _, p := range ps {
+		p.Archive = r.Name
+		r.Problems = append(r.Problems, p)
 	}
-	return out
-}
-
-func (r *ArchiveReport) add(format string, args ...any) {
-	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
 
 // Verify checks the built archive of each group of spec against lock, the
@@ -92,22 +87,22 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 		if c != nil {
 			want, _ := archive.CompressionFor(g.Archive)
 			if c.Compression != want {
-				r.add("is %s-compressed, but its name asks for %s", c.Compression, want)
+				r.add(archive.Problem{Kind: archive.KindCompressionMismatch, Detail: fmt.Sprintf("is %s-compressed, but its name asks for %s", c.Compression, want)})
 			}
 			if c.Format != archive.FormatOCIDocker {
-				r.add("is a %q archive: build writes an OCI layout with manifest.json", c.Format)
+				r.add(archive.Problem{Kind: archive.KindFormatUnexpected, Detail: string(c.Format)})
 			}
-			r.Problems = append(r.Problems, c.Strays()...)
+			r.add(c.Strays()...)
 			verifyLocked(&r, c, lock.Group(g.Name))
 		}
 		if r.SHA256 != "" {
 			switch sum, ok := sums[r.Name]; {
 			case sumsErr != nil:
-				r.add("%s: %v", SumsFile, sumsErr)
+				r.add(archive.Problem{Kind: archive.KindChecksumUnreadable, Detail: sumsErr.Error()})
 			case !ok:
-				r.add("%s has no line for it", SumsFile)
+				r.add(archive.Problem{Kind: archive.KindChecksumMissing})
 			case sum != r.SHA256:
-				r.add("%s says %s, the file's sha256 is %s", SumsFile, sum, r.SHA256)
+				r.add(archive.Problem{Kind: archive.KindChecksumMismatch, Digest: digest.NewDigestFromEncoded(digest.SHA256, r.SHA256), Detail: sum})
 			}
 		}
 		reports = append(reports, r)
@@ -131,17 +126,17 @@ func readArchive(ctx context.Context, path string) (ArchiveReport, *archive.Cont
 	c, err := archive.ReadFile(ctx, path, archive.ReadOptions{})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		r.add("archive is missing")
+		r.add(archive.Problem{Kind: archive.KindArchiveMissing})
 		return r, nil
 	case err != nil:
-		r.add("unreadable: %v", err)
+		r.add(archive.Problem{Kind: archive.KindArchiveUnreadable, Detail: err.Error()})
 		if sum, size, herr := hashFile(path); herr == nil {
 			r.SHA256, r.Size = sum, size
 		}
 		return r, nil
 	}
 	r.Size, r.SHA256, r.Format, r.Images, r.Blobs, r.Files = c.Size, c.SHA256, c.Format, len(c.Images), len(c.Blobs), len(c.Files)
-	r.Problems = append(r.Problems, c.Check()...)
+	r.add(c.Check()...)
 	return r, c
 }
 
@@ -190,24 +185,27 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	if c.Index == nil {
 		return // not our format: reported already
 	}
-	byName := map[string]*archive.ImageInfo{}
-	for _, img := range c.Images {
+	byName := map[string]int{}
+	for i, img := range c.Images {
 		for _, n := range img.Names {
-			byName[n] = img
+			byName[n] = i
 		}
 	}
-	sound := func(ref archive.Ref) bool {
-		b := c.Blobs[ref.Digest]
-		return ref.Present() && b != nil && b.ComputedDigest == b.Digest && b.Size == ref.Size
+	sound := func(d archive.Descriptor) bool {
+		b := c.Blobs[d.Digest]
+		return b != nil && b.ComputedDigest == b.Digest && b.Size == d.Size
+	}
+	mismatch := func(name, platform, format string, args ...any) {
+		r.add(archive.Problem{Kind: archive.KindLockMismatch, Image: name, Platform: platform, Detail: fmt.Sprintf(format, args...)})
 	}
 	expected := map[digest.Digest]bool{}  // blobs the lockfile accounts for
 	explained := map[digest.Digest]bool{} // blobs of images or platforms already reported
 	names := map[string]bool{}
-	done := map[*archive.ImageInfo]bool{}
+	done := map[int]bool{}
 	for _, e := range lg.Images {
 		ref, err := image.ParseReference(e.Ref, "")
 		if err != nil {
-			r.add("lockfile: %v", err)
+			r.add(archive.Problem{Kind: archive.KindLockfileInvalid, Detail: err.Error()})
 			continue
 		}
 		name := archiveName(ref)
@@ -216,19 +214,21 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 		if lg.Index == image.IndexFiltered && e.IsIndex() {
 			want, what = e.FilteredDigest, "has the filtered index"
 		}
-		img := byName[name]
-		switch {
-		case img == nil:
-			r.add("image %s is not in index.json", name)
+		i, found := byName[name]
+		if !found {
+			r.add(archive.Problem{Kind: archive.KindImageMissing, Image: name})
 			continue
+		}
+		img := c.Images[i]
+		switch {
 		case img.Top.Digest.String() != want:
-			r.add("image %s: index.json has %s, the lockfile %s %s", name, img.Top.Digest, what, want)
+			r.add(archive.Problem{Kind: archive.KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want})
 			for d := range img.References() {
 				explained[d] = true
 			}
 			continue
 		case img.Top.MediaType != e.MediaType:
-			r.add("image %s: index.json gives media type %q, the lockfile %q", name, img.Top.MediaType, e.MediaType)
+			mismatch(name, "", "index.json gives media type %q, the lockfile %q", img.Top.MediaType, e.MediaType)
 		}
 		expected[img.Top.Digest] = true
 		locked := map[digest.Digest]bool{}
@@ -236,54 +236,54 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 			d := digest.Digest(pl.Digest)
 			locked[d] = true
 			expected[d] = true
-			i := slices.IndexFunc(img.Platforms, func(p *archive.PlatformInfo) bool { return p.Manifest.Digest == d })
-			if i < 0 {
+			j := slices.IndexFunc(img.Manifests, func(m archive.Manifest) bool { return m.Digest == d })
+			if j < 0 {
 				if c.Blobs[d] != nil {
-					r.add("image %s: platform %s: manifest %s is not listed by its index %s", name, pl.Platform, d, img.Top.Digest)
+					mismatch(name, pl.Platform, "manifest %s is not listed by its index %s", d, img.Top.Digest)
 				} else {
-					r.add("image %s: platform %s: manifest %s is missing", name, pl.Platform, d)
+					mismatch(name, pl.Platform, "manifest %s is missing", d)
 				}
 				continue
 			}
-			p := img.Platforms[i]
-			expected[p.Config.Digest] = true
-			ok := sound(*p.Manifest) && sound(p.Config)
-			for _, l := range p.Layers {
+			m := img.Manifests[j]
+			expected[m.Config.Digest] = true
+			ok := sound(m.Descriptor) && sound(m.Config)
+			for _, l := range m.Layers {
 				expected[l.Digest] = true
 				ok = ok && sound(l)
 			}
-			if p.Manifest.MediaType != pl.MediaType {
-				r.add("image %s: platform %s: manifest media type %q, the lockfile %q", name, pl.Platform, p.Manifest.MediaType, pl.MediaType)
+			if m.MediaType != pl.MediaType {
+				mismatch(name, pl.Platform, "manifest media type %q, the lockfile %q", m.MediaType, pl.MediaType)
 			}
-			if p.Config.Digest.String() != pl.Config {
-				r.add("image %s: platform %s: config %s, the lockfile %s", name, pl.Platform, p.Config.Digest, pl.Config)
-			} else if ok && p.Size != pl.Size {
-				r.add("image %s: platform %s: %d bytes, the lockfile %d", name, pl.Platform, p.Size, pl.Size)
+			if m.Config.Digest.String() != pl.Config {
+				mismatch(name, pl.Platform, "config %s, the lockfile %s", m.Config.Digest, pl.Config)
+			} else if ok && m.TotalSize() != pl.Size {
+				mismatch(name, pl.Platform, "%d bytes, the lockfile %d", m.TotalSize(), pl.Size)
 			}
 		}
-		if done[img] {
+		if done[i] {
 			continue // the same image under another name: the rest is checked once
 		}
-		done[img] = true
-		for _, p := range img.Platforms {
-			if !locked[p.Manifest.Digest] {
-				r.add("image %s: platform %s (%s) is not in the lockfile", name, p.Platform, p.Manifest.Digest)
-				explained[p.Manifest.Digest], explained[p.Config.Digest] = true, true
-				for _, l := range p.Layers {
+		done[i] = true
+		for _, m := range img.Manifests {
+			if !locked[m.Digest] {
+				r.add(archive.Problem{Kind: archive.KindNotInLockfile, Image: name, Platform: m.Platform, Digest: m.Digest})
+				explained[m.Digest], explained[m.Config.Digest] = true, true
+				for _, l := range m.Layers {
 					explained[l.Digest] = true
 				}
 			}
 		}
-		if img.Docker >= 0 && img.DockerPlatform >= 0 && len(e.Platforms) > 0 {
-			if got := img.Platforms[img.DockerPlatform]; got.Manifest.Digest.String() != e.Platforms[0].Digest {
-				r.add("manifest.json: %s describes platform %s, not the group's first, %s", name, got.Platform, e.Platforms[0].Platform)
+		if img.Docker != nil && img.Docker.Manifest != nil && len(e.Platforms) > 0 {
+			if got := img.Manifests[*img.Docker.Manifest]; got.Digest.String() != e.Platforms[0].Digest {
+				r.add(archive.Problem{Kind: archive.KindDockerPlatformMismatch, Image: name, Platform: got.Platform, Detail: e.Platforms[0].Platform})
 			}
 		}
 	}
 	for _, img := range c.Images {
 		for _, n := range img.Names {
 			if !names[n] {
-				r.add("image %s (%s) is not in the lockfile", n, img.Top.Digest)
+				r.add(archive.Problem{Kind: archive.KindNotInLockfile, Image: n, Digest: img.Top.Digest})
 				for d := range img.References() {
 					explained[d] = true
 				}
@@ -300,6 +300,6 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	}
 	slices.Sort(extra)
 	for _, d := range extra {
-		r.add("blob %s (%d bytes) is not part of the lockfile's images", d, c.Blobs[d].Size)
+		r.add(archive.Problem{Kind: archive.KindBlobExtra, Digest: d, Detail: strconv.FormatInt(c.Blobs[d].Size, 10)})
 	}
 }

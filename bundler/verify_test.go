@@ -174,10 +174,10 @@ func buildVerifyWorld(t *testing.T) *verifyWorld {
 	return w
 }
 
-func problemLines(reports []ArchiveReport) []string {
-	var out []string
+func allProblems(reports []ArchiveReport) []archive.Problem {
+	var out []archive.Problem
 	for _, r := range reports {
-		out = append(out, r.Lines()...)
+		out = append(out, r.Problems...)
 	}
 	return out
 }
@@ -191,8 +191,8 @@ func TestVerifyGoodBuild(t *testing.T) {
 	if len(reports) != 2 {
 		t.Fatalf("%d reports", len(reports))
 	}
-	if p := problemLines(reports); len(p) > 0 {
-		t.Fatalf("problems in a fresh build:\n%s", strings.Join(p, "\n"))
+	if p := allProblems(reports); len(p) > 0 {
+		t.Fatalf("problems in a fresh build:\n%+v", p)
 	}
 	r := reports[0]
 	if r.Group != "apps" || r.Name != "apps.tar" || r.Images != 2 || r.Format != archive.FormatOCIDocker || len(r.SHA256) != 64 {
@@ -224,28 +224,28 @@ func TestVerifyAgainstLock(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		change func(l *lockfile.Lock, out string)
-		want   []string
+		want   []archive.Problem // a checksum-mismatch without Digest matches any
 	}{
 		{
 			name: "another digest pinned",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[1].Digest = digest.FromString("other").String()
 			},
-			want: []string{fmt.Sprintf("apps.tar: image registry.test/single:v1: index.json has %s, the lockfile pins %s", w.single.Digest, digest.FromString("other"))},
+			want: []archive.Problem{{Kind: archive.KindDigestMismatch, Archive: "apps.tar", Image: "registry.test/single:v1", Digest: digest.Digest(w.single.Digest), Detail: "pins " + digest.FromString("other").String()}},
 		},
 		{
 			name: "another filtered digest",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[1].Images[0].FilteredDigest = w.multi.Digest
 			},
-			want: []string{fmt.Sprintf("filtered.tar.zst: image registry.test/multi:v1: index.json has %s, the lockfile has the filtered index %s", w.filtered, w.multi.Digest)},
+			want: []archive.Problem{{Kind: archive.KindDigestMismatch, Archive: "filtered.tar.zst", Image: "registry.test/multi:v1", Digest: digest.Digest(w.filtered), Detail: "has the filtered index " + w.multi.Digest}},
 		},
 		{
 			name: "a platform the lockfile does not list",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[0].Platforms = l.Groups[0].Images[0].Platforms[:1]
 			},
-			want: []string{fmt.Sprintf("apps.tar: image registry.test/multi:v1: platform linux/amd64 (%s) is not in the lockfile", amd.Digest)},
+			want: []archive.Problem{{Kind: archive.KindNotInLockfile, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Digest: digest.Digest(amd.Digest)}},
 		},
 		{
 			name: "a platform the archive lacks",
@@ -253,28 +253,28 @@ func TestVerifyAgainstLock(t *testing.T) {
 				arm7 := w.multi.Platforms["linux/arm/v7"]
 				l.Groups[0].Images[0].Platforms = append(l.Groups[0].Images[0].Platforms, lockfile.Platform{Platform: "linux/arm/v7", Digest: arm7.Digest, MediaType: arm7.MediaType, Config: arm7.Config, Size: arm7.Size})
 			},
-			want: []string{fmt.Sprintf("apps.tar: image registry.test/multi:v1: platform linux/arm/v7: manifest %s is missing", w.multi.Platforms["linux/arm/v7"].Digest)},
+			want: []archive.Problem{{Kind: archive.KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/arm/v7", Detail: fmt.Sprintf("manifest %s is missing", w.multi.Platforms["linux/arm/v7"].Digest)}},
 		},
 		{
 			name: "another config",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[0].Platforms[1].Config = arm.Config
 			},
-			want: []string{fmt.Sprintf("apps.tar: image registry.test/multi:v1: platform linux/amd64: config %s, the lockfile %s", amd.Config, arm.Config)},
+			want: []archive.Problem{{Kind: archive.KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Detail: fmt.Sprintf("config %s, the lockfile %s", amd.Config, arm.Config)}},
 		},
 		{
 			name: "another size",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[2].Platforms[0].Size++
 			},
-			want: []string{fmt.Sprintf("apps.tar: image registry.test/single:v2: platform linux/amd64: %d bytes, the lockfile %d", w.single.Platforms["linux/amd64"].Size, w.single.Platforms["linux/amd64"].Size+1)},
+			want: []archive.Problem{{Kind: archive.KindLockMismatch, Archive: "apps.tar", Image: "registry.test/single:v2", Platform: "linux/amd64", Detail: fmt.Sprintf("%d bytes, the lockfile %d", w.single.Platforms["linux/amd64"].Size, w.single.Platforms["linux/amd64"].Size+1)}},
 		},
 		{
 			name: "an image name the lockfile does not list",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images = l.Groups[0].Images[:2]
 			},
-			want: []string{fmt.Sprintf("apps.tar: image registry.test/single:v2 (%s) is not in the lockfile", w.single.Digest)},
+			want: []archive.Problem{{Kind: archive.KindNotInLockfile, Archive: "apps.tar", Image: "registry.test/single:v2", Digest: digest.Digest(w.single.Digest)}},
 		},
 		{
 			name: "another first platform",
@@ -282,30 +282,33 @@ func TestVerifyAgainstLock(t *testing.T) {
 				ps := l.Groups[0].Images[0].Platforms
 				ps[0], ps[1] = ps[1], ps[0]
 			},
-			want: []string{"apps.tar: manifest.json: registry.test/multi:v1 describes platform linux/arm64, not the group's first, linux/amd64"},
+			want: []archive.Problem{{Kind: archive.KindDockerPlatformMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/arm64", Detail: "linux/amd64"}},
 		},
 		{
 			name: "no archive",
 			change: func(_ *lockfile.Lock, out string) {
 				os.Remove(filepath.Join(out, "apps.tar"))
 			},
-			want: []string{"apps.tar: archive is missing"},
+			want: []archive.Problem{{Kind: archive.KindArchiveMissing, Archive: "apps.tar"}},
 		},
 		{
 			name: "no SHA256SUMS",
 			change: func(_ *lockfile.Lock, out string) {
 				os.Remove(filepath.Join(out, SumsFile))
 			},
-			want: []string{"apps.tar: SHA256SUMS: missing from the output directory", "filtered.tar.zst: SHA256SUMS: missing from the output directory"},
+			want: []archive.Problem{
+				{Kind: archive.KindChecksumUnreadable, Archive: "apps.tar", Detail: "missing from the output directory"},
+				{Kind: archive.KindChecksumUnreadable, Archive: "filtered.tar.zst", Detail: "missing from the output directory"},
+			},
 		},
 		{
 			name: "a stray blob",
 			change: func(_ *lockfile.Lock, out string) {
 				appendToTar(t, filepath.Join(out, "apps.tar"), "blobs/sha256/"+digest.FromString("stray").Encoded(), "stray")
 			},
-			want: []string{
-				fmt.Sprintf("apps.tar: blob %s (5 bytes) is not referenced by index.json or manifest.json", digest.FromString("stray")),
-				"apps.tar: SHA256SUMS says ",
+			want: []archive.Problem{
+				{Kind: archive.KindUnreferenced, Archive: "apps.tar", Digest: digest.FromString("stray"), Detail: "5"},
+				{Kind: archive.KindChecksumMismatch, Archive: "apps.tar"},
 			},
 		},
 		{
@@ -313,9 +316,9 @@ func TestVerifyAgainstLock(t *testing.T) {
 			change: func(_ *lockfile.Lock, out string) {
 				os.WriteFile(filepath.Join(out, "apps.tar"), []byte("hello"), 0o644)
 			},
-			want: []string{
-				"apps.tar: unreadable: archive: reading tar: unexpected EOF",
-				"apps.tar: SHA256SUMS says ",
+			want: []archive.Problem{
+				{Kind: archive.KindArchiveUnreadable, Archive: "apps.tar", Detail: "archive: reading tar: unexpected EOF"},
+				{Kind: archive.KindChecksumMismatch, Archive: "apps.tar"},
 			},
 		},
 	} {
@@ -334,13 +337,19 @@ func TestVerifyAgainstLock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := problemLines(reports)
+			got := allProblems(reports)
 			ok := len(got) == len(tc.want)
 			for i := 0; ok && i < len(got); i++ {
-				ok = got[i] == tc.want[i] || (strings.HasSuffix(tc.want[i], " ") && strings.HasPrefix(got[i], tc.want[i]))
+				want := tc.want[i]
+				if want.Kind == archive.KindChecksumMismatch && want.Digest == "" {
+					// The file's sum is whatever it is; SHA256SUMS has the build's.
+					want.Digest, want.Detail = got[i].Digest, got[i].Detail
+					ok = got[i].Detail != "" && got[i].Digest.Encoded() != got[i].Detail
+				}
+				ok = ok && got[i] == want
 			}
 			if !ok {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+				t.Errorf("problems:\n%+v\nwant:\n%+v", got, tc.want)
 			}
 		})
 	}

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
-	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
@@ -64,7 +64,7 @@ type inspectJSON struct {
 	UniqueBytes  int64              `json:"unique-bytes"`  // every distinct blob once
 	SavedBytes   int64              `json:"saved-bytes"`   // images-bytes - unique-bytes
 	Images       []inspectImageJSON `json:"images"`
-	Problems     []string           `json:"problems"` // what verify ARCHIVE would report
+	Problems     []string           `json:"problems"` // the lines verify ARCHIVE would print
 }
 
 type inspectImageJSON struct {
@@ -103,52 +103,59 @@ type inspectAbsentJSON struct {
 	Digest      string `json:"digest"`
 }
 
-func newInspectJSON(path string, c *archive.Contents) inspectJSON {
+func newInspectJSON(archivePath string, c *archive.Contents) inspectJSON {
 	j := inspectJSON{
-		Archive: path, Format: string(c.Format), Compression: c.Compression.String(),
+		Archive: archivePath, Format: string(c.Format), Compression: c.Compression.String(),
 		Size: c.Size, SHA256: c.SHA256, Files: len(c.Files), Blobs: len(c.Blobs),
 		PayloadBytes: c.PayloadBytes(), ImagesBytes: c.ImagesBytes(), UniqueBytes: c.UniqueBytes(),
-		Images: []inspectImageJSON{}, Problems: c.Check(),
+		Images: []inspectImageJSON{}, Problems: []string{},
+	}
+	for _, p := range c.Check() {
+		j.Problems = append(j.Problems, problemText(p))
 	}
 	j.SavedBytes = j.ImagesBytes - j.UniqueBytes
-	if j.Problems == nil {
-		j.Problems = []string{}
-	}
-	docker := c.Format == archive.FormatDocker
-	blob := func(r archive.Ref) inspectBlobJSON {
-		b := inspectBlobJSON{Digest: r.Digest.String(), MediaType: string(r.MediaType), Size: r.Size, Missing: !r.Present()}
-		if docker {
-			b.Path = r.Path
+	blob := func(d archive.Descriptor, entryPath string) inspectBlobJSON {
+		b := inspectBlobJSON{Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size, Missing: !c.Has(d)}
+		// A Docker archive names its files by path: the entry's, when the
+		// file is there.
+		if p := path.Clean(entryPath); entryPath != "" && c.Files[p] != nil {
+			b.Path = p
 		}
 		return b
 	}
 	for _, img := range c.Images {
-		ij := inspectImageJSON{Names: img.Names, Bytes: img.Bytes, Platforms: []inspectPlatformJSON{}}
+		ij := inspectImageJSON{Names: img.Names, Bytes: c.ImageBytes(img), Platforms: []inspectPlatformJSON{}}
 		if ij.Names == nil {
 			ij.Names = []string{}
 		}
-		if img.Top != nil {
+		if c.Format != archive.FormatDocker {
 			ij.Digest, ij.MediaType, ij.Size = img.Top.Digest.String(), string(img.Top.MediaType), img.Top.Size
 		}
-		for _, p := range img.Platforms {
-			pj := inspectPlatformJSON{Platform: p.Platform, Attestation: p.Attestation, Config: blob(p.Config), Layers: []inspectBlobJSON{}, Size: p.Size}
-			if p.Manifest != nil {
-				pj.Digest, pj.MediaType = p.Manifest.Digest.String(), string(p.Manifest.MediaType)
+		var entry *archive.DockerEntry
+		if c.Format == archive.FormatDocker && img.Docker != nil {
+			entry = &c.DockerManifest[img.Docker.Entry]
+		}
+		for _, m := range img.Manifests {
+			var cfgPath string
+			var layerPaths []string
+			if entry != nil {
+				cfgPath, layerPaths = entry.Config, entry.Layers
 			}
-			for _, l := range p.Layers {
-				pj.Layers = append(pj.Layers, blob(l))
+			pj := inspectPlatformJSON{Platform: m.Platform, Attestation: m.Attestation, Config: blob(m.Config, cfgPath), Layers: []inspectBlobJSON{}, Size: m.TotalSize()}
+			if m.Digest != "" {
+				pj.Digest, pj.MediaType = m.Digest.String(), string(m.MediaType)
+			}
+			for i, l := range m.Layers {
+				var lp string
+				if i < len(layerPaths) {
+					lp = layerPaths[i]
+				}
+				pj.Layers = append(pj.Layers, blob(l, lp))
 			}
 			ij.Platforms = append(ij.Platforms, pj)
 		}
-		for _, d := range img.Absent {
-			a := inspectAbsentJSON{Digest: d.Digest.String(), Attestation: image.IsAttestation(d)}
-			if d.Platform != nil {
-				a.Platform = d.Platform.OS + "/" + d.Platform.Architecture
-				if d.Platform.Variant != "" {
-					a.Platform += "/" + d.Platform.Variant
-				}
-			}
-			ij.Absent = append(ij.Absent, a)
+		for _, m := range img.Absent {
+			ij.Absent = append(ij.Absent, inspectAbsentJSON{Digest: m.Digest.String(), Platform: m.Platform, Attestation: m.Attestation})
 		}
 		j.Images = append(j.Images, ij)
 	}

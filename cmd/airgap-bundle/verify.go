@@ -116,16 +116,27 @@ type verifyJSON struct {
 }
 
 type verifyArchiveJSON struct {
-	Group    string   `json:"group,omitempty"`
-	Path     string   `json:"path"`
-	OK       bool     `json:"ok"`
-	Format   string   `json:"format,omitempty"`
-	Size     int64    `json:"size"`
-	SHA256   string   `json:"sha256,omitempty"` // hex, as in SHA256SUMS
-	Images   int      `json:"images"`
-	Blobs    int      `json:"blobs"` // under blobs/
-	Files    int      `json:"files"`
-	Problems []string `json:"problems"` // without the file name prefix
+	Group    string        `json:"group,omitempty"`
+	Path     string        `json:"path"`
+	OK       bool          `json:"ok"`
+	Format   string        `json:"format,omitempty"`
+	Size     int64         `json:"size"`
+	SHA256   string        `json:"sha256,omitempty"` // hex, as in SHA256SUMS
+	Images   int           `json:"images"`
+	Blobs    int           `json:"blobs"` // under blobs/
+	Files    int           `json:"files"`
+	Problems []problemJSON `json:"problems"`
+}
+
+// problemJSON is one problem: its fields, and its line of text (without
+// the file name prefix) as message.
+type problemJSON struct {
+	Kind     string `json:"kind"`
+	Image    string `json:"image,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	Digest   string `json:"digest,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+	Message  string `json:"message"`
 }
 
 // printVerify prints the problem lines (even with --quiet: they are the
@@ -139,9 +150,9 @@ func printVerify(c *cobra.Command, g *globalFlags, reports []bundler.ArchiveRepo
 		if !r.OK() {
 			bad++
 		}
-		a := verifyArchiveJSON{Group: r.Group, Path: r.Path, OK: r.OK(), Format: string(r.Format), Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs, Files: r.Files, Problems: r.Problems}
-		if a.Problems == nil {
-			a.Problems = []string{}
+		a := verifyArchiveJSON{Group: r.Group, Path: r.Path, OK: r.OK(), Format: string(r.Format), Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs, Files: r.Files, Problems: []problemJSON{}}
+		for _, p := range r.Problems {
+			a.Problems = append(a.Problems, problemJSON{Kind: string(p.Kind), Image: p.Image, Platform: p.Platform, Digest: p.Digest.String(), Detail: p.Detail, Message: problemText(p)})
 		}
 		j.Archives = append(j.Archives, a)
 	}
@@ -160,8 +171,8 @@ func printVerify(c *cobra.Command, g *globalFlags, reports []bundler.ArchiveRepo
 				fmt.Fprintf(g.out(c), "%s: OK (%s, %s, %s, sha256 %s)\n", r.Name, count(r.Images, "image", "images"), content, progress.HumanBytes(r.Size), r.SHA256)
 				continue
 			}
-			for _, l := range r.Lines() {
-				fmt.Fprintln(c.OutOrStdout(), l)
+			for _, p := range r.Problems {
+				fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", r.Name, problemText(p))
 			}
 		}
 	}
