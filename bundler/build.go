@@ -24,6 +24,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -155,8 +156,6 @@ type groupPlan struct {
 	blobs  []blobNeed // configs and layers, deduplicated, in first-use order
 }
 
-const maxManifest = 4 << 20
-
 // manifest returns a manifest blob from the cache, fetching it if needed.
 func (b *builder) manifest(ctx context.Context, ref image.Reference, top, d digest.Digest) ([]byte, error) {
 	if !b.cache.Has(d, -1) {
@@ -173,12 +172,12 @@ func (b *builder) manifest(ctx context.Context, ref image.Reference, top, d dige
 		return nil, err
 	}
 	defer rc.Close()
-	blob, err := io.ReadAll(io.LimitReader(rc, maxManifest+1))
+	blob, err := io.ReadAll(io.LimitReader(rc, image.MaxManifestSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(blob) > maxManifest {
-		return nil, fmt.Errorf("manifest %s is over %d bytes", d, maxManifest)
+	if len(blob) > image.MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s is over %d bytes", d, image.MaxManifestSize)
 	}
 	return blob, nil
 }
@@ -371,7 +370,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed into place
 	h := sha256.New()
-	counter := &countWriter{}
+	counter := &iox.CountingWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
 	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime})
 	if err == nil {
@@ -393,15 +392,11 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 		return res, err
 	}
 	syncDir(outDir)
-	res.Size = counter.n
+	res.Size = counter.N
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
 	return res, nil
 }
-
-type countWriter struct{ n int64 }
-
-func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 )
 
 // ErrDigest marks content that does not match its digest or size.
@@ -84,7 +86,7 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if limit < 0 {
 		limit = 1 << 62
 	}
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
+	n, err := io.Copy(io.MultiWriter(tmp, h), iox.ContextReader(ctx, io.LimitReader(r, limit+1)))
 	if err != nil {
 		tmp.Close()
 		return err
@@ -144,15 +146,3 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 }
 
 func (v *verifyingReader) Close() error { return v.f.Close() }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
