@@ -24,6 +24,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
@@ -364,45 +365,27 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	if err != nil {
 		return res, err
 	}
-	tmp, err := os.CreateTemp(outDir, "."+p.group.Archive+".tmp-*")
+	tmp, err := atomicfile.Create(res.Path, 0o644)
 	if err != nil {
 		return res, err
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed into place
+	defer tmp.Close() // removes the temporary file unless committed
 	h := sha256.New()
 	counter := &iox.CountingWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime})
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime}); err != nil {
 		return res, err
 	}
-	if err := os.Rename(tmp.Name(), res.Path); err != nil {
+	if err := bw.Flush(); err != nil {
 		return res, err
 	}
-	syncDir(outDir)
+	if err := tmp.Commit(); err != nil {
+		return res, err
+	}
 	res.Size = counter.N
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
 	return res, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
 
 // writeSums updates SHA256SUMS: lines of the archives just built replace

@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 )
 
@@ -76,11 +77,13 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), d.Encoded()+"-*")
+	// The temporary file is in tmp/, under the cache directory: the same
+	// filesystem as blobs/, so the rename is atomic.
+	tmp, err := atomicfile.CreateIn(filepath.Join(c.dir, "tmp"), p, 0o644)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // gone after a successful rename
+	defer tmp.Close() // removes the temporary file unless committed
 	h := d.Algorithm().Hash()
 	limit := size
 	if limit < 0 {
@@ -88,24 +91,15 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	}
 	n, err := io.Copy(io.MultiWriter(tmp, h), iox.ContextReader(ctx, io.LimitReader(r, limit+1)))
 	if err != nil {
-		tmp.Close()
 		return err
 	}
 	if size >= 0 && n != size {
-		tmp.Close()
 		return fmt.Errorf("%w: %s: got %d bytes, want %d", ErrDigest, d, n, size)
 	}
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
-		tmp.Close()
 		return fmt.Errorf("%w: got %s, want %s", ErrDigest, got, d)
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return tmp.Commit()
 }
 
 // Open returns a reader of a cached blob that fails at EOF if the content
