@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -28,13 +27,15 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/sums"
 )
 
 // ErrBuild marks a failed build.
 var ErrBuild = errors.New("build failed")
 
-// SumsFile is written beside the archives, in `sha256sum -c` form.
-const SumsFile = "SHA256SUMS"
+// SumsFile is written beside the archives, in `sha256sum -c` form (see
+// package sums).
+const SumsFile = sums.FileName
 
 // BuildOptions say where and how to build.
 type BuildOptions struct {
@@ -111,7 +112,11 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
 		results = append(results, r)
 	}
-	if err := writeSums(out, results); err != nil {
+	fresh := sums.Sums{}
+	for _, r := range results {
+		fresh[filepath.Base(r.Path)] = r.SHA256
+	}
+	if err := sums.Update(out, fresh); err != nil {
 		return results, fmt.Errorf("%w: %s: %v", ErrBuild, SumsFile, err)
 	}
 	return results, nil
@@ -386,50 +391,4 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
 	return res, nil
-}
-
-// writeSums updates SHA256SUMS: lines of the archives just built replace
-// their old lines; lines of other archives stay while their files exist.
-func writeSums(dir string, results []ArchiveResult) error {
-	sums := map[string]string{}
-	if old, err := os.ReadFile(filepath.Join(dir, SumsFile)); err == nil {
-		for _, line := range strings.Split(string(old), "\n") {
-			sum, name, ok := strings.Cut(line, "  ")
-			if !ok || len(sum) != 64 || strings.ContainsAny(name, `/\`) {
-				continue
-			}
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				sums[name] = sum
-			}
-		}
-	}
-	for _, r := range results {
-		sums[filepath.Base(r.Path)] = r.SHA256
-	}
-	names := make([]string, 0, len(sums))
-	for n := range sums {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	for _, n := range names {
-		fmt.Fprintf(&buf, "%s  %s\n", sums[n], n)
-	}
-	tmp, err := os.CreateTemp(dir, "."+SumsFile+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, SumsFile))
 }
