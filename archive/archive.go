@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -172,7 +173,7 @@ func copyBlob(ctx context.Context, tw io.Writer, blobs Blobs, d Descriptor, buf 
 		return fmt.Errorf("archive: opening blob %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	r := ctxReader{ctx: ctx, r: rc}
+	r := iox.ContextReader(ctx, rc)
 	v := d.Digest.Verifier()
 	n, err := io.CopyBuffer(io.MultiWriter(tw, v), io.LimitReader(r, d.Size), buf)
 	if err != nil {
@@ -193,19 +194,6 @@ func copyBlob(ctx context.Context, tw io.Writer, blobs Blobs, d Descriptor, buf 
 		return fmt.Errorf("archive: blob %s does not match its digest", d.Digest)
 	}
 	return nil
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // entry is one tar entry: a directory, a metadata file held in data, or a

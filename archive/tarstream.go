@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
@@ -29,7 +31,7 @@ import (
 // Default limits of ReadOptions.
 const (
 	DefaultMaxMetadataSize  = 16 << 20
-	DefaultMaxDocumentSize  = 4 << 20
+	DefaultMaxDocumentSize  = image.MaxManifestSize
 	DefaultMaxDocumentTotal = 256 << 20
 	DefaultMaxEntries       = 500_000
 	// ZstdMaxWindow is the largest zstd window Read accepts, as k3s's
@@ -114,7 +116,7 @@ func ReadFile(ctx context.Context, p string, opts ReadOptions) (*Contents, error
 func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error) {
 	opts = opts.withDefaults()
 	whole := sha256.New()
-	counter := &countWriter{}
+	counter := &iox.CountingWriter{}
 	raw := bufio.NewReaderSize(io.TeeReader(r, io.MultiWriter(whole, counter)), 256<<10)
 	comp, err := sniffCompression(raw)
 	if err != nil {
@@ -154,19 +156,19 @@ func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error)
 		dirs:     map[string]bool{},
 		buf:      make([]byte, 256<<10),
 	}
-	if err := rd.readTar(ctx, ctxReader{ctx: ctx, r: tr}); err != nil {
+	if err := rd.readTar(ctx, iox.ContextReader(ctx, tr)); err != nil {
 		return nil, err
 	}
 	// The rest of the stream: tar padding, and the compressor's trailer,
 	// whose checksum is only verified at its end.
-	if _, err := io.CopyBuffer(io.Discard, ctxReader{ctx: ctx, r: tr}, rd.buf); err != nil {
+	if _, err := io.CopyBuffer(io.Discard, iox.ContextReader(ctx, tr), rd.buf); err != nil {
 		return nil, fmt.Errorf("archive: reading the %s stream after the tar: %w", comp, err)
 	}
 	if _, err := io.CopyBuffer(io.Discard, raw, rd.buf); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	c := rd.c
-	c.Size = counter.n
+	c.Size = counter.N
 	c.SHA256 = hex.EncodeToString(whole.Sum(nil))
 	format, err := tellFormat(c.Documents)
 	if err != nil {
@@ -182,10 +184,6 @@ func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error)
 	c.Images, _ = buildImages(c)
 	return c, nil
 }
-
-type countWriter struct{ n int64 }
-
-func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
 // sniffCompression tells the compression from the first bytes.
 func sniffCompression(br *bufio.Reader) (Compression, error) {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -24,12 +23,16 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/sums"
 )
 
-// SumsFile is written beside the archives, in `sha256sum -c` form.
-const SumsFile = "SHA256SUMS"
+// SumsFile is written beside the archives, in `sha256sum -c` form (see
+// package sums).
+const SumsFile = sums.FileName
 
 // BuildOptions say where and how to build.
 type BuildOptions struct {
@@ -103,7 +106,11 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
 		results = append(results, r)
 	}
-	if err := writeSums(out, results); err != nil {
+	fresh := sums.Sums{}
+	for _, r := range results {
+		fresh[filepath.Base(r.Path)] = r.SHA256
+	}
+	if err := sums.Update(out, fresh); err != nil {
 		return results, fmt.Errorf("%w: %s: %w", errdefs.ErrBuild, SumsFile, err)
 	}
 	return results, nil
@@ -149,8 +156,6 @@ type groupPlan struct {
 	blobs  []blobNeed // configs and layers, deduplicated, in first-use order
 }
 
-const maxManifest = 4 << 20
-
 // manifest returns a manifest blob from the cache, fetching it if needed.
 func (b *builder) manifest(ctx context.Context, ref image.Reference, top, d digest.Digest) ([]byte, error) {
 	if !b.cache.Has(d, -1) {
@@ -167,12 +172,12 @@ func (b *builder) manifest(ctx context.Context, ref image.Reference, top, d dige
 		return nil, err
 	}
 	defer rc.Close()
-	blob, err := io.ReadAll(io.LimitReader(rc, maxManifest+1))
+	blob, err := io.ReadAll(io.LimitReader(rc, image.MaxManifestSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(blob) > maxManifest {
-		return nil, fmt.Errorf("manifest %s is over %d bytes", d, maxManifest)
+	if len(blob) > image.MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s is over %d bytes", d, image.MaxManifestSize)
 	}
 	return blob, nil
 }
@@ -359,93 +364,25 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	if err != nil {
 		return res, err
 	}
-	tmp, err := os.CreateTemp(outDir, "."+p.group.Archive+".tmp-*")
+	tmp, err := atomicfile.Create(res.Path, 0o644)
 	if err != nil {
 		return res, err
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed into place
+	defer tmp.Close() // removes the temporary file unless committed
 	h := sha256.New()
-	counter := &countWriter{}
+	counter := &iox.CountingWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime})
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime}); err != nil {
 		return res, err
 	}
-	if err := os.Rename(tmp.Name(), res.Path); err != nil {
+	if err := bw.Flush(); err != nil {
 		return res, err
 	}
-	syncDir(outDir)
-	res.Size = counter.n
+	if err := tmp.Commit(); err != nil {
+		return res, err
+	}
+	res.Size = counter.N
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
 	return res, nil
-}
-
-type countWriter struct{ n int64 }
-
-func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
-
-// writeSums updates SHA256SUMS: lines of the archives just built replace
-// their old lines; lines of other archives stay while their files exist.
-func writeSums(dir string, results []ArchiveResult) error {
-	sums := map[string]string{}
-	if old, err := os.ReadFile(filepath.Join(dir, SumsFile)); err == nil {
-		for _, line := range strings.Split(string(old), "\n") {
-			sum, name, ok := strings.Cut(line, "  ")
-			if !ok || len(sum) != 64 || strings.ContainsAny(name, `/\`) {
-				continue
-			}
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				sums[name] = sum
-			}
-		}
-	}
-	for _, r := range results {
-		sums[filepath.Base(r.Path)] = r.SHA256
-	}
-	names := make([]string, 0, len(sums))
-	for n := range sums {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	for _, n := range names {
-		fmt.Fprintf(&buf, "%s  %s\n", sums[n], n)
-	}
-	tmp, err := os.CreateTemp(dir, "."+SumsFile+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, SumsFile))
 }

@@ -1,7 +1,6 @@
 package bundler
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -23,6 +21,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/sums"
 )
 
 // VerifyOptions say which archives Verify checks.
@@ -75,7 +74,7 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 			return nil, fmt.Errorf("%w: group %q is not in the lockfile", errdefs.ErrLockOutOfDate, g.Name)
 		}
 	}
-	sums, sumsErr := readSums(filepath.Join(out, SumsFile))
+	sums, sumsErr := sums.Read(filepath.Join(out, SumsFile))
 	var reports []ArchiveReport
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
@@ -152,29 +151,6 @@ func hashFile(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// readSums reads a SHA256SUMS file: "<hex>  <name>" (or "<hex> *<name>")
-// lines.
-func readSums(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errors.New("missing from the output directory")
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sums := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if len(line) < 66 || (line[64:66] != "  " && line[64:66] != " *") {
-			continue
-		}
-		sums[line[66:]] = strings.ToLower(line[:64])
-	}
-	return sums, sc.Err()
 }
 
 // verifyLocked compares an archive with its lockfile group. Problems the

@@ -14,6 +14,9 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 )
 
 // ErrDigest marks content that does not match its digest or size.
@@ -74,36 +77,29 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), d.Encoded()+"-*")
+	// The temporary file is in tmp/, under the cache directory: the same
+	// filesystem as blobs/, so the rename is atomic.
+	tmp, err := atomicfile.CreateIn(filepath.Join(c.dir, "tmp"), p, 0o644)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // gone after a successful rename
+	defer tmp.Close() // removes the temporary file unless committed
 	h := d.Algorithm().Hash()
 	limit := size
 	if limit < 0 {
 		limit = 1 << 62
 	}
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
+	n, err := io.Copy(io.MultiWriter(tmp, h), iox.ContextReader(ctx, io.LimitReader(r, limit+1)))
 	if err != nil {
-		tmp.Close()
 		return err
 	}
 	if size >= 0 && n != size {
-		tmp.Close()
 		return fmt.Errorf("%w: %s: got %d bytes, want %d", ErrDigest, d, n, size)
 	}
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
-		tmp.Close()
 		return fmt.Errorf("%w: got %s, want %s", ErrDigest, got, d)
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return tmp.Commit()
 }
 
 // Open returns a reader of a cached blob that fails at EOF if the content
@@ -144,15 +140,3 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 }
 
 func (v *verifyingReader) Close() error { return v.f.Close() }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -188,9 +188,9 @@ func (s bigSource) GetManifest(context.Context, *digest.Digest) ([]byte, string,
 }
 
 func TestGetManifestLimits(t *testing.T) {
-	big := []byte(`{"schemaVersion":2,"x":"` + strings.Repeat("a", maxManifestBytes) + `"}`)
+	big := []byte(`{"schemaVersion":2,"x":"` + strings.Repeat("a", image.MaxManifestSize) + `"}`)
 	_, _, err := getManifest(context.Background(), bigSource{blob: big, mt: ociManifest}, nil)
-	if want := fmt.Sprintf("manifest is %d bytes, over the %d limit", len(big), maxManifestBytes); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("manifest is %d bytes, over the %d limit", len(big), image.MaxManifestSize); err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}
 	// An artifact type is refused too. (manifest.NormalizedMIMEType maps

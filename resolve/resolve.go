@@ -28,11 +28,9 @@ import (
 )
 
 // Limits on documents read from a registry: manifests and configs are small,
-// and a registry that sends more is broken or hostile.
-const (
-	maxManifestBytes = 4 << 20
-	maxConfigBytes   = 8 << 20
-)
+// and a registry that sends more is broken or hostile. Manifests are bounded
+// by image.MaxManifestSize.
+const maxConfigBytes = 8 << 20
 
 // ErrPlatform marks a requested platform that an image does not have.
 var ErrPlatform = errors.New("platform not available")
@@ -157,8 +155,8 @@ func getManifest(ctx context.Context, src types.ImageSource, instance *digest.Di
 	if err != nil {
 		return nil, "", err
 	}
-	if len(blob) > maxManifestBytes {
-		return nil, "", fmt.Errorf("manifest is %d bytes, over the %d limit", len(blob), maxManifestBytes)
+	if len(blob) > image.MaxManifestSize {
+		return nil, "", fmt.Errorf("manifest is %d bytes, over the %d limit", len(blob), image.MaxManifestSize)
 	}
 	if raw == "" {
 		raw = manifest.GuessMIMEType(blob)

@@ -1,0 +1,129 @@
+// Package atomicfile writes files so that a reader sees either the old file
+// or the complete new one, never half of it, even after a crash: the bytes go
+// to a hidden temporary file, which is flushed to disk, given its mode and
+// renamed over the target, and the directory is then flushed so the rename
+// itself survives a crash. On any error, and when a File is closed without
+// Commit, the temporary file is removed and the target is left untouched.
+package atomicfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// ErrClosed is returned by Write and Commit after Commit or Abort.
+var ErrClosed = errors.New("atomicfile: file already committed or aborted")
+
+// File is a file being written in place of path. Its zero value is not
+// usable; get one from Create or CreateIn. A File is not safe for
+// concurrent use.
+type File struct {
+	tmp  *os.File
+	path string
+	mode fs.FileMode
+	err  error // first Write error: Commit refuses to publish a short file
+	done bool
+}
+
+// Create starts writing a file that will replace path on Commit. The
+// temporary file is ".<base>.tmp-*" in path's directory.
+func Create(path string, mode fs.FileMode) (*File, error) {
+	return CreateIn("", path, mode)
+}
+
+// CreateIn is Create with the temporary file in tmpDir instead of path's
+// directory ("" means path's directory). tmpDir must be on the same
+// filesystem as path, or Commit's rename fails.
+func CreateIn(tmpDir, path string, mode fs.FileMode) (*File, error) {
+	if tmpDir == "" {
+		tmpDir = filepath.Dir(path)
+	}
+	tmp, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &File{tmp: tmp, path: path, mode: mode}, nil
+}
+
+// Name is the path of the temporary file.
+func (f *File) Name() string { return f.tmp.Name() }
+
+// Write writes to the temporary file. After a failed Write, Commit fails.
+func (f *File) Write(p []byte) (int, error) {
+	if f.done {
+		return 0, ErrClosed
+	}
+	n, err := f.tmp.Write(p)
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return n, err
+}
+
+// Commit sets the file's mode, flushes it to disk and renames it over the
+// target, then flushes the target's directory. If any step up to the rename
+// fails, the temporary file is removed, the target is untouched and the
+// error is returned. The directory flush is best effort: some filesystems
+// refuse fsync on a directory, and the target is already in place by then.
+func (f *File) Commit() error {
+	if f.done {
+		return ErrClosed
+	}
+	f.done = true
+	err := f.err
+	if err == nil {
+		err = f.tmp.Chmod(f.mode)
+	}
+	if err == nil {
+		err = f.tmp.Sync()
+	}
+	if cerr := f.tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.tmp.Name(), f.path)
+	}
+	if err != nil {
+		os.Remove(f.tmp.Name())
+		return err
+	}
+	syncDir(filepath.Dir(f.path))
+	return nil
+}
+
+// Abort discards the temporary file. It is a no-op after Commit or Abort.
+func (f *File) Abort() error {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	f.tmp.Close()
+	return os.Remove(f.tmp.Name())
+}
+
+// Close is Abort: deferring it right after Create cleans up every path that
+// does not reach Commit.
+func (f *File) Close() error { return f.Abort() }
+
+// WriteFile atomically replaces path with data, with the given mode.
+func WriteFile(path string, data []byte, mode fs.FileMode) error {
+	f, err := Create(path, mode)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+// syncDir flushes a directory, so that a rename into it is durable.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

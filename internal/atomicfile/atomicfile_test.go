@@ -1,0 +1,223 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// failingReader gives some bytes, then an error: a download that breaks
+// half way.
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("connection reset")
+	}
+	n := min(len(p), r.n)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	r.n -= n
+	return n, nil
+}
+
+// entries lists a directory's names.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestFile(t *testing.T) {
+	const old = "old content\n"
+	cases := []struct {
+		name   string
+		mode   fs.FileMode
+		write  func(f *File) error // nil error: Commit follows
+		commit bool                // whether write's success leads to Commit
+		want   string              // target content afterwards
+		ok     bool
+	}{
+		{
+			name:   "success",
+			mode:   0o640,
+			write:  func(f *File) error { _, err := io.WriteString(f, "new content\n"); return err },
+			commit: true,
+			want:   "new content\n",
+			ok:     true,
+		},
+		{
+			name:   "empty",
+			mode:   0o600,
+			write:  func(f *File) error { return nil },
+			commit: true,
+			want:   "",
+			ok:     true,
+		},
+		{
+			name:   "error mid-write",
+			mode:   0o644,
+			write:  func(f *File) error { _, err := io.Copy(f, &failingReader{n: 100 << 10}); return err },
+			commit: true,
+			want:   old,
+		},
+		{
+			name:  "abort",
+			mode:  0o644,
+			write: func(f *File) error { _, err := io.WriteString(f, "never seen"); return err },
+			want:  old,
+			ok:    true,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			target := filepath.Join(dir, "out.tar")
+			if err := os.WriteFile(target, []byte(old), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Create(target, tc.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if base := filepath.Base(f.Name()); filepath.Dir(f.Name()) != dir || !strings.HasPrefix(base, ".out.tar.tmp-") {
+				t.Errorf("temporary file %s: want .out.tar.tmp-* in %s", f.Name(), dir)
+			}
+			err = tc.write(f)
+			if err == nil {
+				if tc.commit {
+					err = f.Commit()
+				} else {
+					err = f.Abort()
+				}
+			}
+			if tc.ok != (err == nil) {
+				t.Fatalf("error = %v, want ok = %v", err, tc.ok)
+			}
+			f.Close() // what the deferred Close does on an error path
+			got, err := os.ReadFile(target)
+			if err != nil || string(got) != tc.want {
+				t.Errorf("target = %q, %v; want %q", got, err, tc.want)
+			}
+			if es := entries(t, dir); len(es) != 1 {
+				t.Errorf("directory holds %v, want only out.tar", es)
+			}
+			if tc.ok && tc.commit {
+				st, err := os.Stat(target)
+				if err != nil || st.Mode().Perm() != tc.mode {
+					t.Errorf("mode = %v, %v; want %v", st.Mode().Perm(), err, tc.mode)
+				}
+				if _, err := f.Write([]byte("late")); !errors.Is(err, ErrClosed) {
+					t.Errorf("Write after Commit: %v, want ErrClosed", err)
+				}
+				if err := f.Commit(); !errors.Is(err, ErrClosed) {
+					t.Errorf("second Commit: %v, want ErrClosed", err)
+				}
+			}
+		})
+	}
+}
+
+// A failed rename (here onto a non-empty directory) removes the temporary
+// file and leaves the target as it was.
+func TestCommitRenameFails(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.MkdirAll(filepath.Join(target, "inside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(target, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err == nil {
+		t.Fatal("Commit onto a non-empty directory succeeded")
+	}
+	if es := entries(t, dir); len(es) != 1 || es[0] != "target" {
+		t.Errorf("directory holds %v, want only target", es)
+	}
+	if es := entries(t, target); len(es) != 1 || es[0] != "inside" {
+		t.Errorf("target changed: %v", es)
+	}
+}
+
+func TestCreateIn(t *testing.T) {
+	dir := t.TempDir()
+	tmpDir := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmpDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "blob")
+	f, err := CreateIn(tmpDir, target, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if filepath.Dir(f.Name()) != tmpDir {
+		t.Errorf("temporary file %s is not in %s", f.Name(), tmpDir)
+	}
+	if _, err := f.Write([]byte("blob")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(target); err != nil || string(got) != "blob" {
+		t.Errorf("target = %q, %v", got, err)
+	}
+	if es := entries(t, tmpDir); len(es) != 0 {
+		t.Errorf("temporary files left: %v", es)
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		path string
+		data string
+		mode fs.FileMode
+		ok   bool
+	}{
+		{"new", filepath.Join(dir, "a"), "one", 0o644, true},
+		{"replace", filepath.Join(dir, "a"), "two", 0o600, true},
+		{"missing directory", filepath.Join(dir, "nope", "b"), "three", 0o644, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := WriteFile(tc.path, []byte(tc.data), tc.mode)
+			if tc.ok != (err == nil) {
+				t.Fatalf("WriteFile: %v", err)
+			}
+			if !tc.ok {
+				return
+			}
+			got, err := os.ReadFile(tc.path)
+			if err != nil || string(got) != tc.data {
+				t.Errorf("content = %q, %v; want %q", got, err, tc.data)
+			}
+			if st, _ := os.Stat(tc.path); st.Mode().Perm() != tc.mode {
+				t.Errorf("mode = %v, want %v", st.Mode().Perm(), tc.mode)
+			}
+		})
+	}
+	if es := entries(t, dir); len(es) != 1 || es[0] != "a" {
+		t.Errorf("directory holds %v, want only a", es)
+	}
+}
