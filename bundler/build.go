@@ -93,6 +93,11 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err := b.fetchBlobs(ctx, plans, opts.Jobs); err != nil {
 		return nil, err
 	}
+	for _, p := range plans {
+		if err := b.checkSingles(p); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
@@ -154,6 +159,15 @@ type groupPlan struct {
 	group  *config.Group
 	images []archive.Image
 	blobs  []blobNeed // configs and layers, deduplicated, in first-use order
+	// singles are the single-platform images, whose platform only their
+	// config says: checked against the lockfile once configs are fetched.
+	singles []singleCheck
+}
+
+type singleCheck struct {
+	ref      string
+	config   archive.Descriptor
+	platform *lockfile.Platform
 }
 
 // manifest returns a manifest blob from the cache, fetching it if needed.
@@ -186,7 +200,7 @@ func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.G
 	p := &groupPlan{group: g}
 	seen := map[digest.Digest]bool{}
 	byTop := map[digest.Digest]int{}
-	for _, e := range lg.Images { // sorted by ref: a fixed order
+	for i, e := range lg.Images { // sorted by ref: a fixed order
 		ref, err := image.ParseReference(e.Ref, "")
 		if err != nil {
 			return nil, err
@@ -203,6 +217,9 @@ func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.G
 		}
 		byTop[img.Top.Digest] = len(p.images)
 		p.images = append(p.images, img)
+		if !e.IsIndex() {
+			p.singles = append(p.singles, singleCheck{ref: e.Ref, config: img.Manifests[0].Config, platform: &lg.Images[i].Platforms[0]})
+		}
 		for _, m := range img.Manifests {
 			for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
 				if !seen[d.Digest] {
@@ -215,17 +232,8 @@ func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.G
 	return p, nil
 }
 
-// archiveName is the name an image is stored under: name:tag, or
-// name@digest for a digest-only reference.
-func archiveName(ref image.Reference) string {
-	if t := ref.Tag(); t != "" {
-		return ref.Name() + ":" + t
-	}
-	return ref.Name() + "@" + ref.Digest()
-}
-
 func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Digest, e *lockfile.Image, mode image.IndexMode) (archive.Image, error) {
-	img := archive.Image{Names: []string{archiveName(ref)}}
+	img := archive.Image{Names: []string{ref.StoredName()}}
 	topBlob, err := b.manifest(ctx, ref, top, top)
 	if err != nil {
 		return img, err
@@ -234,11 +242,20 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 	if !e.IsIndex() {
 		m, err := archive.ParseManifest(topBlob, e.MediaType)
 		if err != nil {
+			return img, lockMismatch("media-type", e.MediaType, err)
+		}
+		if err := checkManifestAgainstLock(m, &e.Platforms[0]); err != nil {
 			return img, err
+		}
+		if m.TotalSize() != e.Size {
+			return img, lockMismatch("size", e.Size, m.TotalSize())
 		}
 		m.Descriptor = img.Top
 		img.Manifests = []archive.Manifest{m}
 		return img, nil
+	}
+	if err := checkIndexAgainstLock(topBlob, e); err != nil {
+		return img, err
 	}
 	var keep []digest.Digest
 	for _, pl := range e.Platforms {
@@ -249,11 +266,17 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 		}
 		m, err := archive.ParseManifest(blob, pl.MediaType)
 		if err != nil {
-			return img, fmt.Errorf("platform %s: %w", pl.Platform, err)
+			return img, fmt.Errorf("platform %s: %w", pl.Platform, lockMismatch("media-type", pl.MediaType, err))
+		}
+		if err := checkManifestAgainstLock(m, &pl); err != nil {
+			return img, err
 		}
 		m.Descriptor = archive.Descriptor{MediaType: pl.MediaType, Digest: d, Size: int64(len(blob))}
 		img.Manifests = append(img.Manifests, m)
 		keep = append(keep, d)
+	}
+	if err := checkIndexSize(topBlob, e); err != nil {
+		return img, err
 	}
 	if mode == image.IndexFiltered {
 		filtered, err := archive.FilterIndex(topBlob, e.MediaType, keep)
@@ -270,6 +293,26 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 		img.Top = archive.Descriptor{MediaType: e.MediaType, Digest: fd, Size: int64(len(filtered))}
 	}
 	return img, nil
+}
+
+// checkSingles compares each single-platform image's config with the
+// platform its lockfile entry names.
+func (b *builder) checkSingles(p *groupPlan) error {
+	for _, s := range p.singles {
+		rc, err := b.cache.Open(s.config.Digest, s.config.Size)
+		if err != nil {
+			return fmt.Errorf("%w: group %q: image %q: config: %w", errdefs.ErrBuild, p.group.Name, s.ref, err)
+		}
+		cfg, err := io.ReadAll(io.LimitReader(rc, image.MaxManifestSize))
+		rc.Close()
+		if err == nil {
+			err = checkConfigPlatform(cfg, s.platform)
+		}
+		if err != nil {
+			return fmt.Errorf("group %q: image %q: %w", p.group.Name, s.ref, err)
+		}
+	}
+	return nil
 }
 
 func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) error {

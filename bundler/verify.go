@@ -184,7 +184,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 			r.add(archive.Problem{Kind: archive.KindLockfileInvalid, Detail: err.Error()})
 			continue
 		}
-		name := archiveName(ref)
+		name := ref.StoredName()
 		names[name] = true
 		want, what := e.Digest, "pins"
 		if lg.Index == image.IndexFiltered && e.IsIndex() {
