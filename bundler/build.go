@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -42,6 +44,8 @@ type BuildOptions struct {
 	Groups    []string  // only these groups; empty means all
 	Logger    *slog.Logger
 	Progress  progress.Reporter // nil: none
+	// Policy retries and bounds blob downloads (the zero value: defaults).
+	Policy registry.Policy
 }
 
 // ArchiveResult describes one written archive.
@@ -73,7 +77,7 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if rep == nil {
 		rep = progress.New(nil, progress.Quiet)
 	}
-	b := &builder{spec: spec, cache: c, fetch: f, log: log, progress: rep}
+	b := &builder{policy: opts.Policy.WithDefaults(), spec: spec, cache: c, fetch: f, log: log, progress: rep}
 
 	// Manifests first (small, and they say which blobs are needed).
 	plans := make([]*groupPlan, len(groups))
@@ -141,6 +145,7 @@ func selectGroups(spec *config.Spec, names []string) ([]*config.Group, error) {
 }
 
 type builder struct {
+	policy   registry.Policy
 	spec     *config.Spec
 	cache    *cache.Cache
 	fetch    Fetcher
@@ -347,19 +352,40 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 	g.SetLimit(jobs)
 	for _, n := range todo {
 		g.Go(func() error {
-			rc, err := b.fetch.Blob(gctx, n.ref, n.top, n.desc.Digest, n.desc.Size)
-			if err != nil {
+			if err := b.fetchBlob(gctx, n, tasks[n.desc.Digest]); err != nil {
 				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
-			defer rc.Close()
-			if err := b.cache.Put(gctx, n.desc.Digest, n.desc.Size, progress.CountingReader{R: rc, Task: tasks[n.desc.Digest]}); err != nil {
-				return fmt.Errorf("%w: blob %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
-			}
-			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// fetchBlob downloads one blob into the cache, retrying transient failures
+// under the policy. Each retry resumes after the bytes already received
+// (kept in the cache's partial file, also across runs); a body proved
+// corrupt starts over.
+func (b *builder) fetchBlob(ctx context.Context, n blobNeed, task progress.Task) error {
+	first := true
+	return b.policy.Do(ctx, "blob "+n.desc.Digest.String(), func(ctx context.Context) error {
+		open := func(ctx context.Context, offset int64) (io.ReadCloser, error) {
+			return b.fetch.Blob(ctx, n.ref, n.top, n.desc.Digest, n.desc.Size, offset)
+		}
+		resumed, err := b.cache.Fetch(ctx, n.desc.Digest, n.desc.Size, open, func(k int64) { task.Add(k) })
+		if first && resumed > 0 {
+			task.Add(resumed) // received by an earlier run
+			b.log.Info("resuming download", "blob", n.desc.Digest, "from", resumed, "of", n.desc.Size)
+		}
+		first = false
+		if errors.Is(err, cache.ErrDigest) {
+			// The partial was deleted: the next attempt starts over.
+			return fmt.Errorf("%w: %w", registry.ErrCorruptBody, err)
+		}
+		if err == nil {
+			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
+		}
+		return err
+	})
 }
 
 // cacheBlobs serves an archive's blobs from the cache, verified on read.

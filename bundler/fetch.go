@@ -2,16 +2,17 @@ package bundler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/airgap-bundle/airgap-bundle/image"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 	"github.com/airgap-bundle/airgap-bundle/resolve"
 )
 
@@ -19,91 +20,155 @@ import (
 // image. The content is verified by the cache, not here.
 type Fetcher interface {
 	Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error)
-	Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size int64) (io.ReadCloser, error)
+	// Blob opens a config or layer from byte offset on (0: the whole blob).
+	Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size, offset int64) (io.ReadCloser, error)
 	Close() error
 }
 
 // RegistryFetcher fetches through containers/image. Each repository is
 // opened once, by the locked top-level digest (so mirrors that serve only
 // digests answer too), and only when something is missing from the cache:
-// a warm-cache build makes no registry calls.
+// a warm-cache build makes no registry calls. Every request is bounded by
+// the Policy's response and stall timeouts; manifests are retried here,
+// blobs by the caller (which keeps what was received).
 type RegistryFetcher struct {
-	Sys *types.SystemContext
+	Env    *registry.Env
+	Policy registry.Policy
 
 	mu   sync.Mutex
-	srcs map[string]*lazySource
+	srcs map[string]*openSource
 }
 
-type lazySource struct {
-	once sync.Once
-	src  types.ImageSource
-	err  error
+// openSource is one repository, opened at most once at a time.
+type openSource struct {
+	mu  sync.Mutex
+	src types.ImageSource
 }
 
 func (f *RegistryFetcher) source(ctx context.Context, ref image.Reference, top digest.Digest) (types.ImageSource, error) {
 	key := ref.Name() + "@" + top.String()
 	f.mu.Lock()
 	if f.srcs == nil {
-		f.srcs = map[string]*lazySource{}
+		f.srcs = map[string]*openSource{}
 	}
-	ls, ok := f.srcs[key]
+	os, ok := f.srcs[key]
 	if !ok {
-		ls = &lazySource{}
-		f.srcs[key] = ls
+		os = &openSource{}
+		f.srcs[key] = os
 	}
 	f.mu.Unlock()
-	ls.once.Do(func() {
-		byDigest, err := image.ParseReference(ref.Name()+"@"+top.String(), "")
-		if err != nil {
-			ls.err = err
-			return
-		}
-		// On error containers/image can return a typed nil: keep none.
-		if src, err := resolve.Source(ctx, f.Sys, byDigest); err != nil {
-			ls.err = err
-		} else {
-			ls.src = src
-		}
-	})
-	return ls.src, ls.err
+	os.mu.Lock()
+	defer os.mu.Unlock()
+	if os.src != nil {
+		return os.src, nil
+	}
+	byDigest, err := image.ParseReference(key, "")
+	if err != nil {
+		return nil, err
+	}
+	// Opening pings the registry: bounded like any request, and a failure
+	// is not remembered, so a retry opens it again.
+	reqCtx, _, classify, stop := f.Policy.Watch(ctx)
+	src, err := resolve.Source(reqCtx, f.Env.Sys, byDigest)
+	stop()
+	if err != nil {
+		return nil, classify(err)
+	}
+	os.src = src
+	return src, nil
 }
 
 // Manifest returns the top-level manifest (instance == top) or a child.
 func (f *RegistryFetcher) Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error) {
-	src, err := f.source(ctx, ref, top)
-	if err != nil {
-		return nil, err
-	}
-	var inst *digest.Digest
-	if instance != top {
-		inst = &instance
-	}
-	b, _, err := src.GetManifest(ctx, inst)
-	return b, err
+	var blob []byte
+	err := f.Policy.Do(ctx, "manifest "+instance.String(), func(ctx context.Context) error {
+		src, err := f.source(ctx, ref, top)
+		if err != nil {
+			return err
+		}
+		var inst *digest.Digest
+		if instance != top {
+			inst = &instance
+		}
+		reqCtx, _, classify, stop := f.Policy.Watch(ctx)
+		defer stop()
+		blob, _, err = src.GetManifest(reqCtx, inst)
+		return classify(err)
+	})
+	return blob, err
 }
 
-// Blob opens a config or layer.
-func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size int64) (io.ReadCloser, error) {
-	src, err := f.source(ctx, ref, top)
+// Blob opens a config or layer from offset on: with a Range request when
+// the registry takes one, else from the start, skipping what the caller
+// already has.
+func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size, offset int64) (io.ReadCloser, error) {
+	reqCtx, wrap, classify, stop := f.Policy.Watch(ctx)
+	if offset > 0 {
+		rc, err := f.Env.OpenBlobAt(reqCtx, ref.Named, d, offset)
+		switch {
+		case err == nil:
+			return &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}, nil
+		case !errors.Is(err, registry.ErrNoRange):
+			stop()
+			return nil, classify(err)
+		}
+		f.Policy.WithDefaults().Logger.Info("registry does not resume downloads; starting over", "blob", d, "error", err)
+	}
+	src, err := f.source(reqCtx, ref, top)
 	if err != nil {
+		stop()
 		return nil, err
 	}
-	rc, _, err := src.GetBlob(ctx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
-	return rc, err
+	rc, _, err := src.GetBlob(reqCtx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
+	if err != nil {
+		stop()
+		return nil, classify(err)
+	}
+	body := &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}
+	if offset > 0 {
+		if _, err := io.CopyN(io.Discard, body, offset); err != nil {
+			body.Close()
+			return nil, fmt.Errorf("skipping to byte %d: %w", offset, err)
+		}
+	}
+	return body, nil
+}
+
+// watchedBlob turns the watchdog's cancellations into ErrResponseTimeout
+// and ErrStalled, and releases it on Close.
+type watchedBlob struct {
+	io.ReadCloser
+	classify func(error) error
+	stop     func()
+}
+
+func (w *watchedBlob) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = w.classify(err)
+	}
+	return n, err
+}
+
+func (w *watchedBlob) Close() error {
+	err := w.ReadCloser.Close()
+	w.stop()
+	return err
 }
 
 // Close closes every opened repository.
 func (f *RegistryFetcher) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var first error
-	for _, ls := range f.srcs {
-		if ls.src != nil {
-			if err := ls.src.Close(); err != nil && first == nil {
-				first = fmt.Errorf("closing image source: %w", err)
-			}
+	var errs []error
+	for _, os := range f.srcs {
+		if os.src == nil {
+			continue
+		}
+		if err := os.src.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing image source: %w", err))
 		}
 	}
 	f.srcs = nil
-	return first
+	return errors.Join(errs...)
 }

@@ -94,7 +94,7 @@ func (f failingFetcher) Manifest(context.Context, image.Reference, digest.Digest
 	return nil, f.err
 }
 
-func (f failingFetcher) Blob(context.Context, image.Reference, digest.Digest, digest.Digest, int64) (io.ReadCloser, error) {
+func (f failingFetcher) Blob(context.Context, image.Reference, digest.Digest, digest.Digest, int64, int64) (io.ReadCloser, error) {
 	return nil, f.err
 }
 

@@ -43,7 +43,7 @@ func (s *Session) start() error {
 			return
 		}
 		s.env = env
-		s.fetch = &RegistryFetcher{Sys: env.Sys}
+		s.fetch = &RegistryFetcher{Env: env, Policy: s.opts.Policy}
 	})
 	return s.err
 }
@@ -53,7 +53,7 @@ func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.P
 	if err := s.start(); err != nil {
 		return nil, err
 	}
-	return (&resolve.Resolver{Sys: s.env.Sys}).Resolve(ctx, ref, want, index)
+	return (&resolve.Resolver{Sys: s.env.Sys, Policy: s.opts.Policy}).Resolve(ctx, ref, want, index)
 }
 
 // Manifest implements Fetcher.
@@ -65,11 +65,11 @@ func (s *Session) Manifest(ctx context.Context, ref image.Reference, top, instan
 }
 
 // Blob implements Fetcher.
-func (s *Session) Blob(ctx context.Context, ref image.Reference, top, d digest.Digest, size int64) (io.ReadCloser, error) {
+func (s *Session) Blob(ctx context.Context, ref image.Reference, top, d digest.Digest, size, offset int64) (io.ReadCloser, error) {
 	if err := s.start(); err != nil {
 		return nil, err
 	}
-	return s.fetch.Blob(ctx, ref, top, d, size)
+	return s.fetch.Blob(ctx, ref, top, d, size, offset)
 }
 
 // Close closes the opened repositories and removes the generated registry

@@ -34,9 +34,9 @@ func (m memFetcher) Manifest(_ context.Context, _ image.Reference, _, d digest.D
 	return nil, fmt.Errorf("no manifest %s", d)
 }
 
-func (m memFetcher) Blob(_ context.Context, _ image.Reference, _, d digest.Digest, _ int64) (io.ReadCloser, error) {
+func (m memFetcher) Blob(_ context.Context, _ image.Reference, _, d digest.Digest, _, offset int64) (io.ReadCloser, error) {
 	if b, ok := m[d]; ok {
-		return io.NopCloser(bytes.NewReader(b)), nil
+		return io.NopCloser(bytes.NewReader(b[offset:])), nil
 	}
 	return nil, fmt.Errorf("no blob %s", d)
 }

@@ -19,6 +19,9 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 )
 
+// blobMode is the mode of every cached blob.
+const blobMode = 0o644
+
 // ErrDigest marks content that does not match its digest or size.
 var ErrDigest = errors.New("content does not match its digest")
 
@@ -79,7 +82,7 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	}
 	// The temporary file is in tmp/, under the cache directory: the same
 	// filesystem as blobs/, so the rename is atomic.
-	tmp, err := atomicfile.CreateIn(filepath.Join(c.dir, "tmp"), p, 0o644)
+	tmp, err := atomicfile.CreateIn(filepath.Join(c.dir, "tmp"), p, blobMode)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}

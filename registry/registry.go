@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 	"go.podman.io/image/v5/pkg/docker/config"
@@ -28,12 +30,17 @@ import (
 type Env struct {
 	Sys *types.SystemContext
 	dir string
+
+	mu         sync.Mutex
+	transports map[string]http.RoundTripper // for OpenBlobAt, by host/repository
 }
 
 // Options tune New.
 type Options struct {
 	UserAgent string
 	Logger    *slog.Logger
+	// Policy bounds and retries every request of the run.
+	Policy Policy
 	// Hosts are registries the run will contact besides those the spec
 	// declares (the registries of its images). Their credentials come from
 	// the standard locations.

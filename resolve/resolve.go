@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -38,6 +39,16 @@ var ErrPlatform = errors.New("platform not available")
 // Resolver resolves references through one SystemContext.
 type Resolver struct {
 	Sys *types.SystemContext
+	// Policy retries a resolution that fails transiently and bounds each
+	// of its requests (the zero value: defaults).
+	Policy registry.Policy
+}
+
+// call runs one request under the policy's response timeout.
+func (r *Resolver) call(ctx context.Context, f func(context.Context) error) error {
+	reqCtx, _, classify, stop := r.Policy.Watch(ctx)
+	defer stop()
+	return classify(f(reqCtx))
 }
 
 // Source opens the image behind ref. A reference with both tag and digest is
@@ -63,19 +74,33 @@ func Source(ctx context.Context, sys *types.SystemContext, ref image.Reference) 
 }
 
 // Resolve returns the lock entry for ref with the platforms want asks for.
+// A transient failure (a 503, a reset, a timeout) retries the whole
+// resolution: it reads only small documents.
 func (r *Resolver) Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
-	img, err := r.resolve(ctx, ref, want, index)
+	var img *lockfile.Image
+	err := r.Policy.Do(ctx, "resolve "+ref.String(), func(ctx context.Context) error {
+		var err error
+		img, err = r.resolve(ctx, ref, want, index)
+		return err
+	})
 	return img, explain(err, ref.Domain())
 }
 
 func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error) {
-	src, err := Source(ctx, r.Sys, ref)
-	if err != nil {
+	var src types.ImageSource
+	if err := r.call(ctx, func(ctx context.Context) (err error) {
+		src, err = Source(ctx, r.Sys, ref)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	top, mt, err := getManifest(ctx, src, nil)
-	if err != nil {
+	var top []byte
+	var mt image.MediaType
+	if err := r.call(ctx, func(ctx context.Context) (err error) {
+		top, mt, err = getManifest(ctx, src, nil)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	dg := digest.FromBytes(top)
@@ -94,7 +119,12 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 		}
 		img.Size = int64(len(top))
 		for _, c := range chosen {
-			blob, cmt, err := getManifest(ctx, src, &c.digest)
+			var blob []byte
+			var cmt image.MediaType
+			err := r.call(ctx, func(ctx context.Context) (err error) {
+				blob, cmt, err = getManifest(ctx, src, &c.digest)
+				return err
+			})
 			if err != nil {
 				return nil, fmt.Errorf("platform %s: %w", c.platform, err)
 			}
@@ -128,7 +158,11 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 		return nil, err
 	}
 	m, _ := manifest.FromBlob(top, string(mt)) // parsed once already by platformEntry
-	plat, err := configPlatform(ctx, src, m.ConfigInfo())
+	var plat image.Platform
+	err = r.call(ctx, func(ctx context.Context) (err error) {
+		plat, err = configPlatform(ctx, src, m.ConfigInfo())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	outDir := bundler.OutputDir(spec, f.output)
 	rep = g.progress()
 	results, err := bundler.Build(c.Context(), spec, lock, bc, session, bundler.BuildOptions{
-		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep,
+		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep, Policy: g.policy(),
 	})
 	rep.Wait()
 	if err != nil {

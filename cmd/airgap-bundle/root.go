@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,10 @@ type globalFlags struct {
 	verbose bool
 	quiet   bool
 	json    bool
+	// How requests to registries are bounded and retried.
+	attempts        int
+	responseTimeout time.Duration
+	stallTimeout    time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -36,6 +41,9 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document with the results on stdout (logs stay on stderr)")
+	root.PersistentFlags().IntVar(&g.attempts, "retries", registry.DefaultAttempts, "attempts per registry request, the first included, before a transient failure (5xx, 408, 429, reset, timeout) is an error")
+	root.PersistentFlags().DurationVar(&g.responseTimeout, "response-timeout", registry.DefaultResponseTimeout, "give up on a registry request that has no response headers after this long (connecting included)")
+	root.PersistentFlags().DurationVar(&g.stallTimeout, "stall-timeout", registry.DefaultStallTimeout, "give up on a download that receives no bytes for this long (it is then retried, resuming where it stopped)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	// One command a line: each lives in its own file.
 	root.AddCommand(newValidateCmd(g))
@@ -71,7 +79,12 @@ func (g *globalFlags) logger() *slog.Logger {
 
 // registryOptions are the settings of every registry session.
 func (g *globalFlags) registryOptions() registry.Options {
-	return registry.Options{UserAgent: userAgent(), Logger: g.logger()}
+	return registry.Options{UserAgent: userAgent(), Logger: g.logger(), Policy: g.policy()}
+}
+
+// policy is how every registry request of the run is bounded and retried.
+func (g *globalFlags) policy() registry.Policy {
+	return registry.Policy{Attempts: g.attempts, ResponseTimeout: g.responseTimeout, StallTimeout: g.stallTimeout, Logger: g.logger()}
 }
 
 // out is where human-readable results go; --quiet and --json silence it

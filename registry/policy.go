@@ -1,0 +1,234 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/distribution/registry/api/errcode"
+	"go.podman.io/image/v5/docker"
+)
+
+// Policy is how a run treats slow and failing registries. An air-gap bundle
+// is often built once over a poor link: a transient failure is retried with
+// exponential backoff and full jitter, and a request that hangs is cut off
+// instead of waiting forever.
+type Policy struct {
+	// Attempts per request, the first included (default 5; 1 disables
+	// retries).
+	Attempts int
+	// ResponseTimeout bounds the time from sending a request (connecting
+	// included) to its response headers (default 60s). containers/image's
+	// own dialer gives up connecting after 30s whatever this says.
+	ResponseTimeout time.Duration
+	// StallTimeout bounds the time a response body may send no bytes
+	// (default 60s).
+	StallTimeout time.Duration
+	// Backoff is the wait before the second attempt (default 1s); it
+	// doubles for each further attempt, up to MaxBackoff (default 30s), and
+	// each wait is drawn uniformly from [0, that bound] so parallel
+	// downloads do not retry in lockstep.
+	Backoff, MaxBackoff time.Duration
+	// Logger receives one Info line per retry, with the attempt number.
+	Logger *slog.Logger
+}
+
+// Defaults of Policy, documented in the README.
+const (
+	DefaultAttempts        = 5
+	DefaultResponseTimeout = 60 * time.Second
+	DefaultStallTimeout    = 60 * time.Second
+	DefaultBackoff         = time.Second
+	DefaultMaxBackoff      = 30 * time.Second
+)
+
+// WithDefaults fills the zero fields.
+func (p Policy) WithDefaults() Policy {
+	if p.Attempts <= 0 {
+		p.Attempts = DefaultAttempts
+	}
+	if p.ResponseTimeout <= 0 {
+		p.ResponseTimeout = DefaultResponseTimeout
+	}
+	if p.StallTimeout <= 0 {
+		p.StallTimeout = DefaultStallTimeout
+	}
+	if p.Backoff <= 0 {
+		p.Backoff = DefaultBackoff
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = DefaultMaxBackoff
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return p
+}
+
+// Errors a Policy produces, or its callers mark. All are transient.
+var (
+	ErrResponseTimeout = errors.New("no response from the registry")
+	ErrStalled         = errors.New("download stalled")
+	// ErrCorruptBody marks a download whose bytes did not match their
+	// digest: damaged on the way, so worth one more try from the start.
+	ErrCorruptBody = errors.New("downloaded content does not match its digest")
+)
+
+// Do runs op until it succeeds, fails with an error that is not transient,
+// or has run Attempts times. what names the request in log lines.
+func (p Policy) Do(ctx context.Context, what string, op func(context.Context) error) error {
+	p = p.WithDefaults()
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = op(ctx)
+		if err == nil || !Transient(err) || attempt >= p.Attempts || ctx.Err() != nil {
+			if err != nil && attempt > 1 && Transient(err) && ctx.Err() == nil {
+				return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			}
+			return err
+		}
+		wait := p.backoff(attempt)
+		p.Logger.Info("retrying", "request", what, "attempt", attempt+1, "of", p.Attempts, "after", wait.Round(time.Millisecond), "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (p Policy) backoff(attempt int) time.Duration {
+	bound := p.Backoff << (attempt - 1)
+	if bound <= 0 || bound > p.MaxBackoff {
+		bound = p.MaxBackoff
+	}
+	return time.Duration(rand.Int64N(int64(bound) + 1))
+}
+
+// Transient reports whether err may go away on its own: a timeout or stall,
+// a reset or refused connection, a body cut short, HTTP 408, 429 or 5xx.
+// Authentication failures, missing manifests and blobs, and cancellation
+// are not.
+func Transient(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrResponseTimeout), errors.Is(err, ErrStalled), errors.Is(err, ErrCorruptBody):
+		return true // our own timeouts cancel the request: checked before Canceled
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, docker.ErrTooManyRequests), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	var status docker.UnexpectedHTTPStatusError
+	if errors.As(err, &status) {
+		return transientStatus(status.StatusCode)
+	}
+	var ec errcode.Error
+	if errors.As(err, &ec) {
+		if ec.Code == errcode.ErrorCodeUnavailable || ec.Code == errcode.ErrorCodeTooManyRequests {
+			return true
+		}
+		return transientStatus(ec.Code.Descriptor().HTTPStatusCode)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true // a connection-level failure: reset, refused, unreachable
+	}
+	// containers/image reports an HTTP status it has no type for only in
+	// its message ("StatusCode: 503, ...").
+	msg := err.Error()
+	for _, code := range []int{408, 429, 500, 502, 503, 504} {
+		if strings.Contains(msg, fmt.Sprintf("StatusCode: %d", code)) || strings.Contains(msg, fmt.Sprintf("status %d", code)) {
+			return true
+		}
+	}
+	return false
+}
+
+func transientStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// Watch bounds one streamed request: it returns a context for the request
+// and a function to wrap its body. Until the body is wrapped, the request
+// must produce its response within ResponseTimeout; after, the body must
+// deliver a byte at least every StallTimeout. When either bound is hit the
+// request's context is cancelled and its error becomes ErrResponseTimeout
+// or ErrStalled. stop releases the timer; call it when done.
+func (p Policy) Watch(ctx context.Context) (reqCtx context.Context, wrap func(io.ReadCloser) io.ReadCloser, classify func(error) error, stop func()) {
+	p = p.WithDefaults()
+	reqCtx, cancel := context.WithCancel(ctx)
+	w := &watch{cancel: cancel, stall: p.StallTimeout}
+	w.phase = ErrResponseTimeout
+	w.timer = time.AfterFunc(p.ResponseTimeout, w.fire)
+	wrap = func(rc io.ReadCloser) io.ReadCloser {
+		w.mu.Lock()
+		w.phase = ErrStalled
+		w.mu.Unlock()
+		w.timer.Reset(p.StallTimeout)
+		return &watchedBody{rc: rc, w: w}
+	}
+	classify = func(err error) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil && w.fired && ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", w.phase, err)
+		}
+		return err
+	}
+	stop = func() {
+		w.timer.Stop()
+		cancel()
+	}
+	return reqCtx, wrap, classify, stop
+}
+
+type watch struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	timer  *time.Timer
+	stall  time.Duration
+	phase  error
+	fired  bool
+}
+
+func (w *watch) fire() {
+	w.mu.Lock()
+	w.fired = true
+	w.mu.Unlock()
+	w.cancel()
+}
+
+// watchedBody pushes the stall deadline back on every byte received.
+type watchedBody struct {
+	rc io.ReadCloser
+	w  *watch
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.w.timer.Reset(b.w.stall)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error { return b.rc.Close() }
