@@ -75,7 +75,9 @@ var kindNames = map[kind]string{
 
 // Fault is one misbehaviour; build it with the constructors below. Byte
 // offsets (K) count bytes of the response body this proxy sends, not of the
-// blob: for a Range request, offset 0 is the first byte of the range.
+// blob: for a Range request, offset 0 is the first byte of the range. A body
+// of at most K bytes is sent whole before ResetAfter, CutAfter or StallAfter
+// act (the reset still follows; the cut and the stall then change nothing).
 type Fault struct {
 	kind       kind
 	status     int
