@@ -21,6 +21,8 @@ type globalFlags struct {
 	attempts        int
 	responseTimeout time.Duration
 	stallTimeout    time.Duration
+	backoff         time.Duration
+	stderr          io.Writer // where logs go: the command's stderr
 }
 
 func newRootCmd() *cobra.Command {
@@ -44,6 +46,10 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.PersistentFlags().IntVar(&g.attempts, "retries", registry.DefaultAttempts, "attempts per registry request, the first included, before a transient failure (5xx, 408, 429, reset, timeout) is an error")
 	root.PersistentFlags().DurationVar(&g.responseTimeout, "response-timeout", registry.DefaultResponseTimeout, "give up on a registry request that has no response headers after this long (connecting included)")
 	root.PersistentFlags().DurationVar(&g.stallTimeout, "stall-timeout", registry.DefaultStallTimeout, "give up on a download that receives no bytes for this long (it is then retried, resuming where it stopped)")
+	// Hidden: tests shorten the waits between attempts.
+	root.PersistentFlags().DurationVar(&g.backoff, "retry-backoff", registry.DefaultBackoff, "wait before the second attempt (doubling after)")
+	_ = root.PersistentFlags().MarkHidden("retry-backoff")
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) { g.stderr = c.ErrOrStderr() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	// One command a line: each lives in its own file.
 	root.AddCommand(newValidateCmd(g))
@@ -74,7 +80,11 @@ func (g *globalFlags) logger() *slog.Logger {
 	case g.verbose:
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	w := g.stderr
+	if w == nil {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // registryOptions are the settings of every registry session.
@@ -84,7 +94,7 @@ func (g *globalFlags) registryOptions() registry.Options {
 
 // policy is how every registry request of the run is bounded and retried.
 func (g *globalFlags) policy() registry.Policy {
-	return registry.Policy{Attempts: g.attempts, ResponseTimeout: g.responseTimeout, StallTimeout: g.stallTimeout, Logger: g.logger()}
+	return registry.Policy{Attempts: g.attempts, ResponseTimeout: g.responseTimeout, StallTimeout: g.stallTimeout, Backoff: g.backoff, Logger: g.logger()}
 }
 
 // out is where human-readable results go; --quiet and --json silence it
