@@ -25,6 +25,7 @@ type faultWorld struct {
 	spec     string
 	bigRef   string
 	bigLayer string // path suffix of the big layer's blob
+	bigSize  int64  // its size in bytes
 }
 
 func newFaultWorld(t *testing.T) *faultWorld {
@@ -47,6 +48,7 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	}
 	layers, _ := img.Layers()
 	ld, _ := layers[0].Digest()
+	lsize, _ := layers[0].Size()
 	if _, err := fixtures.Push(context.Background(), reg.Host+"/fixtures/big:v1", img, reg.Transport(), "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ archive = "apps.tar"
 platforms = ["linux/amd64"]
 images = ["%[1]s/fixtures/big:v1", "%[1]s/fixtures/multi-oci:v1", "%[1]s/fixtures/single:v1"]
 `, px.Host))
-	return &faultWorld{px: px, spec: spec, bigRef: px.Host + "/fixtures/big:v1", bigLayer: "/blobs/" + ld.String()}
+	return &faultWorld{px: px, spec: spec, bigRef: px.Host + "/fixtures/big:v1", bigLayer: "/blobs/" + ld.String(), bigSize: lsize}
 }
 
 // fast are the flags that keep retries quick in tests.
