@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 	"go.podman.io/image/v5/pkg/docker/config"
@@ -28,6 +29,10 @@ import (
 type Env struct {
 	Sys *types.SystemContext
 	dir string
+	// exact lists the hosts registries.conf pins to their own (default)
+	// settings, so that a bare-host key does not reach them; see Check.
+	exact map[string]bool
+	spec  *spec.Spec
 }
 
 // Options tune New.
@@ -73,7 +78,13 @@ func New(s *spec.Spec, opts Options) (env *Env, err error) {
 		}
 	}
 	regConf := filepath.Join(dir, "registries.conf")
-	if err := writeRegistriesConf(regConf, s); err != nil {
+	hosts := hostsOf(s, opts.Hosts)
+	env.spec = s
+	env.exact = map[string]bool{}
+	for _, h := range shadowed(s, hosts) {
+		env.exact[h] = true
+	}
+	if err := writeRegistriesConf(regConf, s, hosts); err != nil {
 		return nil, err
 	}
 	if err := writeCerts(certs, s); err != nil {
@@ -90,7 +101,7 @@ func New(s *spec.Spec, opts Options) (env *Env, err error) {
 		BigFilesTemporaryDir:        dir,
 		DockerRegistryUserAgent:     opts.UserAgent,
 	}
-	if err := writeAuth(env.Sys.AuthFilePath, s, hostsOf(s, opts.Hosts), dir, regConf, empty, log); err != nil {
+	if err := writeAuth(env.Sys.AuthFilePath, s, hosts, dir, regConf, empty, log); err != nil {
 		return nil, err
 	}
 	return env, nil
@@ -133,15 +144,23 @@ type conf struct {
 	Registries                  []confRegistry `toml:"registry"`
 }
 
-// RegistriesConf renders the registries.conf a spec implies.
-func RegistriesConf(s *spec.Spec) ([]byte, error) {
+// RegistriesConf renders the registries.conf a spec implies for a run that
+// contacts hosts (host[:port] each, besides the spec's own).
+//
+// A spec's key applies to exactly that host[:port]. containers/image matches
+// registries.conf prefixes loosely: "127.0.0.1" also matches
+// "127.0.0.1:6102/…" (sysregistriesv2.refMatchingPrefix), which would give
+// another port of the host the key's insecure = true and mirrors. So every
+// contacted host that such a key would match gets an explicit entry of its
+// own with the defaults (TLS verified, no mirrors); the longest prefix wins.
+func RegistriesConf(s *spec.Spec, hosts ...string) ([]byte, error) {
 	c := conf{UnqualifiedSearchRegistries: []string{}, ShortNameMode: "enforcing", CredentialHelpers: []string{"containers-auth.json"}}
-	hosts := make([]string, 0, len(s.Registries))
+	declared := make([]string, 0, len(s.Registries))
 	for h := range s.Registries {
-		hosts = append(hosts, h)
+		declared = append(declared, h)
 	}
-	sort.Strings(hosts)
-	for _, h := range hosts {
+	sort.Strings(declared)
+	for _, h := range declared {
 		r := s.Registries[h]
 		cr := confRegistry{Prefix: h, Location: h, Insecure: r.Insecure}
 		for _, m := range r.Mirrors {
@@ -152,6 +171,9 @@ func RegistriesConf(s *spec.Spec) ([]byte, error) {
 			cr.Mirrors = append(cr.Mirrors, confEndpoint{Location: m.Location, Insecure: insecure, PullFromMirror: m.PullFromMirror})
 		}
 		c.Registries = append(c.Registries, cr)
+	}
+	for _, h := range shadowed(s, hosts) {
+		c.Registries = append(c.Registries, confRegistry{Prefix: h, Location: h})
 	}
 	var b []byte
 	buf := &byteWriter{&b}
@@ -166,8 +188,53 @@ type byteWriter struct{ b *[]byte }
 
 func (w *byteWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
 
-func writeRegistriesConf(path string, s *spec.Spec) error {
-	b, err := RegistriesConf(s)
+// shadowed lists the hosts, not declared themselves, that a declared key
+// would match as a registries.conf prefix: "H:PORT" for a key "H".
+func shadowed(s *spec.Spec, hosts []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if _, ok := s.Registries[h]; ok || seen[h] {
+			continue
+		}
+		if bare, _, ok := strings.Cut(h, ":"); ok && !strings.HasPrefix(h, "[") {
+			if _, ok := s.Registries[bare]; ok {
+				seen[h] = true
+				out = append(out, h)
+			}
+		} else if i := strings.LastIndex(h, "]:"); strings.HasPrefix(h, "[") && i > 0 {
+			if _, ok := s.Registries[h[:i+1]]; ok {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ErrUnplannedHost marks a registry host the run was not set up for, whose
+// settings would silently come from a declared key of the same bare host.
+var ErrUnplannedHost = errors.New("registry host not planned for this run")
+
+// Check refuses a host that a declared bare-host key would match by prefix
+// but that got no explicit entry when the Env was made: settings apply to
+// exactly the host[:port] of their key, never to other ports.
+func (e *Env) Check(host string) error {
+	if e == nil || e.spec == nil || e.exact[host] {
+		return nil
+	}
+	if _, ok := e.spec.Registries[host]; ok {
+		return nil
+	}
+	if len(shadowed(e.spec, []string{host})) > 0 {
+		return fmt.Errorf("%w: %s (list it in Options.Hosts, or declare it in the spec)", ErrUnplannedHost, host)
+	}
+	return nil
+}
+
+func writeRegistriesConf(path string, s *spec.Spec, hosts []string) error {
+	b, err := RegistriesConf(s, hosts...)
 	if err != nil {
 		return err
 	}
