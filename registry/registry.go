@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -23,6 +24,7 @@ import (
 
 	spec "github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 )
 
 // Env owns the generated configuration of one run. Close removes it.
@@ -49,25 +51,32 @@ type Options struct {
 var ErrCredentials = errors.New("credentials")
 
 // New writes registries.conf, per-host CA directories and an auth file into
-// a private temporary directory and returns a SystemContext that reads only
+// a private directory of this run and returns a SystemContext that reads only
 // those. The auth file holds the credentials this run needs, resolved once
 // through containers/image's own lookup (so credential helpers work); it is
-// created 0600 in a 0700 directory, preferably on $XDG_RUNTIME_DIR (tmpfs),
-// and removed by Close.
-func New(s *spec.Spec, opts Options) (env *Env, err error) {
+// created 0600 in a 0700 directory of the user's own (see PrivateDir; never
+// the shared temporary directory), and removed by Close, or by a later run
+// if this one is killed before it can close.
+func New(s *spec.Spec, opts Options) (_ *Env, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir, err := os.MkdirTemp(runtimeDir(), "airgap-bundle-")
+	base, err := PrivateDir()
 	if err != nil {
 		return nil, err
 	}
-	env = &Env{dir: dir}
+	removeStaleRuns(base, log)
+	dir, err := os.MkdirTemp(base, runPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return nil, err
+	}
+	// env, not the result: a failing return sets the result to nil before
+	// this runs, and the directory must go all the same.
+	env := &Env{dir: dir}
 	defer func() {
 		if err != nil {
 			env.Close()
-			env = nil
 		}
 	}()
 	empty := filepath.Join(dir, "empty.d")
@@ -115,13 +124,68 @@ func (e *Env) Close() error {
 	return os.RemoveAll(e.dir)
 }
 
-func runtimeDir() string {
+// runPrefix starts the name of a run's directory: run-<PID>-<random>.
+const runPrefix = "run-"
+
+// PrivateDir is the user's own directory for the generated configuration
+// and credentials of runs: $XDG_RUNTIME_DIR/airgap-bundle (a per-user
+// tmpfs) when there is one, else airgap-bundle/run under the user's cache
+// directory ($XDG_CACHE_HOME, ~/.cache). Never the shared temporary
+// directory: a credentials file there outlives a killed run where every
+// local user can see its name. It is created, or tightened to, 0700.
+func PrivateDir() (string, error) {
+	var base string
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return d
+			base = filepath.Join(d, "airgap-bundle")
 		}
 	}
-	return ""
+	if base == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no private directory for credentials (set XDG_RUNTIME_DIR or HOME): %w", err)
+		}
+		base = filepath.Join(d, "airgap-bundle", "run")
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", err
+	}
+	st, err := os.Lstat(base)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", base)
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(base, 0o700); err != nil {
+			return "", err
+		}
+	}
+	return base, nil
+}
+
+// removeStaleRuns removes the directories (credentials included) of runs
+// whose process is gone: killed before Close could run.
+func removeStaleRuns(base string, log *slog.Logger) {
+	es, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range es {
+		rest, ok := strings.CutPrefix(e.Name(), runPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		digits, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(digits)
+		if err != nil || atomicfile.PIDAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(base, e.Name())); err != nil {
+			log.Warn("cannot remove the directory of an interrupted run", "dir", e.Name(), "error", err)
+		}
+	}
 }
 
 type confEndpoint struct {
