@@ -100,3 +100,26 @@ func TestLockGroupsOnlyConnectionFailures(t *testing.T) {
 }
 
 var netOpErr = net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+
+// Behind a mirror, a registry's connection failure is only the last of the
+// endpoints tried (the mirror may have said "manifest unknown"): per image.
+func TestLockMirroredRegistryStaysPerImage(t *testing.T) {
+	refused := fmt.Errorf("(Mirrors also failed: manifest unknown): %w", &netOpErr)
+	r := &countingResolver{fail: map[string]error{
+		"quay.io/calico/node:v3.28.0": refused,
+		"quay.io/calico/cni:v3.28.0":  refused,
+	}}
+	spec := loadSpec(t, `registries."quay.io" = { mirrors = ["mirror.example.com"] }
+
+[[group]]
+name = "core"
+images = ["quay.io/calico/node:v3.28.0", "quay.io/calico/cni:v3.28.0"]
+`)
+	_, err := Lock(context.Background(), spec, nil, r, LockOptions{Jobs: 1})
+	if err == nil || strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), `image "quay.io/calico/cni:v3.28.0"`) {
+		t.Errorf("error = %v; want one line per image", err)
+	}
+	if len(r.take()) != 2 {
+		t.Error("an image behind a mirror was not tried")
+	}
+}

@@ -258,7 +258,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 			task.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
-			if he == nil && err != nil {
+			if he == nil && err != nil && !mirrored(spec, host) {
 				if reason, ok := connectionFailure(err); ok {
 					if he = dead[host]; he == nil {
 						he = &HostError{Host: host, Reason: reason, Err: err}
@@ -386,6 +386,16 @@ func (e *HostError) Position() errdefs.Pos { return e.Pos }
 func (e *HostError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry} }
 
 const reasonTLSVerify = "TLS verification failed"
+
+// mirrored says whether a registry has mirrors. Its images are then tried
+// at several endpoints, and containers/image keeps only the last failure
+// (the registry's own) in the error chain: an unreachable registry behind a
+// mirror that answered "manifest unknown" is a failure of that image, not
+// of the host, so such errors stay per image.
+func mirrored(spec *config.Spec, host string) bool {
+	r, ok := spec.Registries[host]
+	return ok && len(r.Mirrors) > 0
+}
 
 // connectionFailure says whether err means the registry host could not be
 // talked to at all, and why, as opposed to an answer about one image
