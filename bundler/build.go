@@ -106,6 +106,15 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
 	}
+	// Archives of a run killed before its rename (kill -9, a crash) are
+	// ".NAME.tmp-p<PID>-*" files no one else removes.
+	removed, err := atomicfile.RemoveStale(out)
+	for _, p := range removed {
+		log.Info("removed the temporary file of an interrupted run", "path", p)
+	}
+	if err != nil {
+		log.Warn("cannot remove stale temporary files", "dir", out, "error", err)
+	}
 	var results []ArchiveResult
 	for _, p := range plans {
 		r, err := b.writeArchive(ctx, out, p, opts.ModTime)

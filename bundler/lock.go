@@ -3,12 +3,17 @@ package bundler
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -229,16 +234,45 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	var mu sync.Mutex
 	results := map[string]*lockfile.Image{}
 	var errs []error
+	// A registry that cannot be reached fails every image on it the same
+	// way: after its first connection-level failure the rest of its images
+	// fail fast, without contacting it, and the failures are reported as
+	// one line per host.
+	dead := map[string]*HostError{}
+	var deadOrder []string
 	g := new(errgroup.Group) // not WithContext: one failure must not hide the others
 	g.SetLimit(jobs)
 	for _, k := range order {
 		j := jobsByKey[k]
 		g.Go(func() error {
-			log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
-			img, err := r.Resolve(ctx, j.ref, j.want, j.index)
+			host := j.ref.Domain()
+			mu.Lock()
+			he := dead[host]
+			mu.Unlock()
+			var img *lockfile.Image
+			var err error
+			if he == nil {
+				log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
+				img, err = r.Resolve(ctx, j.ref, j.want, j.index)
+			}
 			task.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
+			if he == nil && err != nil && !mirrored(spec, host) {
+				if reason, ok := connectionFailure(err); ok {
+					if he = dead[host]; he == nil {
+						he = &HostError{Host: host, Reason: reason, Err: err}
+						dead[host] = he
+						deadOrder = append(deadOrder, host)
+					}
+				}
+			}
+			if he != nil {
+				for _, w := range j.wants {
+					he.add(w)
+				}
+				return nil
+			}
 			if err != nil {
 				for _, w := range j.wants {
 					errs = append(errs, &ImageError{Pos: w.Image.Pos, Group: w.Group.Name, Image: w.Image.Ref.Written, Err: err})
@@ -250,6 +284,9 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		})
 	}
 	_ = g.Wait()
+	for _, h := range deadOrder {
+		errs = append(errs, dead[h])
+	}
 	if err := errdefs.List(errs, "images failed"); err != nil {
 		return nil, err
 	}
@@ -296,3 +333,106 @@ func (e *ImageError) Error() string {
 func (e *ImageError) Position() errdefs.Pos { return e.Pos }
 
 func (e *ImageError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry} }
+
+// HostError is the failure of every image of one registry host that could
+// not be reached (connection refused, no such host, a timeout, a failed TLS
+// handshake or verification): one error for all of them, positioned at the
+// first. It is of class errdefs.ErrRegistry and keeps the first cause in
+// its chain.
+type HostError struct {
+	Host   string
+	Reason string // "connection refused", "no such host", …
+	Err    error  // the first failure
+	Pos    errdefs.Pos
+	Images int // images (of groups) not resolved
+	Groups []string
+}
+
+func (e *HostError) add(w Want) {
+	if e.Images == 0 || w.Image.Pos.File == e.Pos.File && w.Image.Pos.Line < e.Pos.Line {
+		e.Pos = w.Image.Pos
+	}
+	e.Images++
+	if !slices.Contains(e.Groups, w.Group.Name) {
+		e.Groups = append(e.Groups, w.Group.Name)
+	}
+}
+
+func (e *HostError) Error() string {
+	noun := "images"
+	if e.Images == 1 {
+		noun = "image"
+	}
+	gs := make([]string, len(e.Groups))
+	for i, g := range e.Groups {
+		gs[i] = fmt.Sprintf("%q", g)
+	}
+	slices.Sort(gs)
+	what := "group"
+	if len(gs) > 1 {
+		what = "groups"
+	}
+	msg := fmt.Sprintf("%s: registry %s is unreachable (%s): %d %s of %s %s not resolved", e.Pos, e.Host, e.Reason, e.Images, noun, what, strings.Join(gs, ", "))
+	if e.Reason == reasonTLSVerify {
+		// The first failure carries the hint (give the CA).
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Position implements errdefs.Positioned.
+func (e *HostError) Position() errdefs.Pos { return e.Pos }
+
+func (e *HostError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry} }
+
+const reasonTLSVerify = "TLS verification failed"
+
+// mirrored says whether a registry has mirrors. Its images are then tried
+// at several endpoints, and containers/image keeps only the last failure
+// (the registry's own) in the error chain: an unreachable registry behind a
+// mirror that answered "manifest unknown" is a failure of that image, not
+// of the host, so such errors stay per image.
+func mirrored(spec *config.Spec, host string) bool {
+	r, ok := spec.Registries[host]
+	return ok && len(r.Mirrors) > 0
+}
+
+// connectionFailure says whether err means the registry host could not be
+// talked to at all, and why, as opposed to an answer about one image
+// (manifest unknown, denied, a missing platform).
+func connectionFailure(err error) (string, bool) {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var recErr tls.RecordHeaderError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsTimeout {
+			return "DNS timeout", true
+		}
+		return "no such host", true
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused", true
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		return "no route to host", true
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset", true
+	case errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid):
+		return reasonTLSVerify, true
+	case errors.As(err, &recErr):
+		return "TLS handshake failed: not a TLS server", true
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout", true
+	case errors.As(err, &opErr):
+		if strings.Contains(opErr.Error(), "tls:") || strings.Contains(opErr.Error(), "handshake") {
+			return "TLS handshake failed", true
+		}
+		if opErr.Op == "dial" {
+			return "cannot connect", true
+		}
+	}
+	return "", false
+}

@@ -53,6 +53,9 @@ func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.P
 	if err := s.start(); err != nil {
 		return nil, err
 	}
+	if err := s.env.Check(ref.Domain()); err != nil {
+		return nil, err
+	}
 	return (&resolve.Resolver{Sys: s.env.Sys, Policy: s.opts.Policy}).Resolve(ctx, ref, want, index)
 }
 
@@ -61,12 +64,18 @@ func (s *Session) Manifest(ctx context.Context, ref image.Reference, top, instan
 	if err := s.start(); err != nil {
 		return nil, err
 	}
+	if err := s.env.Check(ref.Domain()); err != nil {
+		return nil, err
+	}
 	return s.fetch.Manifest(ctx, ref, top, instance)
 }
 
 // Blob implements Fetcher.
 func (s *Session) Blob(ctx context.Context, ref image.Reference, top, d digest.Digest, size, offset int64) (io.ReadCloser, error) {
 	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if err := s.env.Check(ref.Domain()); err != nil {
 		return nil, err
 	}
 	return s.fetch.Blob(ctx, ref, top, d, size, offset)

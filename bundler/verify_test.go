@@ -115,6 +115,8 @@ type verifyWorld struct {
 	multi    fixtures.Pushed
 	single   fixtures.Pushed
 	filtered string // digest of the filtered index
+	cache    *cache.Cache
+	fetch    memFetcher
 }
 
 // buildVerifyWorld builds the two groups of verifySpecBody with Build from
@@ -168,6 +170,7 @@ func buildVerifyWorld(t *testing.T) *verifyWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.cache, w.fetch = c, f
 	if _, err := Build(context.Background(), w.spec, w.lock, c, f, BuildOptions{OutputDir: w.out}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -19,15 +20,13 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 )
 
-// blobMode is the mode of every cached blob.
-const blobMode = 0o644
-
 // ErrDigest marks content that does not match its digest or size.
 var ErrDigest = errors.New("content does not match its digest")
 
 // Cache is a directory of blobs/sha256/<hex> files.
 type Cache struct {
-	dir string
+	dir    string
+	shared bool
 }
 
 // DefaultDir is $XDG_CACHE_HOME/airgap-bundle (~/.cache/airgap-bundle).
@@ -39,14 +38,54 @@ func DefaultDir() (string, error) {
 	return filepath.Join(d, "airgap-bundle"), nil
 }
 
-// Open creates the cache directories if needed.
+// Open creates the cache directories if needed, and removes the temporary
+// files of puts whose process died (see atomicfile.RemoveStale).
+//
+// The cache is private by default: the blobs are layers of possibly private
+// images, so directories are 0700 and blobs 0600, and an existing cache's
+// top directory readable by others (older versions made it 0755) is
+// tightened to 0700. A cache is shared deliberately by giving its top
+// directory the setgid bit and a group (chgrp team DIR; chmod 2770 DIR):
+// then directories are created 2770 and blobs 0640, readable by the group
+// and never by others. Blobs are verified on every read, so a group member
+// cannot slip bad content into another's archive.
 func Open(dir string) (*Cache, error) {
-	for _, d := range []string{filepath.Join(dir, "blobs", "sha256"), filepath.Join(dir, "tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("cache: %w", err)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c := &Cache{dir: dir, shared: st.Mode()&os.ModeSetgid != 0}
+	dirMode := os.FileMode(0o700)
+	if c.shared {
+		dirMode = 0o770 | os.ModeSetgid
+		if st.Mode().Perm()&0o007 != 0 {
+			if err := os.Chmod(dir, st.Mode().Perm()&^0o007|os.ModeSetgid); err != nil {
+				return nil, fmt.Errorf("cache: making %s private to its group: %w", dir, err)
+			}
+		}
+	} else if st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("cache: making %s private: %w", dir, err)
 		}
 	}
-	return &Cache{dir: dir}, nil
+	for _, d := range []string{filepath.Join(dir, "blobs"), filepath.Join(dir, "blobs", "sha256"), filepath.Join(dir, "tmp")} {
+		if err := os.Mkdir(d, dirMode.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("cache: %w", err)
+		} else if err == nil && c.shared {
+			// Mkdir's mode passes through the umask; a shared cache needs
+			// the group bits whatever the umask.
+			if err := os.Chmod(d, dirMode); err != nil {
+				return nil, fmt.Errorf("cache: %w", err)
+			}
+		}
+	}
+	if _, err := atomicfile.RemoveStale(filepath.Join(dir, "tmp")); err != nil {
+		return nil, fmt.Errorf("cache: removing stale temporary files: %w", err)
+	}
+	return c, nil
 }
 
 // Dir is the cache's root.
@@ -60,6 +99,15 @@ func (c *Cache) path(d digest.Digest) (string, error) {
 		return "", fmt.Errorf("cache: unsupported digest algorithm %s", d.Algorithm())
 	}
 	return filepath.Join(c.dir, "blobs", "sha256", d.Encoded()), nil
+}
+
+// blobMode is the mode of a cached blob: private, or readable by the
+// group of a deliberately shared cache.
+func (c *Cache) blobMode() os.FileMode {
+	if c.shared {
+		return 0o640
+	}
+	return 0o600
 }
 
 // Has reports whether a blob of that digest and size is present. A present
@@ -82,7 +130,7 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	}
 	// The temporary file is in tmp/, under the cache directory: the same
 	// filesystem as blobs/, so the rename is atomic.
-	tmp, err := atomicfile.CreateIn(filepath.Join(c.dir, "tmp"), p, blobMode)
+	tmp, err := atomicfile.CreateIn(filepath.Join(c.dir, "tmp"), p, c.blobMode())
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}

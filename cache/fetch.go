@@ -79,7 +79,7 @@ func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open Ope
 	if err := f.Sync(); err != nil {
 		return resumed, err
 	}
-	if err := f.Chmod(blobMode); err != nil {
+	if err := f.Chmod(c.blobMode()); err != nil {
 		return resumed, err
 	}
 	if err := os.Rename(f.Name(), p); err != nil {
@@ -94,7 +94,7 @@ func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open Ope
 // (shared false).
 func (c *Cache) partial(d digest.Digest) (f *os.File, shared bool, err error) {
 	name := filepath.Join(c.dir, "tmp", d.Encoded()+".partial")
-	f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, c.blobMode())
 	if err != nil {
 		return nil, false, fmt.Errorf("cache: %w", err)
 	}

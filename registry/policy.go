@@ -117,9 +117,9 @@ func (p Policy) backoff(attempt int) time.Duration {
 }
 
 // Transient reports whether err may go away on its own: a timeout or stall,
-// a reset or refused connection, a body cut short, HTTP 408, 429 or 5xx.
-// Authentication failures, missing manifests and blobs, and cancellation
-// are not.
+// a reset connection, a body cut short, HTTP 408, 429 or 5xx. Refused
+// connections, unknown hosts, authentication failures, missing manifests
+// and blobs, and cancellation are not.
 func Transient(err error) bool {
 	switch {
 	case err == nil:
@@ -129,7 +129,7 @@ func Transient(err error) bool {
 	case errors.Is(err, context.Canceled):
 		return false
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, docker.ErrTooManyRequests), errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
@@ -148,10 +148,9 @@ func Transient(err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return true // a connection-level failure: reset, refused, unreachable
-	}
+	// A refused connection, an unknown host or an unreachable network is
+	// a wrong address far more often than a passing fault: it fails at
+	// once (and lock reports it once per registry).
 	// containers/image reports an HTTP status it has no type for only in
 	// its message ("StatusCode: 503, ...").
 	msg := err.Error()

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/BurntSushi/toml"
@@ -24,6 +26,7 @@ import (
 
 	spec "github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 )
 
 // Env owns the generated configuration of one run. Close removes it.
@@ -33,6 +36,10 @@ type Env struct {
 
 	mu         sync.Mutex
 	transports map[string]http.RoundTripper // for OpenBlobAt, by host/repository
+	// exact lists the hosts registries.conf pins to their own (default)
+	// settings, so that a bare-host key does not reach them; see Check.
+	exact map[string]bool
+	spec  *spec.Spec
 }
 
 // Options tune New.
@@ -51,25 +58,32 @@ type Options struct {
 var ErrCredentials = errors.New("credentials")
 
 // New writes registries.conf, per-host CA directories and an auth file into
-// a private temporary directory and returns a SystemContext that reads only
+// a private directory of this run and returns a SystemContext that reads only
 // those. The auth file holds the credentials this run needs, resolved once
 // through containers/image's own lookup (so credential helpers work); it is
-// created 0600 in a 0700 directory, preferably on $XDG_RUNTIME_DIR (tmpfs),
-// and removed by Close.
-func New(s *spec.Spec, opts Options) (env *Env, err error) {
+// created 0600 in a 0700 directory of the user's own (see PrivateDir; never
+// the shared temporary directory), and removed by Close, or by a later run
+// if this one is killed before it can close.
+func New(s *spec.Spec, opts Options) (_ *Env, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir, err := os.MkdirTemp(runtimeDir(), "airgap-bundle-")
+	base, err := PrivateDir()
 	if err != nil {
 		return nil, err
 	}
-	env = &Env{dir: dir}
+	removeStaleRuns(base, log)
+	dir, err := os.MkdirTemp(base, runPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return nil, err
+	}
+	// env, not the result: a failing return sets the result to nil before
+	// this runs, and the directory must go all the same.
+	env := &Env{dir: dir}
 	defer func() {
 		if err != nil {
 			env.Close()
-			env = nil
 		}
 	}()
 	empty := filepath.Join(dir, "empty.d")
@@ -80,7 +94,13 @@ func New(s *spec.Spec, opts Options) (env *Env, err error) {
 		}
 	}
 	regConf := filepath.Join(dir, "registries.conf")
-	if err := writeRegistriesConf(regConf, s); err != nil {
+	hosts := hostsOf(s, opts.Hosts)
+	env.spec = s
+	env.exact = map[string]bool{}
+	for _, h := range shadowed(s, hosts) {
+		env.exact[h] = true
+	}
+	if err := writeRegistriesConf(regConf, s, hosts); err != nil {
 		return nil, err
 	}
 	if err := writeCerts(certs, s); err != nil {
@@ -97,7 +117,7 @@ func New(s *spec.Spec, opts Options) (env *Env, err error) {
 		BigFilesTemporaryDir:        dir,
 		DockerRegistryUserAgent:     opts.UserAgent,
 	}
-	if err := writeAuth(env.Sys.AuthFilePath, s, hostsOf(s, opts.Hosts), dir, regConf, empty, log); err != nil {
+	if err := writeAuth(env.Sys.AuthFilePath, s, hosts, dir, regConf, empty, log); err != nil {
 		return nil, err
 	}
 	return env, nil
@@ -111,13 +131,68 @@ func (e *Env) Close() error {
 	return os.RemoveAll(e.dir)
 }
 
-func runtimeDir() string {
+// runPrefix starts the name of a run's directory: run-<PID>-<random>.
+const runPrefix = "run-"
+
+// PrivateDir is the user's own directory for the generated configuration
+// and credentials of runs: $XDG_RUNTIME_DIR/airgap-bundle (a per-user
+// tmpfs) when there is one, else airgap-bundle/run under the user's cache
+// directory ($XDG_CACHE_HOME, ~/.cache). Never the shared temporary
+// directory: a credentials file there outlives a killed run where every
+// local user can see its name. It is created, or tightened to, 0700.
+func PrivateDir() (string, error) {
+	var base string
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return d
+			base = filepath.Join(d, "airgap-bundle")
 		}
 	}
-	return ""
+	if base == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no private directory for credentials (set XDG_RUNTIME_DIR or HOME): %w", err)
+		}
+		base = filepath.Join(d, "airgap-bundle", "run")
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", err
+	}
+	st, err := os.Lstat(base)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", base)
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(base, 0o700); err != nil {
+			return "", err
+		}
+	}
+	return base, nil
+}
+
+// removeStaleRuns removes the directories (credentials included) of runs
+// whose process is gone: killed before Close could run.
+func removeStaleRuns(base string, log *slog.Logger) {
+	es, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range es {
+		rest, ok := strings.CutPrefix(e.Name(), runPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		digits, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(digits)
+		if err != nil || atomicfile.PIDAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(base, e.Name())); err != nil {
+			log.Warn("cannot remove the directory of an interrupted run", "dir", e.Name(), "error", err)
+		}
+	}
 }
 
 type confEndpoint struct {
@@ -140,15 +215,23 @@ type conf struct {
 	Registries                  []confRegistry `toml:"registry"`
 }
 
-// RegistriesConf renders the registries.conf a spec implies.
-func RegistriesConf(s *spec.Spec) ([]byte, error) {
+// RegistriesConf renders the registries.conf a spec implies for a run that
+// contacts hosts (host[:port] each, besides the spec's own).
+//
+// A spec's key applies to exactly that host[:port]. containers/image matches
+// registries.conf prefixes loosely: "127.0.0.1" also matches
+// "127.0.0.1:6102/…" (sysregistriesv2.refMatchingPrefix), which would give
+// another port of the host the key's insecure = true and mirrors. So every
+// contacted host that such a key would match gets an explicit entry of its
+// own with the defaults (TLS verified, no mirrors); the longest prefix wins.
+func RegistriesConf(s *spec.Spec, hosts ...string) ([]byte, error) {
 	c := conf{UnqualifiedSearchRegistries: []string{}, ShortNameMode: "enforcing", CredentialHelpers: []string{"containers-auth.json"}}
-	hosts := make([]string, 0, len(s.Registries))
+	declared := make([]string, 0, len(s.Registries))
 	for h := range s.Registries {
-		hosts = append(hosts, h)
+		declared = append(declared, h)
 	}
-	sort.Strings(hosts)
-	for _, h := range hosts {
+	sort.Strings(declared)
+	for _, h := range declared {
 		r := s.Registries[h]
 		cr := confRegistry{Prefix: h, Location: h, Insecure: r.Insecure}
 		for _, m := range r.Mirrors {
@@ -159,6 +242,9 @@ func RegistriesConf(s *spec.Spec) ([]byte, error) {
 			cr.Mirrors = append(cr.Mirrors, confEndpoint{Location: m.Location, Insecure: insecure, PullFromMirror: m.PullFromMirror})
 		}
 		c.Registries = append(c.Registries, cr)
+	}
+	for _, h := range shadowed(s, hosts) {
+		c.Registries = append(c.Registries, confRegistry{Prefix: h, Location: h})
 	}
 	var b []byte
 	buf := &byteWriter{&b}
@@ -173,8 +259,53 @@ type byteWriter struct{ b *[]byte }
 
 func (w *byteWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
 
-func writeRegistriesConf(path string, s *spec.Spec) error {
-	b, err := RegistriesConf(s)
+// shadowed lists the hosts, not declared themselves, that a declared key
+// would match as a registries.conf prefix: "H:PORT" for a key "H".
+func shadowed(s *spec.Spec, hosts []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if _, ok := s.Registries[h]; ok || seen[h] {
+			continue
+		}
+		if bare, _, ok := strings.Cut(h, ":"); ok && !strings.HasPrefix(h, "[") {
+			if _, ok := s.Registries[bare]; ok {
+				seen[h] = true
+				out = append(out, h)
+			}
+		} else if i := strings.LastIndex(h, "]:"); strings.HasPrefix(h, "[") && i > 0 {
+			if _, ok := s.Registries[h[:i+1]]; ok {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ErrUnplannedHost marks a registry host the run was not set up for, whose
+// settings would silently come from a declared key of the same bare host.
+var ErrUnplannedHost = errors.New("registry host not planned for this run")
+
+// Check refuses a host that a declared bare-host key would match by prefix
+// but that got no explicit entry when the Env was made: settings apply to
+// exactly the host[:port] of their key, never to other ports.
+func (e *Env) Check(host string) error {
+	if e == nil || e.spec == nil || e.exact[host] {
+		return nil
+	}
+	if _, ok := e.spec.Registries[host]; ok {
+		return nil
+	}
+	if len(shadowed(e.spec, []string{host})) > 0 {
+		return fmt.Errorf("%w: %s (list it in Options.Hosts, or declare it in the spec)", ErrUnplannedHost, host)
+	}
+	return nil
+}
+
+func writeRegistriesConf(path string, s *spec.Spec, hosts []string) error {
+	b, err := RegistriesConf(s, hosts...)
 	if err != nil {
 		return err
 	}

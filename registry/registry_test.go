@@ -97,3 +97,37 @@ images = ["busybox"]
 		t.Errorf("Close left %s behind", dir)
 	}
 }
+
+// A bare-host key applies to that host only: other ports of the host the
+// run contacts get explicit default entries (TLS verified), and a port the
+// run was not set up for is refused rather than given the key's settings.
+func TestBareHostKeyIsExact(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	s := loadSpec(t, `
+registries."127.0.0.1" = { insecure = true, mirrors = ["mirror.example.com"] }
+
+[[group]]
+name = "g"
+images = ["127.0.0.1:6102/app:v1", "127.0.0.1/other:v1"]
+`)
+	env, err := New(s, Options{Hosts: []string{"127.0.0.1:7000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	for host, insecure := range map[string]bool{"127.0.0.1": true, "127.0.0.1:6102": false, "127.0.0.1:7000": false} {
+		reg, err := sysregistriesv2.FindRegistry(env.Sys, host+"/app:v1")
+		if err != nil || reg == nil {
+			t.Fatalf("FindRegistry(%s): %v %v", host, reg, err)
+		}
+		if reg.Insecure != insecure || (host != "127.0.0.1" && len(reg.Mirrors) != 0) {
+			t.Errorf("%s: insecure = %v, mirrors %v; want insecure = %v and no mirrors", host, reg.Insecure, reg.Mirrors, insecure)
+		}
+	}
+	for host, ok := range map[string]bool{"127.0.0.1": true, "127.0.0.1:6102": true, "127.0.0.1:7000": true, "127.0.0.1:9999": false, "example.com:9999": true} {
+		if err := env.Check(host); (err == nil) != ok {
+			t.Errorf("Check(%s) = %v, want ok = %v", host, err, ok)
+		}
+	}
+}

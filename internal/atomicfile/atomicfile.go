@@ -11,7 +11,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
+
+// tmpMarker separates a temporary file's target name from its writer's PID.
+const tmpMarker = ".tmp-p"
 
 // ErrClosed is returned by Write and Commit after Commit or Abort.
 var ErrClosed = errors.New("atomicfile: file already committed or aborted")
@@ -28,7 +33,9 @@ type File struct {
 }
 
 // Create starts writing a file that will replace path on Commit. The
-// temporary file is ".<base>.tmp-*" in path's directory.
+// temporary file is ".<base>.tmp-p<PID>-*" in path's directory: the PID of
+// the writer, so that RemoveStale can tell a crashed writer's leftover from
+// a file another process is still writing.
 func Create(path string, mode fs.FileMode) (*File, error) {
 	return CreateIn("", path, mode)
 }
@@ -40,7 +47,7 @@ func CreateIn(tmpDir, path string, mode fs.FileMode) (*File, error) {
 	if tmpDir == "" {
 		tmpDir = filepath.Dir(path)
 	}
-	tmp, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+tmpMarker+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return nil, err
 	}
@@ -126,4 +133,49 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		d.Close()
 	}
+}
+
+// RemoveStale removes the temporary files that Create and CreateIn left in
+// dir when their process died before Commit or Abort (kill -9, a crash, a
+// power cut): ".<name>.tmp-p<PID>-*" regular files whose PID is no longer a
+// running process. Files of live processes (a concurrent run) are left
+// alone; a PID reused since the crash only delays removal to a later run.
+// It returns the paths removed; a missing dir is not an error.
+func RemoveStale(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range es {
+		pid, ok := tempPID(e.Name())
+		if !ok || !e.Type().IsRegular() || PIDAlive(pid) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// tempPID reads the writer's PID from a temporary file's name.
+func tempPID(name string) (int, bool) {
+	if !strings.HasPrefix(name, ".") {
+		return 0, false
+	}
+	i := strings.LastIndex(name, tmpMarker)
+	if i < 0 {
+		return 0, false
+	}
+	digits, _, ok := strings.Cut(name[i+len(tmpMarker):], "-")
+	pid, err := strconv.Atoi(digits)
+	return pid, ok && err == nil && pid > 0
 }

@@ -5,7 +5,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -219,5 +221,41 @@ func TestWriteFile(t *testing.T) {
 	}
 	if es := entries(t, dir); len(es) != 1 || es[0] != "a" {
 		t.Errorf("directory holds %v, want only a", es)
+	}
+}
+
+// RemoveStale removes the temporary files of dead writers only.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("cannot run true: %v", err)
+	}
+	f, err := Create(filepath.Join(dir, "mine.tar"), 0o644) // this process: alive
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !strings.Contains(filepath.Base(f.Name()), ".tmp-p"+strconv.Itoa(os.Getpid())+"-") {
+		t.Errorf("temporary file %s does not carry the PID", f.Name())
+	}
+	stale := filepath.Join(dir, ".old.tar.tmp-p"+strconv.Itoa(cmd.Process.Pid)+"-99")
+	keep := []string{f.Name(), filepath.Join(dir, "old.tar"), filepath.Join(dir, ".x.tmp-pabc-1"), filepath.Join(dir, ".y.tmp-123")}
+	for _, p := range append([]string{stale}, keep[1:]...) {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveStale(dir)
+	if err != nil || len(removed) != 1 || removed[0] != stale {
+		t.Errorf("RemoveStale = %v, %v; want [%s]", removed, err, stale)
+	}
+	for _, p := range keep {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed", p)
+		}
+	}
+	if r, err := RemoveStale(filepath.Join(dir, "missing")); err != nil || r != nil {
+		t.Errorf("missing dir: %v %v", r, err)
 	}
 }
