@@ -61,8 +61,12 @@ type ArchiveResult struct {
 
 // Build writes one archive per group from the lockfile, which must match
 // the spec (see NewPlan). Blobs come from the cache, fetched once when
-// missing; each archive is written to a temporary file in the output
-// directory and renamed into place only when complete.
+// missing. Every archive is written to a temporary file in the output
+// directory first; only when all are complete are they renamed into place
+// together with the new SHA256SUMS (see commitArchives). On any error,
+// cancellation included, no archive and no SHA256SUMS line has changed, no
+// temporary file is left, and no result is returned. A build first settles
+// what a killed build left in the output directory (see tidyOutputDir).
 func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache.Cache, f Fetcher, opts BuildOptions) ([]ArchiveResult, error) {
 	log := opts.Logger
 	if log == nil {
@@ -106,32 +110,134 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
 	}
-	// Archives of a run killed before its rename (kill -9, a crash) are
-	// ".NAME.tmp-p<PID>-*" files no one else removes.
-	removed, err := atomicfile.RemoveStale(out)
-	for _, p := range removed {
-		log.Info("removed the temporary file of an interrupted run", "path", p)
-	}
+	unlock, err := lockOutputDir(out)
 	if err != nil {
-		log.Warn("cannot remove stale temporary files", "dir", out, "error", err)
+		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
 	}
+	defer unlock()
+	if err := b.tidyOutputDir(out); err != nil {
+		return nil, fmt.Errorf("%w: output directory %s: %w", errdefs.ErrBuild, out, err)
+	}
+
+	// Write every archive to its temporary file first; only when all are
+	// complete, commit them together (see commitArchives). A failure or
+	// Ctrl-C before that removes the temporary files and leaves every
+	// previous archive and SHA256SUMS as they were.
 	var results []ArchiveResult
-	for _, p := range plans {
-		r, err := b.writeArchive(ctx, out, p, opts.ModTime)
-		if err != nil {
-			return results, fmt.Errorf("%w: group %q: %w", errdefs.ErrBuild, p.group.Name, err)
+	var files []*atomicfile.File
+	defer func() {
+		for _, f := range files {
+			f.Close() // removes the temporary file; a no-op once committed
 		}
-		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
+	}()
+	for _, p := range plans {
+		r, f, err := b.writeArchive(ctx, out, p, opts.ModTime)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			if isDiskFull(err) {
+				err = diskFullError(out, plans, err)
+			}
+			return nil, fmt.Errorf("%w: group %q: %w", errdefs.ErrBuild, p.group.Name, err)
+		}
+		files = append(files, f)
 		results = append(results, r)
 	}
+	if err := commitArchives(out, files, results); err != nil {
+		if isDiskFull(err) {
+			err = diskFullError(out, plans, err)
+		}
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrBuild, err)
+	}
+	for _, r := range results {
+		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
+	}
+	return results, nil
+}
+
+// tidyOutputDir undoes what a killed build left in the output directory (the
+// caller holds its lock, so nothing else is writing there): it finishes or
+// undoes an interrupted commit (sums.Recover) and removes the temporary
+// files of the spec's archives and of SHA256SUMS.
+func (b *builder) tidyOutputDir(out string) error {
+	recovered, err := sums.Recover(out)
+	if err != nil {
+		return fmt.Errorf("recovering an interrupted build: %w", err)
+	}
+	if recovered {
+		b.log.Warn("recovered from an interrupted build: SHA256SUMS rewritten from the archives present", "dir", out)
+	}
+	prefixes := []string{"." + SumsFile + ".tmp-", "." + sums.PendingName + ".tmp-"}
+	for _, g := range b.spec.Groups {
+		prefixes = append(prefixes, "."+filepath.Base(g.Archive)+".tmp-")
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		for _, pre := range prefixes {
+			if strings.HasPrefix(e.Name(), pre) && e.Type().IsRegular() {
+				if err := os.Remove(filepath.Join(out, e.Name())); err != nil {
+					return err
+				}
+				b.log.Warn("removed a temporary file of an interrupted build", "file", e.Name())
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// commitArchives puts the complete, synced archives in place and makes
+// SHA256SUMS list them. It takes no context on purpose: it only renames
+// (milliseconds), and stopping half way is what it must not do. To survive
+// a crash or kill -9 half way all the same, it follows the journal protocol
+// of package sums: the new SHA256SUMS goes to sums.PendingName first, then
+// the archives are renamed, then the journal becomes SHA256SUMS; the next
+// build's sums.Recover settles a commit cut short. If a rename fails here,
+// Recover runs at once, so SHA256SUMS agrees with whatever is in place.
+func commitArchives(out string, files []*atomicfile.File, results []ArchiveResult) error {
 	fresh := sums.Sums{}
 	for _, r := range results {
 		fresh[filepath.Base(r.Path)] = r.SHA256
 	}
-	if err := sums.Update(out, fresh); err != nil {
-		return results, fmt.Errorf("%w: %s: %w", errdefs.ErrBuild, SumsFile, err)
+	if err := sums.WritePending(out, sums.Merge(out, fresh)); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(out, sums.PendingName), err)
 	}
-	return results, nil
+	settle := func(err error) error {
+		if _, rerr := sums.Recover(out); rerr != nil {
+			return fmt.Errorf("%w (and SHA256SUMS could not be settled: %w; the next build will retry)", err, rerr)
+		}
+		return err
+	}
+	for i, f := range files {
+		if err := f.Commit(); err != nil {
+			return settle(fmt.Errorf("group %q: putting %s in place: %w", results[i].Group, results[i].Path, err))
+		}
+	}
+	if err := sums.CommitPending(out); err != nil {
+		return settle(fmt.Errorf("%s: %w", filepath.Join(out, SumsFile), err))
+	}
+	return nil
+}
+
+// diskFullError says which directory is full and roughly how much room the
+// build needs there: every new archive is written beside the old one, so
+// the blobs of all the groups being built (compression makes the archives
+// smaller) must fit in the space left.
+func diskFullError(out string, plans []*groupPlan, err error) error {
+	var need int64
+	for _, p := range plans {
+		need += p.payload()
+	}
+	free := "unknown"
+	if n := freeSpace(out); n >= 0 {
+		free = progress.HumanBytes(n)
+	}
+	return fmt.Errorf("output directory %s is full (%s free): the new archives need up to %s there, beside the current ones, which stay until every new archive is complete: %w",
+		out, free, progress.HumanBytes(need), err)
 }
 
 func selectGroups(spec *config.Spec, names []string) ([]*config.Group, error) {
@@ -414,11 +520,9 @@ func (cb cacheBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadClose
 	}{progress.CountingReader{R: rc, Task: cb.task}, rc}, nil
 }
 
-func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, error) {
-	start := time.Now()
-	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
-	// What the archive writer reads: each distinct blob once (a single
-	// manifest is its image's top as well).
+// payload is what the archive writer reads for p: each distinct blob once
+// (a single manifest is its image's top as well).
+func (p *groupPlan) payload() int64 {
 	var payload int64
 	counted := map[digest.Digest]bool{}
 	count := func(d archive.Descriptor) {
@@ -436,31 +540,41 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	for _, n := range p.blobs {
 		count(n.desc)
 	}
-	task := b.progress.Task("write "+p.group.Archive, payload, progress.Bytes)
+	return payload
+}
+
+// writeArchive writes p's archive to a temporary file in outDir, complete
+// and synced, and returns it uncommitted: the caller commits or closes it.
+// On error nothing is left behind.
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, *atomicfile.File, error) {
+	start := time.Now()
+	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
+	task := b.progress.Task("write "+p.group.Archive, p.payload(), progress.Bytes)
 	defer task.Done()
 	comp, err := archive.CompressionFor(p.group.Archive)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	tmp, err := atomicfile.Create(res.Path, 0o644)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
-	defer tmp.Close() // removes the temporary file unless committed
 	h := sha256.New()
 	counter := &iox.CountingWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	if err := archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime}); err != nil {
-		return res, err
+	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime})
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := bw.Flush(); err != nil {
-		return res, err
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Commit(); err != nil {
-		return res, err
+	if err != nil {
+		tmp.Close() // removes the temporary file
+		return res, nil, err
 	}
 	res.Size = counter.N
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
-	return res, nil
+	return res, tmp, nil
 }

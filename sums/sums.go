@@ -16,8 +16,11 @@ package sums
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -157,12 +160,18 @@ func Write(path string, s Sums) error {
 	return atomicfile.WriteFile(path, data, 0o644)
 }
 
-// Update rewrites dir's SHA256SUMS after a build: the lines of fresh (the
-// archives just written) replace their old lines; the old lines of other
-// files stay while those files exist in dir. A missing or unreadable old
-// file, and its bad lines, are ignored: they only cost the lines of
-// archives not built this time.
+// Update rewrites dir's SHA256SUMS after a build: Merge's result, written
+// atomically.
 func Update(dir string, fresh Sums) error {
+	return Write(filepath.Join(dir, FileName), Merge(dir, fresh))
+}
+
+// Merge is what dir's SHA256SUMS should hold once the archives of fresh are
+// in place: the lines of fresh replace their old lines; the old lines of
+// other files stay while those files exist in dir. A missing or unreadable
+// old file, and its bad lines, are ignored: they only cost the lines of
+// archives not built this time.
+func Merge(dir string, fresh Sums) Sums {
 	merged := Sums{}
 	if data, err := os.ReadFile(filepath.Join(dir, FileName)); err == nil {
 		old, _ := Parse(data)
@@ -175,5 +184,105 @@ func Update(dir string, fresh Sums) error {
 	for name, sum := range fresh {
 		merged[name] = sum
 	}
-	return Write(filepath.Join(dir, FileName), merged)
+	return merged
+}
+
+// PendingName is the journal of a commit in progress: the SHA256SUMS that
+// will be true once every new archive has been renamed into place.
+//
+// A build that replaces several archives commits them so that a crash at
+// any moment leaves archives and SHA256SUMS that can be made to agree:
+//
+//  1. WritePending: the new SHA256SUMS content goes, atomically, to
+//     PendingName in the output directory;
+//  2. the new archives are renamed over the old ones, one by one;
+//  3. CommitPending: PendingName is renamed over SHA256SUMS.
+//
+// A crash before 1 completes changes nothing; after 3, everything is
+// done. In between, each archive is either its old file (matching the old
+// SHA256SUMS) or its new one (matching the journal), and Recover, run at
+// the start of the next build, rewrites SHA256SUMS from what is actually
+// on disk.
+const PendingName = "." + FileName + ".pending"
+
+// WritePending writes step 1 of the commit protocol (see PendingName).
+func WritePending(dir string, s Sums) error {
+	return Write(filepath.Join(dir, PendingName), s)
+}
+
+// CommitPending is step 3 of the commit protocol: the journal becomes
+// SHA256SUMS.
+func CommitPending(dir string) error {
+	return atomicfile.Rename(filepath.Join(dir, PendingName), filepath.Join(dir, FileName))
+}
+
+// Recover finishes or undoes an interrupted commit (see PendingName). With
+// no journal in dir it does nothing and returns false. Otherwise, for each
+// file named in the journal or in the old SHA256SUMS, it keeps the line that
+// matches the file's content: a file listed the same in both is kept without
+// hashing while it exists; one listed differently is hashed, and kept with
+// its actual checksum when that is the old or the journal's; a file that is
+// absent, or matches neither, loses its line. SHA256SUMS is then rewritten
+// atomically and the journal removed. Recover reads every changed archive
+// once, so it is only as fast as the disk, but it runs only after a crash.
+func Recover(dir string) (bool, error) {
+	journal, err := os.ReadFile(filepath.Join(dir, PendingName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	next, _ := Parse(journal)
+	old := Sums{}
+	if data, err := os.ReadFile(filepath.Join(dir, FileName)); err == nil {
+		old, _ = Parse(data)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	agreed := Sums{}
+	for _, s := range []Sums{old, next} {
+		for name, sum := range s {
+			if _, done := agreed[name]; done {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			if old[name] == next[name] {
+				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+					agreed[name] = sum
+				}
+				continue
+			}
+			if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+				continue // absent (or not a file): no line
+			}
+			actual, err := fileSHA256(p)
+			if err != nil {
+				return false, err
+			}
+			if actual == old[name] || actual == next[name] {
+				agreed[name] = actual
+			}
+		}
+	}
+	if err := Write(filepath.Join(dir, FileName), agreed); err != nil {
+		return false, err
+	}
+	if err := os.Remove(filepath.Join(dir, PendingName)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -1,6 +1,8 @@
 package sums
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"maps"
@@ -239,5 +241,107 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("directory holds %d entries, want %d (temporary file left?)", len(es), len(tc.files)+1)
 			}
 		})
+	}
+}
+
+func hexSum(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// A commit interrupted after renaming one of two archives (journal present):
+// Recover gives each archive the line of the content it actually holds,
+// keeps untouched files, drops what is gone or matches neither, and removes
+// the journal.
+func TestRecoverInterruptedCommit(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Before the build: a.tar, b.tar, keep.tar (not rebuilt), gone.tar
+	// (listed, since deleted), odd.tar (matches neither line).
+	write("a.tar", "new a") // renamed into place before the crash
+	write("b.tar", "old b") // not yet renamed
+	write("keep.tar", "keep")
+	write("odd.tar", "something else")
+	write(".b.tar.tmp-123", "new b") // the crash left it
+	oldSums := Sums{"a.tar": hexSum("old a"), "b.tar": hexSum("old b"), "keep.tar": hexSum("keep"), "gone.tar": c, "odd.tar": hexSum("odd")}
+	if err := Write(filepath.Join(dir, FileName), oldSums); err != nil {
+		t.Fatal(err)
+	}
+	next := Merge(dir, Sums{"a.tar": hexSum("new a"), "b.tar": hexSum("new b"), "odd.tar": hexSum("new odd"), "new.tar": hexSum("new")})
+	if err := WritePending(dir, next); err != nil {
+		t.Fatal(err)
+	}
+
+	ok, err := Recover(dir)
+	if err != nil || !ok {
+		t.Fatalf("Recover = %v, %v", ok, err)
+	}
+	got, err := Read(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Sums{"a.tar": hexSum("new a"), "b.tar": hexSum("old b"), "keep.tar": hexSum("keep")}
+	if !maps.Equal(got, want) {
+		t.Errorf("SHA256SUMS after recovery:\n got %v\nwant %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PendingName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("journal still there: %v", err)
+	}
+	// Every line agrees with its file, as sha256sum -c checks.
+	for name, sum := range got {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		if hexSum(string(b)) != sum {
+			t.Errorf("%s: line %s, file %s", name, sum, hexSum(string(b)))
+		}
+	}
+	// Without a journal, Recover changes nothing.
+	before, _ := os.ReadFile(filepath.Join(dir, FileName))
+	if ok, err := Recover(dir); ok || err != nil {
+		t.Errorf("second Recover = %v, %v", ok, err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, FileName)); string(after) != string(before) {
+		t.Error("Recover without a journal rewrote SHA256SUMS")
+	}
+}
+
+// The full protocol, and a crash right after the journal is written (no
+// archive renamed yet) or right before it replaces SHA256SUMS.
+func TestPendingProtocol(t *testing.T) {
+	for _, renamed := range []bool{false, true} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "a.tar"), []byte("old"), 0o644)
+		Write(filepath.Join(dir, FileName), Sums{"a.tar": hexSum("old")})
+		if err := WritePending(dir, Sums{"a.tar": hexSum("new")}); err != nil {
+			t.Fatal(err)
+		}
+		want := hexSum("old")
+		if renamed {
+			os.WriteFile(filepath.Join(dir, "a.tar"), []byte("new"), 0o644)
+			want = hexSum("new")
+		}
+		if _, err := Recover(dir); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := Read(filepath.Join(dir, FileName)); got["a.tar"] != want || len(got) != 1 {
+			t.Errorf("renamed=%v: %v", renamed, got)
+		}
+	}
+	dir := t.TempDir()
+	if err := WritePending(dir, Sums{"a.tar": a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommitPending(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Read(filepath.Join(dir, FileName)); got["a.tar"] != a {
+		t.Errorf("after CommitPending: %v", got)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("directory holds %v", es)
 	}
 }

@@ -36,8 +36,10 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 Images come from the lockfile. If the lockfile is missing or out of date,
 build first updates it as "lock" does; with --locked it refuses instead
 (exit 3), so CI builds exactly what was reviewed. Blobs are fetched once
-into a verified cache and archives are written from it; an archive only
-replaces the previous one when it is complete. SOURCE_DATE_EPOCH sets the
+into a verified cache and archives are written from it. Every archive is
+written completely before any replaces the previous one; then all are put in
+place together with SHA256SUMS, so a failed or interrupted build changes
+nothing in the output directory. SOURCE_DATE_EPOCH sets the
 mtime of archive entries (default 0): the same lockfile gives byte-identical
 archives.`,
 		Example: `  airgap-bundle build bundle.toml

@@ -25,11 +25,12 @@ var ErrClosed = errors.New("atomicfile: file already committed or aborted")
 // usable; get one from Create or CreateIn. A File is not safe for
 // concurrent use.
 type File struct {
-	tmp  *os.File
-	path string
-	mode fs.FileMode
-	err  error // first Write error: Commit refuses to publish a short file
-	done bool
+	tmp    *os.File
+	path   string
+	mode   fs.FileMode
+	err    error // first Write error: Commit refuses to publish a short file
+	synced bool  // Sync succeeded: the temporary file is complete and closed
+	done   bool
 }
 
 // Create starts writing a file that will replace path on Commit. The
@@ -59,7 +60,7 @@ func (f *File) Name() string { return f.tmp.Name() }
 
 // Write writes to the temporary file. After a failed Write, Commit fails.
 func (f *File) Write(p []byte) (int, error) {
-	if f.done {
+	if f.done || f.synced {
 		return 0, ErrClosed
 	}
 	n, err := f.tmp.Write(p)
@@ -69,16 +70,19 @@ func (f *File) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Commit sets the file's mode, flushes it to disk and renames it over the
-// target, then flushes the target's directory. If any step up to the rename
-// fails, the temporary file is removed, the target is untouched and the
-// error is returned. The directory flush is best effort: some filesystems
-// refuse fsync on a directory, and the target is already in place by then.
-func (f *File) Commit() error {
+// Sync finishes the temporary file without publishing it: it sets the
+// file's mode, flushes it to disk and closes it. A later Commit only renames
+// it; Abort (or Close) still removes it. This lets a caller write several
+// files completely before replacing any target. If a step fails, the
+// temporary file is removed and the error returned. After Sync, Write
+// fails; a second Sync is a no-op.
+func (f *File) Sync() error {
 	if f.done {
 		return ErrClosed
 	}
-	f.done = true
+	if f.synced {
+		return nil
+	}
 	err := f.err
 	if err == nil {
 		err = f.tmp.Chmod(f.mode)
@@ -89,10 +93,27 @@ func (f *File) Commit() error {
 	if cerr := f.tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(f.tmp.Name(), f.path)
-	}
 	if err != nil {
+		f.done = true
+		os.Remove(f.tmp.Name())
+		return err
+	}
+	f.synced = true
+	return nil
+}
+
+// Commit sets the file's mode, flushes it to disk and renames it over the
+// target (Sync, then rename), then flushes the target's directory. If any
+// step up to the rename fails, the temporary file is removed, the target is
+// untouched and the error is returned. The directory flush is best effort:
+// some filesystems refuse fsync on a directory, and the target is already
+// in place by then.
+func (f *File) Commit() error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	f.done = true
+	if err := os.Rename(f.tmp.Name(), f.path); err != nil {
 		os.Remove(f.tmp.Name())
 		return err
 	}
@@ -106,7 +127,9 @@ func (f *File) Abort() error {
 		return nil
 	}
 	f.done = true
-	f.tmp.Close()
+	if !f.synced {
+		f.tmp.Close()
+	}
 	return os.Remove(f.tmp.Name())
 }
 
@@ -125,6 +148,16 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	return f.Commit()
+}
+
+// Rename renames oldpath to newpath (replacing it atomically) and flushes
+// newpath's directory, so that the rename survives a crash.
+func Rename(oldpath, newpath string) error {
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(newpath))
+	return nil
 }
 
 // syncDir flushes a directory, so that a rename into it is durable.

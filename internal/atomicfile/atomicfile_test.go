@@ -259,3 +259,64 @@ func TestRemoveStale(t *testing.T) {
 		t.Errorf("missing dir: %v %v", r, err)
 	}
 }
+
+// Sync completes the temporary file without touching the target: Abort
+// after it removes the file, Commit after it only renames.
+func TestSyncThenAbortOrCommit(t *testing.T) {
+	for _, commit := range []bool{false, true} {
+		dir := t.TempDir()
+		target := filepath.Join(dir, "out.tar")
+		if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Create(target, 0o640)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(target); string(got) != "old" {
+			t.Errorf("target changed by Sync: %q", got)
+		}
+		if st, err := os.Stat(f.Name()); err != nil || st.Size() != 3 || st.Mode().Perm() != 0o640 {
+			t.Errorf("temporary file after Sync: %v %v", st, err)
+		}
+		if _, err := f.Write([]byte("late")); !errors.Is(err, ErrClosed) {
+			t.Errorf("Write after Sync: %v, want ErrClosed", err)
+		}
+		want, n := "old", 1
+		if commit {
+			want = "new"
+			if err := f.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.Close()
+		if got, _ := os.ReadFile(target); string(got) != want {
+			t.Errorf("commit=%v: target %q, want %q", commit, got, want)
+		}
+		if es := entries(t, dir); len(es) != n {
+			t.Errorf("commit=%v: directory holds %v", commit, es)
+		}
+	}
+}
+
+func TestRename(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("A"), 0o644)
+	os.WriteFile(b, []byte("B"), 0o644)
+	if err := Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(b); string(got) != "A" {
+		t.Errorf("b = %q", got)
+	}
+	if es := entries(t, dir); len(es) != 1 {
+		t.Errorf("directory holds %v", es)
+	}
+}

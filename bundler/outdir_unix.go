@@ -1,0 +1,45 @@
+//go:build unix
+
+package bundler
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// lockOutputDir takes an exclusive flock on the output directory itself
+// (no lock file is left in it), so that two builds never recover, clean or
+// commit into one directory at once. The lock goes with the process, also
+// on kill -9. A filesystem that refuses flock (some NFS set-ups) builds
+// unlocked.
+func lockOutputDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another build is writing to %s", dir)
+		}
+		return func() {}, nil
+	}
+	return func() { f.Close() }, nil
+}
+
+// freeSpace is the space an unprivileged user can still write in dir, or
+// -1 when it cannot be told.
+func freeSpace(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return -1
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// isDiskFull reports whether err is a full disk or an exhausted quota.
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
