@@ -13,7 +13,10 @@ import (
 
 // Issue 8, defect 7: a build killed with -9 leaves its archive's temporary
 // file in the output directory and a blob's in the cache's tmp/. The next
-// build removes both, and leaves the files of a process still running.
+// build removes both. In the cache, shared by concurrent runs, the files of
+// a process still running stay; the output directory is locked by the build
+// that writes it, so whatever temporary file of its archives it finds there
+// is a leftover.
 func TestBuildRemovesStaleTemporaryFiles(t *testing.T) {
 	w := buildVerifyWorld(t)
 	cmd := exec.Command("true")
@@ -23,10 +26,10 @@ func TestBuildRemovesStaleTemporaryFiles(t *testing.T) {
 	dead, live := strconv.Itoa(cmd.Process.Pid), strconv.Itoa(os.Getppid())
 	tmpDir := filepath.Join(w.cache.Dir(), "tmp")
 	staleOut := filepath.Join(w.out, ".apps.tar.tmp-p"+dead+"-1234")
-	liveOut := filepath.Join(w.out, ".apps.tar.tmp-p"+live+"-5678")
+	liveBlob := filepath.Join(tmpDir, ".4567cdef.tmp-p"+live+"-5678")
 	staleBlob := filepath.Join(tmpDir, ".0123abcd.tmp-p"+dead+"-1234")
 	other := filepath.Join(w.out, ".notes.tmp") // not ours
-	for _, p := range []string{staleOut, liveOut, staleBlob, other} {
+	for _, p := range []string{staleOut, liveBlob, staleBlob, other} {
 		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +47,7 @@ func TestBuildRemovesStaleTemporaryFiles(t *testing.T) {
 			t.Errorf("stale temporary file %s left (%v)", p, err)
 		}
 	}
-	for _, p := range []string{liveOut, other} {
+	for _, p := range []string{liveBlob, other} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}

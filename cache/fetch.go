@@ -43,7 +43,9 @@ func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open Ope
 		return 0, err
 	}
 	defer func() {
-		if !shared || err != nil && errors.Is(err, ErrDigest) {
+		// A partial proved wrong is useless, and one that filled the disk
+		// holds the very space the user must free: neither is kept.
+		if !shared || err != nil && (errors.Is(err, ErrDigest) || errors.Is(err, syscall.ENOSPC)) {
 			os.Remove(f.Name())
 		}
 		f.Close() // releases the lock
