@@ -177,8 +177,11 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 // findGroupKey finds the first group that has key: BurntSushi's key paths
 // do not carry the array index.
 func (d *decoder) findGroupKey(key string) int {
-	for i := 0; d.loc.Line("group", i) != 0; i++ {
-		if line := d.loc.Line("group", i, key); line != d.loc.Line("group", i) {
+	for i := 0; ; i++ {
+		if _, ok := d.loc.Exact("group", i); !ok {
+			break
+		}
+		if line, ok := d.loc.Exact("group", i, key); ok {
 			return line
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -183,5 +184,35 @@ func TestParseGathersAllErrors(t *testing.T) {
 	}
 	if !strings.HasPrefix(err.Error(), "5 problems:") {
 		t.Errorf("summary line: %q", strings.SplitN(err.Error(), "\n", 2)[0])
+	}
+}
+
+// An unknown key in an inline array of tables used to spin forever in
+// findGroupKey: the locator's prefix fallback answered for every index.
+func TestParseUnknownKeyInInlineGroupsEnds(t *testing.T) {
+	for _, spec := range []string{
+		"group = [ { name = \"a\", images = [\"busybox\"], extra = 1 } ]\n",
+		"group = [\n  { name = \"a\", images = [\"busybox\"] },\n  { name = \"b\", images = [\"busybox\"], extra = 1 },\n]\n",
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse([]byte(spec), "bundle.toml")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), `unknown key "extra"`) {
+				t.Errorf("%q: error %v, want unknown key \"extra\"", spec, err)
+			}
+			want := "bundle.toml:1:"
+			if strings.Count(spec, "\n") > 1 {
+				want = "bundle.toml:3:"
+			}
+			if err != nil && !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: error %v does not name %s", spec, err, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Parse(%q) did not return within 5s", spec)
+		}
 	}
 }

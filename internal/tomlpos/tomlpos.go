@@ -49,6 +49,18 @@ func (l *Locator) Line(parts ...any) int {
 	return 0
 }
 
+// Exact returns the line recorded for path itself, without falling back to
+// a prefix, and whether path was recorded at all. Loops that walk array
+// entries ("group", 0), ("group", 1), ... must stop on !ok: Line would
+// answer with the array's own line for every index and never end.
+func (l *Locator) Exact(parts ...any) (int, bool) {
+	if l == nil {
+		return 0, false
+	}
+	line, ok := l.lines[join(Path(parts...))]
+	return line, ok
+}
+
 func join(p []string) string { return strings.Join(p, "\x1f") }
 
 // New scans src. It expects a document BurntSushi/toml has already accepted;

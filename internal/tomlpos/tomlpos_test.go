@@ -74,3 +74,16 @@ func TestLocator(t *testing.T) {
 		}
 	}
 }
+
+func TestExactDoesNotFallBack(t *testing.T) {
+	l := New("group = [ { name = \"a\", extra = 1 } ]\n")
+	if line, ok := l.Exact("group", 0, "extra"); !ok || line != 1 {
+		t.Errorf("Exact(group 0 extra) = %d, %v", line, ok)
+	}
+	if _, ok := l.Exact("group", 1); ok {
+		t.Error("Exact(group 1) found an entry that does not exist")
+	}
+	if l.Line("group", 1) != 1 {
+		t.Error("Line(group 1) no longer falls back to the array's line")
+	}
+}
