@@ -3,8 +3,6 @@ package config
 import (
 	"fmt"
 	"sort"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -183,35 +181,7 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// syntaxPos is where a TOML syntax error is. BurntSushi's column is
-// computed apart from its line and can name a column past the line's end
-// (the newline of an unterminated string, or one on the next line): the
-// column is recomputed from the error's byte offset, kept only when it
-// falls on the reported line, and clamped to that line's last character.
+// syntaxPos is where a TOML syntax error is (see tomlpos.Column).
 func syntaxPos(src, path string, pe toml.ParseError) errdefs.Pos {
-	pos := errdefs.Pos{File: path, Line: pe.Position.Line}
-	start := pe.Position.Start
-	if pos.Line < 1 || start < 0 || start > len(src) {
-		return pos
-	}
-	if strings.Count(src[:start], "\n")+1 != pos.Line {
-		return pos
-	}
-	lineStart := strings.LastIndexByte(src[:start], '\n') + 1
-	lineEnd := strings.IndexByte(src[lineStart:], '\n')
-	if lineEnd < 0 {
-		lineEnd = len(src)
-	} else {
-		lineEnd += lineStart
-	}
-	text := strings.TrimRight(src[lineStart:lineEnd], "\r")
-	width := utf8.RuneCountInString(text)
-	col := utf8.RuneCountInString(src[lineStart:start]) + 1
-	if col > width {
-		col = width
-	}
-	if col >= 1 {
-		pos.Col = col
-	}
-	return pos
+	return errdefs.Pos{File: path, Line: pe.Position.Line, Col: tomlpos.Column(src, pe.Position.Line, pe.Position.Start)}
 }

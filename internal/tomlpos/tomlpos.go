@@ -9,6 +9,7 @@ package tomlpos
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Locator maps key paths to 1-based line numbers. Array-of-tables entries and
@@ -385,4 +386,29 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Column is the 1-based column, in characters, of the byte offset start of
+// src, for an error that BurntSushi/toml reports on line. Its own column is
+// computed apart from its line and can name a column past the line's end
+// (the newline of an unterminated string, or the next line's start): this
+// one is kept only when start falls on line, and is clamped to that line's
+// last character. It returns 0 (no column) otherwise.
+func Column(src string, line, start int) int {
+	if line < 1 || start < 0 || start > len(src) || strings.Count(src[:start], "\n")+1 != line {
+		return 0
+	}
+	lineStart := strings.LastIndexByte(src[:start], '\n') + 1
+	lineEnd := strings.IndexByte(src[lineStart:], '\n')
+	if lineEnd < 0 {
+		lineEnd = len(src)
+	} else {
+		lineEnd += lineStart
+	}
+	width := utf8.RuneCountInString(strings.TrimRight(src[lineStart:lineEnd], "\r"))
+	col := utf8.RuneCountInString(src[lineStart:start]) + 1
+	if col > width {
+		col = width
+	}
+	return max(col, 0)
 }
