@@ -272,7 +272,7 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 	return img, nil
 }
 
-func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) error {
+func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) (err error) {
 	if jobs <= 0 {
 		jobs = 4
 	}
@@ -293,7 +293,7 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 			continue
 		}
 		task := b.progress.Task("download "+p.group.Name, bytes, progress.Bytes)
-		defer task.Done()
+		defer func() { task.Done(err) }()
 		for _, n := range missing {
 			tasks[n.desc.Digest] = task
 		}
@@ -336,7 +336,7 @@ func (cb cacheBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadClose
 	}{progress.CountingReader{R: rc, Task: cb.task}, rc}, nil
 }
 
-func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, error) {
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (_ ArchiveResult, err error) {
 	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
 	// What the archive writer reads: each distinct blob once (a single
@@ -359,7 +359,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 		count(n.desc)
 	}
 	task := b.progress.Task("write "+p.group.Archive, payload, progress.Bytes)
-	defer task.Done()
+	defer func() { task.Done(err) }()
 	comp, err := archive.CompressionFor(p.group.Archive)
 	if err != nil {
 		return res, err

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"sync/atomic"
 	"syscall"
 
@@ -35,14 +37,27 @@ func main() {
 	if c := interrupted.Load(); c != 0 {
 		code = int(c)
 	}
-	if err != nil {
-		var u usageError
-		if !errors.As(err, &u) || u.err != nil {
-			fmt.Fprintln(os.Stderr, "airgap-bundle:", err)
-		}
-	}
+	printError(os.Stderr, err)
 	os.Exit(code)
 }
+
+// printError writes err as the run's last word, without containers/image's
+// retry statistics, which mean nothing to a user.
+func printError(w io.Writer, err error) {
+	if err == nil {
+		return
+	}
+	var u usageError
+	if errors.As(err, &u) && u.err == nil {
+		return
+	}
+	fmt.Fprintln(w, "airgap-bundle:", heuristicRE.ReplaceAllString(err.Error(), ""))
+}
+
+// heuristicRE matches what containers/image's docker/body_reader.go wraps
+// a broken blob download in: "(heuristic tuning data: total 3 @12.000 ms,
+// last retry 2 @10.000 ms, last progress @ 9.000 ms): ".
+var heuristicRE = regexp.MustCompile(`\(heuristic tuning data: [^)]*\):? ?`)
 
 // onSignals makes SIGINT and SIGTERM behave as shells expect. The first
 // cancels ctx (through cancel), so the command stops and removes its

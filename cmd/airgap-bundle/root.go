@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
@@ -36,6 +37,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document with the results on stdout (logs stay on stderr)")
+	root.PersistentPreRun = func(*cobra.Command, []string) { g.quietLibraries() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	// One command a line: each lives in its own file.
 	root.AddCommand(newValidateCmd(g))
@@ -88,4 +90,19 @@ func (g *globalFlags) printJSON(c *cobra.Command, v any) error {
 	enc := json.NewEncoder(c.OutOrStdout())
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// quietLibraries applies --quiet and --verbose to containers/image, which
+// logs through logrus on its own: warnings by default, only errors with
+// --quiet, its informational lines with --verbose.
+func (g *globalFlags) quietLibraries() {
+	level := logrus.WarnLevel
+	switch {
+	case g.quiet:
+		level = logrus.ErrorLevel
+	case g.verbose:
+		level = logrus.InfoLevel
+	}
+	logrus.SetLevel(level)
+	logrus.SetOutput(os.Stderr)
 }
