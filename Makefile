@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # containers/image without cgo: no gpgme, no btrfs/devicemapper storage.
 TAGS     := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 
-.PHONY: build test e2e check lint fmt demo bench
+.PHONY: build test e2e check lint fmt demo bench fuzz
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/airgap-bundle
 
@@ -21,7 +21,21 @@ test:
 e2e:
 	cd e2e && AIRGAP_E2E=1 $(GO) test -count=1 -timeout 30m ./...
 
-check: lint test e2e
+check: lint test fuzz e2e
+
+# Each fuzz target briefly (go test -fuzz takes one package and one target
+# per run): 8 targets x FUZZTIME (8s), under 2 minutes in CI. Crashers land in
+# the package's testdata/fuzz/ and then run with every go test.
+FUZZTIME ?= 8s
+FUZZ_TARGETS := ./config:FuzzParse ./config:FuzzLocator ./config:FuzzImageList \
+	./lockfile:FuzzParse ./sums:FuzzParse \
+	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$pkg $$name"; \
+		CGO_ENABLED=0 $(GO) test -tags "$(TAGS)" -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

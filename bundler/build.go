@@ -435,7 +435,7 @@ func (b *builder) checkSingles(p *groupPlan) error {
 	return nil
 }
 
-func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) error {
+func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) (err error) {
 	if jobs <= 0 {
 		jobs = 4
 	}
@@ -456,7 +456,7 @@ func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) 
 			continue
 		}
 		task := b.progress.Task("download "+p.group.Name, bytes, progress.Bytes)
-		defer task.Done()
+		defer func() { task.Done(err) }()
 		for _, n := range missing {
 			tasks[n.desc.Digest] = task
 		}
@@ -546,11 +546,11 @@ func (p *groupPlan) payload() int64 {
 // writeArchive writes p's archive to a temporary file in outDir, complete
 // and synced, and returns it uncommitted: the caller commits or closes it.
 // On error nothing is left behind.
-func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (ArchiveResult, *atomicfile.File, error) {
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (_ ArchiveResult, _ *atomicfile.File, err error) {
 	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
 	task := b.progress.Task("write "+p.group.Archive, p.payload(), progress.Bytes)
-	defer task.Done()
+	defer func() { task.Done(err) }()
 	comp, err := archive.CompressionFor(p.group.Archive)
 	if err != nil {
 		return res, nil, err

@@ -135,8 +135,8 @@ func (hookReporter) Wait() {}
 
 type nopTask struct{}
 
-func (nopTask) Add(int64) {}
-func (nopTask) Done()     {}
+func (nopTask) Add(int64)  {}
+func (nopTask) Done(error) {}
 
 // Issue 8, defect 5: a build stopped while writing its third group (Ctrl-C,
 // or a blob that turns out bad) changes nothing in the output directory:

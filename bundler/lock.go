@@ -227,9 +227,10 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		rep = progress.New(nil, progress.Quiet)
 	}
 	task := progress.Task(nil)
+	var outcome error // why the resolve task ended, for its last line
 	if len(order) > 0 {
 		task = rep.Task("resolve", int64(len(order)), progress.Items)
-		defer task.Done()
+		defer func() { task.Done(outcome) }()
 	}
 	var mu sync.Mutex
 	results := map[string]*lockfile.Image{}
@@ -288,6 +289,10 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		errs = append(errs, dead[h])
 	}
 	if err := errdefs.List(errs, "images failed"); err != nil {
+		outcome = err
+		if ctx.Err() != nil {
+			outcome = ctx.Err()
+		}
 		return nil, err
 	}
 

@@ -96,10 +96,17 @@ func Load(path string) (*Spec, error) {
 func Parse(data []byte, path string) (*Spec, error) {
 	var raw rawSpec
 	var errs errorList
+	var generic map[string]any
+	if _, err := toml.Decode(string(data), &generic); err == nil {
+		checkTypes(generic, tomlpos.New(string(data)), path, &errs)
+		if err := errs.err(); err != nil {
+			return nil, err
+		}
+	}
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
 		if pe, ok := asParseError(err); ok {
-			errs.add(errdefs.Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, "%s", pe.Message)
+			errs.add(syntaxPos(string(data), path, pe), "%s", pe.Message)
 		} else if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			errs.add(errdefs.Pos{File: path, Line: line}, "%s: %s", m[2], m[3])
@@ -177,8 +184,11 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 // findGroupKey finds the first group that has key: BurntSushi's key paths
 // do not carry the array index.
 func (d *decoder) findGroupKey(key string) int {
-	for i := 0; d.loc.Line("group", i) != 0; i++ {
-		if line := d.loc.Line("group", i, key); line != d.loc.Line("group", i) {
+	for i := 0; ; i++ {
+		if _, ok := d.loc.Exact("group", i); !ok {
+			break
+		}
+		if line, ok := d.loc.Exact("group", i, key); ok {
 			return line
 		}
 	}

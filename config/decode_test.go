@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -114,7 +115,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown top key", "plataforms = []\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `unknown key "plataforms"`},
 		{"unknown group key", "[[group]]\nname = \"a\"\nimages = [\"x\"]\n\n[[group]]\nname = \"b\"\nimage = [\"x\"]\n", nil, 7, `unknown key "image" in [[group]]`},
-		{"wrong type", "platforms = \"linux/amd64\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "incompatible types"},
+		{"wrong type", "platforms = \"linux/amd64\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `platforms must be an array of strings, e.g. ["linux/amd64"]`},
 		{"syntax", "[[group]\nname = \"a\"\n", nil, 2, "expected"},
 		{"bad platform", "[[group]]\nname = \"a\"\nplatforms = [\"linux/amd64\", \"linux/aarch64\"]\nimages = [\"x\"]\n", nil, 3, "did you mean linux/arm64"},
 		{"bad variant", "platforms = [\"linux/arm/7\"]\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "not of the form v<number>"},
@@ -183,5 +184,84 @@ func TestParseGathersAllErrors(t *testing.T) {
 	}
 	if !strings.HasPrefix(err.Error(), "5 problems:") {
 		t.Errorf("summary line: %q", strings.SplitN(err.Error(), "\n", 2)[0])
+	}
+}
+
+// An unknown key in an inline array of tables used to spin forever in
+// findGroupKey: the locator's prefix fallback answered for every index.
+func TestParseUnknownKeyInInlineGroupsEnds(t *testing.T) {
+	for _, spec := range []string{
+		"group = [ { name = \"a\", images = [\"busybox\"], extra = 1 } ]\n",
+		"group = [\n  { name = \"a\", images = [\"busybox\"] },\n  { name = \"b\", images = [\"busybox\"], extra = 1 },\n]\n",
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse([]byte(spec), "bundle.toml")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), `unknown key "extra"`) {
+				t.Errorf("%q: error %v, want unknown key \"extra\"", spec, err)
+			}
+			want := "bundle.toml:1:"
+			if strings.Count(spec, "\n") > 1 {
+				want = "bundle.toml:3:"
+			}
+			if err != nil && !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: error %v does not name %s", spec, err, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Parse(%q) did not return within 5s", spec)
+		}
+	}
+}
+
+// Every type error of a spec comes at once, each at its line, in the
+// spec's words rather than Go's.
+func TestParseReportsEveryTypeError(t *testing.T) {
+	spec := "platforms = \"linux/amd64\"\n[registries.\"quay.io\"]\ninsecure = \"yes\"\n[[group]]\nname = \"a\"\nimages = \"busybox\"\n"
+	_, err := Parse([]byte(spec), "bundle.toml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`bundle.toml:1: platforms must be an array of strings, e.g. ["linux/amd64"]`,
+		`bundle.toml:3: registries."quay.io".insecure must be true or false`,
+		`bundle.toml:6: group "a": images must be an array of strings, e.g. ["busybox:1.36"]`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "incompatible types") || strings.Contains(msg, "destination has type") {
+		t.Errorf("error speaks Go:\n%s", msg)
+	}
+}
+
+// A syntax error's column lies on the line it names.
+func TestParseSyntaxColumnOnTheLine(t *testing.T) {
+	for _, spec := range []string{
+		"name = \"abc\n",
+		"a = \"x\"\nb = 'unterminated\nc = 1\n",
+		"[[group]]\nname \"a\"\n",
+		"[[group]\nname = \"a\"\n",
+		"k = \"\"\"abc\n",
+		"a = [1,\n",
+	} {
+		_, err := Parse([]byte(spec), "b.toml")
+		var pe *errdefs.Error
+		if !errors.As(err, &pe) {
+			t.Fatalf("%q: %v is not positioned", spec, err)
+		}
+		lines := strings.Split(spec, "\n")
+		if pe.Pos.Line < 1 || pe.Pos.Line > len(lines) {
+			t.Errorf("%q: line %d is not in the file", spec, pe.Pos.Line)
+			continue
+		}
+		if n := len([]rune(lines[pe.Pos.Line-1])); pe.Pos.Col > n {
+			t.Errorf("%q: %v: column %d past the end of line %d (%d characters)", spec, err, pe.Pos.Col, pe.Pos.Line, n)
+		}
 	}
 }

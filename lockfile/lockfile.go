@@ -113,13 +113,16 @@ func Parse(data []byte, path string) (*Lock, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path, Line: pe.Position.Line, Col: pe.Position.Col}, Msg: pe.Message + hint, Err: err}
+			return nil, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path, Line: pe.Position.Line, Col: tomlpos.Column(string(data), pe.Position.Line, pe.Position.Start)}, Msg: pe.Message + hint, Err: err}
 		}
 		return nil, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path}, Msg: err.Error() + hint, Err: err}
 	}
 	loc := tomlpos.New(string(data))
-	for _, k := range md.Undecoded() {
-		add(loc.Line(anyPath(k)...), "unknown key %q", k.String())
+	if len(md.Undecoded()) > 0 {
+		var doc map[string]any
+		if _, err := toml.Decode(string(data), &doc); err == nil {
+			unknownKeys(doc, func(p []any, name string) { add(loc.Line(p...), "unknown key %q", name) })
+		}
 	}
 	if l.Version != Version {
 		add(loc.Line("version"), "version = %d: this airgap-bundle reads lockfile version %d", l.Version, Version)
@@ -202,14 +205,6 @@ func Parse(data []byte, path string) (*Lock, error) {
 }
 
 const hint = "\n(the lockfile is generated: restore it from version control, or delete it and run \"airgap-bundle lock\")"
-
-func anyPath(k toml.Key) []any {
-	out := make([]any, len(k))
-	for i, s := range k {
-		out[i] = s
-	}
-	return out
-}
 
 func checkDigest(s string) error {
 	d, err := digest.Parse(s)

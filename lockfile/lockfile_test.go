@@ -2,6 +2,7 @@ package lockfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +117,37 @@ func TestPath(t *testing.T) {
 	for in, want := range map[string]string{"bundle.toml": "bundle.lock", "x/k3s-airgap.toml": "x/k3s-airgap.lock", "spec": "spec.lock"} {
 		if got := Path(in); got != want {
 			t.Errorf("Path(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An unknown key is reported once, at its own line: BurntSushi's
+// Undecoded lists it under every array entry, without indices.
+func TestParseUnknownKeyOnceAtItsLine(t *testing.T) {
+	good, _ := sample().Encode("bundle.toml")
+	for _, c := range []struct{ header, key, name string }{
+		{"[[group.image.platform]]", `arch = "amd64"`, "group.image.platform.arch"},
+		{"[[group]]", "bogus = 1", "group.bogus"},
+		{"[[group.image]]", "note = \"x\"", "group.image.note"},
+	} {
+		lines := strings.Split(string(good), "\n")
+		last := -1
+		for i, l := range lines {
+			if l == c.header {
+				last = i
+			}
+		}
+		if last < 0 {
+			t.Fatalf("sample has no %s", c.header)
+		}
+		lines = append(lines[:last+1], append([]string{c.key}, lines[last+1:]...)...)
+		_, err := Parse([]byte(strings.Join(lines, "\n")), "bundle.lock")
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		want := fmt.Sprintf(`bundle.lock:%d: unknown key %q`, last+2, c.name)
+		if n := strings.Count(err.Error(), "unknown key"); n != 1 || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %d unknown-key errors, want one %q:\n%v", n, want, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
@@ -49,7 +50,10 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	// Hidden: tests shorten the waits between attempts.
 	root.PersistentFlags().DurationVar(&g.backoff, "retry-backoff", registry.DefaultBackoff, "wait before the second attempt (doubling after)")
 	_ = root.PersistentFlags().MarkHidden("retry-backoff")
-	root.PersistentPreRun = func(c *cobra.Command, _ []string) { g.stderr = c.ErrOrStderr() }
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+		g.stderr = c.ErrOrStderr()
+		g.quietLibraries()
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	// One command a line: each lives in its own file.
 	root.AddCommand(newValidateCmd(g))
@@ -111,4 +115,19 @@ func (g *globalFlags) printJSON(c *cobra.Command, v any) error {
 	enc := json.NewEncoder(c.OutOrStdout())
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// quietLibraries applies --quiet and --verbose to containers/image, which
+// logs through logrus on its own: warnings by default, only errors with
+// --quiet, its informational lines with --verbose.
+func (g *globalFlags) quietLibraries() {
+	level := logrus.WarnLevel
+	switch {
+	case g.quiet:
+		level = logrus.ErrorLevel
+	case g.verbose:
+		level = logrus.InfoLevel
+	}
+	logrus.SetLevel(level)
+	logrus.SetOutput(os.Stderr)
 }

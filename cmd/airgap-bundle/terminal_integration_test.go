@@ -21,6 +21,9 @@ const asCLIEnv = "AIRGAP_BUNDLE_TEST_RUN_AS_CLI"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asCLIEnv) == "1" {
+		if os.Getenv(stuckEnv) == "1" {
+			rootCmd = stuckRootCmd
+		}
 		main() // exits with the CLI's exit code
 	}
 	os.Exit(m.Run())

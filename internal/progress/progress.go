@@ -4,10 +4,13 @@
 package progress
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -32,8 +35,10 @@ type Reporter interface {
 // Task is one piece of work with a known total.
 type Task interface {
 	Add(n int64)
-	// Done marks the task finished (also when it stopped short).
-	Done()
+	// Done marks the task finished, also when it stopped short: err is
+	// why (nil when it completed), so the display says "interrupted" or
+	// "failed" rather than "done".
+	Done(err error)
 }
 
 // Mode chooses a Reporter.
@@ -74,8 +79,8 @@ func (nop) Wait()                         {}
 
 type nopTask struct{}
 
-func (nopTask) Add(int64) {}
-func (nopTask) Done()     {}
+func (nopTask) Add(int64)  {}
+func (nopTask) Done(error) {}
 
 // ---- terminal bars
 
@@ -92,21 +97,24 @@ func (b *bars) Task(name string, total int64, unit Unit) Task {
 		counters = decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncWidth)
 		speed = decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncWidth)
 	}
-	bar := b.p.AddBar(total,
+	t := &barTask{last: time.Now()}
+	t.outcome.Store("done")
+	t.bar = b.p.AddBar(total,
 		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), counters),
 		mpb.AppendDecorators(
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncWidth), "done"),
+			decor.OnAbortMeta(decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncWidth), "done"), func(string) string { return t.outcome.Load().(string) }),
 			decor.Name(" "), speed),
 	)
-	return &barTask{bar: bar, last: time.Now()}
+	return t
 }
 
 func (b *bars) Wait() { b.p.Wait() }
 
 type barTask struct {
-	mu   sync.Mutex
-	bar  *mpb.Bar
-	last time.Time
+	outcome atomic.Value // string: what an aborted bar says
+	mu      sync.Mutex
+	bar     *mpb.Bar
+	last    time.Time
 }
 
 func (t *barTask) Add(n int64) {
@@ -118,9 +126,27 @@ func (t *barTask) Add(n int64) {
 	t.bar.EwmaIncrInt64(n, d)
 }
 
-func (t *barTask) Done() {
+func (t *barTask) Done(err error) {
+	if err != nil {
+		t.outcome.Store(Outcome(err))
+		t.bar.Abort(false)
+		return
+	}
 	// A finished task shows full even when it had less to do than planned.
 	t.bar.SetTotal(-1, true)
+}
+
+// Outcome is how a task that ended with err is reported: "done",
+// "interrupted" (cancelled, timed out) or "failed".
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return "done"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "interrupted"
+	default:
+		return "failed"
+	}
 }
 
 // ---- plain lines
@@ -199,7 +225,7 @@ func (t *lineTask) status(now time.Time) string {
 	return s
 }
 
-func (t *lineTask) Done() {
+func (t *lineTask) Done(err error) {
 	t.mu.Lock()
 	if t.done {
 		t.mu.Unlock()
@@ -207,7 +233,11 @@ func (t *lineTask) Done() {
 	}
 	t.done = true
 	now := t.l.now()
-	msg := fmt.Sprintf("%s: done, %s in %s", t.name, t.amount(t.cur), now.Sub(t.start).Round(time.Millisecond))
+	amount := t.amount(t.cur)
+	if err != nil {
+		amount += " of " + t.amount(t.total)
+	}
+	msg := fmt.Sprintf("%s: %s, %s in %s", t.name, Outcome(err), amount, now.Sub(t.start).Round(time.Millisecond))
 	t.mu.Unlock()
 	t.l.printf("%s", msg)
 }

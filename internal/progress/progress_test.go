@@ -2,6 +2,9 @@ package progress
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +22,8 @@ func TestLinesAreCIFriendly(t *testing.T) {
 		clock = clock.Add(500 * time.Millisecond)
 		task.Add(1 << 20)
 	}
-	task.Done()
-	task.Done() // idempotent
+	task.Done(nil)
+	task.Done(nil) // idempotent
 	out := buf.String()
 	if strings.ContainsAny(out, "\r\x1b") {
 		t.Fatalf("control characters in CI output: %q", out)
@@ -49,5 +52,28 @@ func TestModes(t *testing.T) {
 	}
 	if _, ok := New(&buf, Auto).(*lines); !ok {
 		t.Error("a bytes.Buffer is not a terminal: want lines")
+	}
+}
+
+// A task ended by cancellation or an error says so, never "done".
+func TestInterruptedTaskIsNotDone(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{context.Canceled, "download calico: interrupted, 1.0 MiB of 100.0 MiB in 0s"},
+		{fmt.Errorf("fetching: %w", context.DeadlineExceeded), "download calico: interrupted,"},
+		{errors.New("connection reset"), "download calico: failed, 1.0 MiB of 100.0 MiB"},
+	} {
+		var buf bytes.Buffer
+		r := NewLines(&buf, 10*time.Second)
+		task := r.Task("download calico", 100<<20, Bytes)
+		task.Add(1 << 20)
+		task.Done(c.err)
+		last := strings.TrimSpace(buf.String())
+		last = last[strings.LastIndex(last, "\n")+1:]
+		if !strings.Contains(last, c.want) || strings.Contains(last, "done") {
+			t.Errorf("%v: last line %q, want %q", c.err, last, c.want)
+		}
 	}
 }

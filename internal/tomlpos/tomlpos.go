@@ -9,6 +9,7 @@ package tomlpos
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Locator maps key paths to 1-based line numbers. Array-of-tables entries and
@@ -47,6 +48,18 @@ func (l *Locator) Line(parts ...any) int {
 		}
 	}
 	return 0
+}
+
+// Exact returns the line recorded for path itself, without falling back to
+// a prefix, and whether path was recorded at all. Loops that walk array
+// entries ("group", 0), ("group", 1), ... must stop on !ok: Line would
+// answer with the array's own line for every index and never end.
+func (l *Locator) Exact(parts ...any) (int, bool) {
+	if l == nil {
+		return 0, false
+	}
+	line, ok := l.lines[join(Path(parts...))]
+	return line, ok
 }
 
 func join(p []string) string { return strings.Join(p, "\x1f") }
@@ -373,4 +386,29 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Column is the 1-based column, in characters, of the byte offset start of
+// src, for an error that BurntSushi/toml reports on line. Its own column is
+// computed apart from its line and can name a column past the line's end
+// (the newline of an unterminated string, or the next line's start): this
+// one is kept only when start falls on line, and is clamped to that line's
+// last character. It returns 0 (no column) otherwise.
+func Column(src string, line, start int) int {
+	if line < 1 || start < 0 || start > len(src) || strings.Count(src[:start], "\n")+1 != line {
+		return 0
+	}
+	lineStart := strings.LastIndexByte(src[:start], '\n') + 1
+	lineEnd := strings.IndexByte(src[lineStart:], '\n')
+	if lineEnd < 0 {
+		lineEnd = len(src)
+	} else {
+		lineEnd += lineStart
+	}
+	width := utf8.RuneCountInString(strings.TrimRight(src[lineStart:lineEnd], "\r"))
+	col := utf8.RuneCountInString(src[lineStart:start]) + 1
+	if col > width {
+		col = width
+	}
+	return max(col, 0)
 }

@@ -74,3 +74,34 @@ func TestLocator(t *testing.T) {
 		}
 	}
 }
+
+func TestExactDoesNotFallBack(t *testing.T) {
+	l := New("group = [ { name = \"a\", extra = 1 } ]\n")
+	if line, ok := l.Exact("group", 0, "extra"); !ok || line != 1 {
+		t.Errorf("Exact(group 0 extra) = %d, %v", line, ok)
+	}
+	if _, ok := l.Exact("group", 1); ok {
+		t.Error("Exact(group 1) found an entry that does not exist")
+	}
+	if l.Line("group", 1) != 1 {
+		t.Error("Line(group 1) no longer falls back to the array's line")
+	}
+}
+
+func TestColumnStaysOnTheLine(t *testing.T) {
+	for _, c := range []struct {
+		src         string
+		line, start int
+		want        int
+	}{
+		{"name = \"abc\n", 1, 11, 11},     // the newline: clamped to the last character
+		{"[[group]\nname = 1\n", 2, 8, 0}, // the offset is on line 1: no column
+		{"x = 1 2\n", 1, 6, 7},
+		{"é = \"x\n", 1, 7, 6}, // characters, not bytes
+		{"", 1, 0, 0},
+	} {
+		if got := Column(c.src, c.line, c.start); got != c.want {
+			t.Errorf("Column(%q, %d, %d) = %d, want %d", c.src, c.line, c.start, got, c.want)
+		}
+	}
+}

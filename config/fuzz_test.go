@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
+)
+
+var specSeeds = []string{
+	"[[group]]\nname = \"a\"\nimages = [\"busybox\"]\n",
+	"default-registry = \"docker.io\"\nplatforms = [\"linux/amd64\", \"linux/arm64/v8\"]\nregistries.\"docker.io\" = { mirrors = [\"m.example.com\", { location = \"m2.example.com:5000/hub\", pull-from-mirror = \"digest-only\" }] }\n\n[registries.\"r.example.com\"]\ninsecure = true\nauth = { username = \"ci\", password-env = \"P\" }\n\n[[group]]\nname = \"core\"\narchive = \"core.tar.zst\"\nimages = [\n  \"busybox\",   # c\n  'alpine:3.19',\n]\n",
+	"group = [ { name = \"a\", images = [\"busybox\"], extra = 1 } ]\n",
+	"platforms = \"linux/amd64\"\n[[group]]\nname = \"a\"\nimages = \"busybox\"\n",
+	"[[group]\nname = \"a\"\n",
+	"name = \"abc\n",
+	"k = \"\"\"abc\n",
+	"[group]\nname = \"g\"\nimages = [\"busybox\"]\n",
+	"a.b.\"c\" = { d = [1, 2.5, 1979-05-27T07:32:00Z, [\"x\"]] }\n",
+}
+
+// Parse never hangs or panics, and each of its errors is a spec error with
+// a place: a line inside the file and a column inside that line.
+func FuzzParse(f *testing.F) {
+	for _, s := range specSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, err := Parse(data, "bundle.toml")
+		if err == nil {
+			if spec == nil || len(spec.Groups) == 0 {
+				t.Fatalf("accepted a spec without groups: %+v", spec)
+			}
+			return
+		}
+		if !errors.Is(err, errdefs.ErrSpec) {
+			t.Fatalf("error is not ErrSpec: %v", err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for _, e := range unwrapAll(err) {
+			var pe *errdefs.Error
+			if !errors.As(e, &pe) {
+				t.Fatalf("error without a place: %v", e)
+			}
+			if pe.Pos.File == "bundle.toml" && pe.Pos.Line > len(lines) {
+				t.Fatalf("%v: line %d of a %d-line file", e, pe.Pos.Line, len(lines))
+			}
+			if pe.Pos.Col > 0 && (pe.Pos.Line < 1 || pe.Pos.Col > len([]rune(lines[pe.Pos.Line-1]))) {
+				t.Fatalf("%v: column %d is not on line %d", e, pe.Pos.Col, pe.Pos.Line)
+			}
+		}
+	})
+}
+
+func unwrapAll(err error) []error {
+	if m, ok := err.(interface{ Unwrap() []error }); ok {
+		return m.Unwrap()
+	}
+	if m, ok := err.(interface{ WrappedErrors() []error }); ok {
+		return m.WrappedErrors()
+	}
+	return []error{err}
+}
+
+// The position scanner ends on any text and only reports lines that exist.
+func FuzzLocator(f *testing.F) {
+	for _, s := range specSeeds {
+		f.Add(s, "group", 0, "images")
+	}
+	f.Fuzz(func(t *testing.T, src, a string, i int, b string) {
+		l := tomlpos.New(src)
+		n := strings.Count(src, "\n") + 1
+		for _, p := range [][]any{{a}, {a, i}, {a, i, b}, {a, b}} {
+			if line := l.Line(p...); line < 0 || line > n {
+				t.Fatalf("Line(%v) = %d, file has %d lines", p, line, n)
+			}
+			if line, ok := l.Exact(p...); ok && (line < 1 || line > n) {
+				t.Fatalf("Exact(%v) = %d, file has %d lines", p, line, n)
+			}
+		}
+		if i >= 0 && i < 1000 && len(src) < 4096 {
+			for j := 0; j <= i; j++ { // a loop over entries must end
+				if _, ok := l.Exact(a, j); !ok {
+					break
+				}
+			}
+		}
+		if c := tomlpos.Column(src, i, len(src)/2); c < 0 {
+			t.Fatalf("negative column %d", c)
+		}
+	})
+}
+
+// The image-list reader gives each image its own line, and each problem
+// too.
+func FuzzImageList(f *testing.F) {
+	f.Add([]byte("# k3s\n\ndocker.io/rancher/mirrored-pause:3.6\nrancher/klipper-lb:v0.4.7  # trailing\n"))
+	f.Add([]byte("ok:1\n\nBAD:x\n"))
+	f.Add([]byte("busybox\r\nRancher/Pause:3.6\n"))
+	f.Add([]byte("quay.io/x/y@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var errs errorList
+		imgs := parseImageList(data, "l.txt", "docker.io", &errs)
+		n := strings.Count(string(data), "\n") + 1
+		for _, img := range imgs {
+			if img.Pos.File != "l.txt" || img.Pos.Line < 1 || img.Pos.Line > n {
+				t.Fatalf("image %s at %v in a %d-line file", img.Ref, img.Pos, n)
+			}
+			if img.Ref.String() == "" {
+				t.Fatalf("empty reference at %v", img.Pos)
+			}
+		}
+		for _, e := range errs.errs {
+			var pe *errdefs.Error
+			if !errors.As(e, &pe) || pe.Pos.Line < 1 || pe.Pos.Line > n {
+				t.Fatalf("problem without a line in the file: %v", e)
+			}
+		}
+	})
+}
