@@ -166,8 +166,8 @@ func TestBuildInterruptedChangesNothing(t *testing.T) {
 
 	// A new SOURCE_DATE_EPOCH: every archive would change.
 	st, stderr := startBuildAndStop(t, spec, cacheDir, dist, syscall.SIGINT, "SOURCE_DATE_EPOCH=3600")
-	if st.ExitCode() != 1 {
-		t.Errorf("interrupted build: %v, want exit 1\n%s", st, stderr)
+	if st.ExitCode() != 130 {
+		t.Errorf("interrupted build: %v, want exit 130 (SIGINT)\n%s", st, stderr)
 	}
 	if !strings.Contains(stderr, "context canceled") {
 		t.Errorf("stderr does not say the build was interrupted:\n%s", stderr)

@@ -85,7 +85,7 @@ func TestDiffExitCodesAndInputs(t *testing.T) {
 		{"new from standard input", newBody, []string{"diff", diffOld, "-"}, 0, "5 groups changed", ""},
 		{"an empty file is no lockfile", "", []string{"diff", empty, diffOld}, 0, "4 groups changed: 9 added, 0 removed, 0 updated", ""},
 		{"a missing file is a usage error", "", []string{"diff", filepath.Join(dir, "nope.lock"), diffNew}, exitUsage, "", "no such file"},
-		{"a corrupt lockfile is exit 2 at its line", "", []string{"diff", corrupt, diffNew}, exitUsage, "", corrupt + `:2: unknown key "group.bogus"`},
+		{"a corrupt lockfile is exit 2 at its line", "", []string{"diff", corrupt, diffNew}, exitUsage, "", corrupt + `:4: unknown key "group.bogus"`},
 		{"both from standard input", "", []string{"diff", "-", "-"}, exitUsage, "", "only one of OLD and NEW"},
 		{"one argument", "", []string{"diff", diffOld}, exitUsage, "", "accepts 2 arg(s)"},
 	}
