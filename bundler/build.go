@@ -83,28 +83,14 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	}
 	b := &builder{policy: opts.Policy.WithDefaults(), spec: spec, cache: c, fetch: f, log: log, progress: rep}
 
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
 	// Manifests first (small, and they say which blobs are needed).
-	plans := make([]*groupPlan, len(groups))
-	for i, g := range groups {
-		lg := lock.Group(g.Name)
-		if lg == nil {
-			return nil, fmt.Errorf("%w: group %q is not in the lockfile", errdefs.ErrLockOutOfDate, g.Name)
-		}
-		p, err := b.planGroup(ctx, g, lg)
-		if err != nil {
-			return nil, err
-		}
-		plans[i] = p
-	}
-
-	// Then every missing blob once, in parallel.
-	if err := b.fetchBlobs(ctx, plans, opts.Jobs); err != nil {
+	plans, err := b.planGroups(ctx, groups, lock, jobs)
+	if err != nil {
 		return nil, err
-	}
-	for _, p := range plans {
-		if err := b.checkSingles(p); err != nil {
-			return nil, err
-		}
 	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -119,31 +105,20 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		return nil, fmt.Errorf("%w: output directory %s: %w", errdefs.ErrBuild, out, err)
 	}
 
-	// Write every archive to its temporary file first; only when all are
-	// complete, commit them together (see commitArchives). A failure or
-	// Ctrl-C before that removes the temporary files and leaves every
-	// previous archive and SHA256SUMS as they were.
-	var results []ArchiveResult
-	var files []*atomicfile.File
+	// Then downloads and archives together. Every archive goes to its
+	// temporary file first; only when all are complete are they committed
+	// together (see commitArchives). A failure or Ctrl-C before that
+	// removes the temporary files and leaves every previous archive and
+	// SHA256SUMS as they were.
+	results, files, err := b.pipeline(ctx, out, plans, opts.ModTime, jobs)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		for _, f := range files {
 			f.Close() // removes the temporary file; a no-op once committed
 		}
 	}()
-	for _, p := range plans {
-		r, f, err := b.writeArchive(ctx, out, p, opts.ModTime)
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-			if isDiskFull(err) {
-				err = diskFullError(out, plans, err)
-			}
-			return nil, fmt.Errorf("%w: group %q: %w", errdefs.ErrBuild, p.group.Name, err)
-		}
-		files = append(files, f)
-		results = append(results, r)
-	}
 	if err := commitArchives(out, files, results); err != nil {
 		if isDiskFull(err) {
 			err = diskFullError(out, plans, err)
@@ -316,40 +291,77 @@ func (b *builder) manifest(ctx context.Context, ref image.Reference, top, d dige
 	return blob, nil
 }
 
-func (b *builder) planGroup(ctx context.Context, g *config.Group, lg *lockfile.Group) (*groupPlan, error) {
-	p := &groupPlan{group: g}
-	seen := map[digest.Digest]bool{}
-	byTop := map[digest.Digest]int{}
-	for i, e := range lg.Images { // sorted by ref: a fixed order
-		ref, err := image.ParseReference(e.Ref, "")
-		if err != nil {
-			return nil, err
+// planGroups reads the manifests of every image of every group (from the
+// cache, fetching what is missing, several images at a time) and lays out
+// what each archive holds.
+func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *lockfile.Lock, jobs int) ([]*groupPlan, error) {
+	type job struct {
+		group *config.Group
+		lg    *lockfile.Group
+		i     int
+		img   archive.Image
+	}
+	var all []*job
+	for _, g := range groups {
+		lg := lock.Group(g.Name)
+		if lg == nil {
+			return nil, fmt.Errorf("%w: group %q is not in the lockfile", errdefs.ErrLockOutOfDate, g.Name)
 		}
-		top := digest.Digest(e.Digest)
-		img, err := b.image(ctx, ref, top, &e, g.Index)
-		if err != nil {
-			return nil, fmt.Errorf("%w: group %q: image %q: %w", errdefs.ErrBuild, g.Name, e.Ref, err)
+		for i := range lg.Images {
+			all = append(all, &job{group: g, lg: lg, i: i})
 		}
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for _, j := range all {
+		eg.Go(func() error {
+			e := &j.lg.Images[j.i]
+			ref, err := image.ParseReference(e.Ref, "")
+			if err != nil {
+				return err
+			}
+			j.img, err = b.image(ectx, ref, digest.Digest(e.Digest), e, j.group.Index)
+			if err != nil {
+				return fmt.Errorf("%w: group %q: image %q: %w", errdefs.ErrBuild, j.group.Name, e.Ref, err)
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	var plans []*groupPlan
+	var p *groupPlan
+	var seen map[digest.Digest]bool
+	var byTop map[digest.Digest]int
+	for _, j := range all { // groups in order, images sorted by ref: a fixed order
+		if p == nil || p.group != j.group {
+			p = &groupPlan{group: j.group}
+			plans = append(plans, p)
+			seen, byTop = map[digest.Digest]bool{}, map[digest.Digest]int{}
+		}
+		e, img := &j.lg.Images[j.i], j.img
 		// One image under several names is stored once and named twice.
-		if i, ok := byTop[img.Top.Digest]; ok {
-			p.images[i].Names = append(p.images[i].Names, img.Names...)
+		if k, ok := byTop[img.Top.Digest]; ok {
+			p.images[k].Names = append(p.images[k].Names, img.Names...)
 			continue
 		}
 		byTop[img.Top.Digest] = len(p.images)
 		p.images = append(p.images, img)
+		ref, _ := image.ParseReference(e.Ref, "")
 		if !e.IsIndex() {
-			p.singles = append(p.singles, singleCheck{ref: e.Ref, config: img.Manifests[0].Config, platform: &lg.Images[i].Platforms[0]})
+			p.singles = append(p.singles, singleCheck{ref: e.Ref, config: img.Manifests[0].Config, platform: &e.Platforms[0]})
 		}
 		for _, m := range img.Manifests {
 			for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
 				if !seen[d.Digest] {
 					seen[d.Digest] = true
-					p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: top})
+					p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: digest.Digest(e.Digest)})
 				}
 			}
 		}
 	}
-	return p, nil
+	return plans, nil
 }
 
 func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Digest, e *lockfile.Image, mode image.IndexMode) (archive.Image, error) {
@@ -416,9 +428,12 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 }
 
 // checkSingles compares each single-platform image's config with the
-// platform its lockfile entry names.
-func (b *builder) checkSingles(p *groupPlan) error {
+// platform its lockfile entry names, as soon as the config is in.
+func (b *builder) checkSingles(ctx context.Context, p *groupPlan, g *gates) error {
 	for _, s := range p.singles {
+		if _, err := g.wait(ctx, s.config.Digest); err != nil {
+			return err
+		}
 		rc, err := b.cache.Open(s.config.Digest, s.config.Size)
 		if err != nil {
 			return fmt.Errorf("%w: group %q: image %q: config: %w", errdefs.ErrBuild, p.group.Name, s.ref, err)
@@ -433,47 +448,6 @@ func (b *builder) checkSingles(p *groupPlan) error {
 		}
 	}
 	return nil
-}
-
-func (b *builder) fetchBlobs(ctx context.Context, plans []*groupPlan, jobs int) (err error) {
-	if jobs <= 0 {
-		jobs = 4
-	}
-	seen := map[digest.Digest]bool{}
-	var todo []blobNeed
-	tasks := map[digest.Digest]progress.Task{} // each blob counts for the first group that needs it
-	for _, p := range plans {
-		var missing []blobNeed
-		var bytes int64
-		for _, n := range p.blobs {
-			if !seen[n.desc.Digest] && !b.cache.Has(n.desc.Digest, n.desc.Size) {
-				missing = append(missing, n)
-				bytes += n.desc.Size
-			}
-			seen[n.desc.Digest] = true
-		}
-		if len(missing) == 0 {
-			continue
-		}
-		task := b.progress.Task("download "+p.group.Name, bytes, progress.Bytes)
-		defer func() { task.Done(err) }()
-		for _, n := range missing {
-			tasks[n.desc.Digest] = task
-		}
-		todo = append(todo, missing...)
-	}
-	b.log.Info("fetching blobs", "missing", len(todo), "cached", len(seen)-len(todo))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for _, n := range todo {
-		g.Go(func() error {
-			if err := b.fetchBlob(gctx, n, tasks[n.desc.Digest]); err != nil {
-				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // fetchBlob downloads one blob into the cache, retrying transient failures
@@ -503,23 +477,6 @@ func (b *builder) fetchBlob(ctx context.Context, n blobNeed, task progress.Task)
 	})
 }
 
-// cacheBlobs serves an archive's blobs from the cache, verified on read.
-type cacheBlobs struct {
-	c    *cache.Cache
-	task progress.Task
-}
-
-func (cb cacheBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadCloser, error) {
-	rc, err := cb.c.Open(d.Digest, d.Size)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{progress.CountingReader{R: rc, Task: cb.task}, rc}, nil
-}
-
 // payload is what the archive writer reads for p: each distinct blob once
 // (a single manifest is its image's top as well).
 func (p *groupPlan) payload() int64 {
@@ -546,7 +503,7 @@ func (p *groupPlan) payload() int64 {
 // writeArchive writes p's archive to a temporary file in outDir, complete
 // and synced, and returns it uncommitted: the caller commits or closes it.
 // On error nothing is left behind.
-func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time) (_ ArchiveResult, _ *atomicfile.File, err error) {
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates) (_ ArchiveResult, _ *atomicfile.File, err error) {
 	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
 	task := b.progress.Task("write "+p.group.Archive, p.payload(), progress.Bytes)
@@ -559,10 +516,13 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	if err != nil {
 		return res, nil, err
 	}
-	h := sha256.New()
+	// The archive's own sha256 (for SHA256SUMS) is computed on another
+	// goroutine: the writer only copies.
+	h := iox.NewAsyncHash(sha256.New())
+	defer h.Sum()
 	counter := &iox.CountingWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, task: task}, archive.Options{Compression: comp, ModTime: mtime})
+	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, gates: g, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -574,7 +534,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 		return res, nil, err
 	}
 	res.Size = counter.N
-	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	res.SHA256 = hex.EncodeToString(h.Sum())
 	res.Duration = time.Since(start)
 	return res, tmp, nil
 }

@@ -1,0 +1,215 @@
+package bundler
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+)
+
+// The build is one pipeline: downloads run while the archives are written.
+// Each archive is still written in its fixed order (blobs by digest), so
+// its bytes do not depend on the order downloads finish in; a writer that
+// reaches a blob not yet in the cache waits for it. Downloads are queued
+// in the order the writers need them.
+
+// writers is how many archives are written at once: enough to keep both
+// the disk and a compressor busy, few enough that their buffers (a zstd
+// window is 8 MiB) keep memory flat.
+const writers = 2
+
+// gates tells writers when a blob is in the cache, and whether this process
+// verified it as it arrived (then it is not hashed again on the way into
+// the archive).
+type gates struct {
+	mu    sync.Mutex
+	ready map[digest.Digest]chan struct{}
+	fresh map[digest.Digest]bool
+}
+
+func (g *gates) wait(ctx context.Context, d digest.Digest) (fresh bool, err error) {
+	g.mu.Lock()
+	ch := g.ready[d]
+	g.mu.Unlock()
+	if ch == nil {
+		return false, nil // a manifest or index: in the cache since planning
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fresh[d], nil
+}
+
+func (g *gates) open(d digest.Digest, fresh bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fresh[d] = fresh
+	close(g.ready[d])
+}
+
+// pipeline fetches what the plans lack and writes every archive to its
+// temporary file in out, at the same time. On error every temporary file
+// is gone.
+func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, mtime time.Time, jobs int) (_ []ArchiveResult, _ []*atomicfile.File, err error) {
+	g := &gates{ready: map[digest.Digest]chan struct{}{}, fresh: map[digest.Digest]bool{}}
+	var todo []blobNeed
+	tasks := map[digest.Digest]progress.Task{} // each blob counts for the first group that needs it
+	cached := 0
+	for _, p := range plans {
+		order := slices.Clone(p.blobs)
+		slices.SortFunc(order, func(x, y blobNeed) int { return compareDigest(x.desc.Digest, y.desc.Digest) })
+		var missing []blobNeed
+		var bytes int64
+		for _, n := range order {
+			if _, ok := g.ready[n.desc.Digest]; ok {
+				continue
+			}
+			g.ready[n.desc.Digest] = make(chan struct{})
+			if b.cache.Has(n.desc.Digest, n.desc.Size) {
+				g.open(n.desc.Digest, false)
+				cached++
+				continue
+			}
+			missing = append(missing, n)
+			bytes += n.desc.Size
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		task := b.progress.Task("download "+p.group.Name, bytes, progress.Bytes)
+		defer func() { task.Done(err) }()
+		for _, n := range missing {
+			tasks[n.desc.Digest] = task
+		}
+		todo = append(todo, missing...)
+	}
+	b.log.Info("fetching blobs", "missing", len(todo), "cached", cached)
+
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return b.download(ectx, todo, tasks, g, jobs) })
+	eg.Go(func() error {
+		for _, p := range plans {
+			if err := b.checkSingles(ectx, p, g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	results := make([]ArchiveResult, len(plans))
+	files := make([]*atomicfile.File, len(plans))
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
+	}()
+	// Writers start in the groups' order, a few at a time.
+	slots := make(chan struct{}, writers)
+	eg.Go(func() error {
+		for i, p := range plans {
+			select {
+			case slots <- struct{}{}:
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+			eg.Go(func() error {
+				defer func() { <-slots }()
+				r, f, err := b.writeArchive(ectx, out, p, mtime, g)
+				if err != nil {
+					if isDiskFull(err) {
+						err = diskFullError(out, plans, err)
+					}
+					return fmt.Errorf("%w: group %q: %w", errdefs.ErrBuild, p.group.Name, err)
+				}
+				results[i], files[i] = r, f
+				return nil
+			})
+		}
+		return nil
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return results, files, nil
+}
+
+// download fetches todo, jobs at a time, in order, opening each blob's gate
+// as it lands in the cache.
+func (b *builder) download(ctx context.Context, todo []blobNeed, tasks map[digest.Digest]progress.Task, g *gates, jobs int) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for _, n := range todo {
+		if ectx.Err() != nil {
+			break
+		}
+		eg.Go(func() error {
+			if err := b.fetchBlob(ectx, n, tasks[n.desc.Digest]); err != nil {
+				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
+			}
+			g.open(n.desc.Digest, true)
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+func compareDigest(a, b digest.Digest) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// cacheBlobs serves an archive's blobs from the cache as the downloads
+// bring them: a blob this process verified as it arrived is read as it is;
+// one from an earlier run is verified again on the way.
+type cacheBlobs struct {
+	c     *cache.Cache
+	gates *gates
+	task  progress.Task
+}
+
+func (cb cacheBlobs) Open(ctx context.Context, d archive.Descriptor) (io.ReadCloser, error) {
+	var fresh bool
+	if cb.gates != nil {
+		var err error
+		if fresh, err = cb.gates.wait(ctx, d.Digest); err != nil {
+			return nil, err
+		}
+	}
+	var rc io.ReadCloser
+	var err error
+	if fresh {
+		rc, err = cb.c.OpenVerified(d.Digest)
+	} else {
+		rc, err = cb.c.Open(d.Digest, d.Size)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{progress.CountingReader{R: rc, Task: cb.task}, rc}, nil
+}
