@@ -3,10 +3,12 @@ package archive
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 )
 
 // Compression is how a whole archive is compressed.
@@ -47,7 +49,9 @@ func CompressionFor(filename string) (Compression, error) {
 	return None, fmt.Errorf("archive %q: unknown extension (want .tar, .tar.gz, .tgz, .tar.zst or .tzst)", filename)
 }
 
-// zstd settings.
+// Compressor settings. Compression is the bottleneck of a .tar.gz or
+// .tar.zst build, so both compressors use every core; their settings are
+// chosen so that the bytes do not depend on how many there are.
 //
 // ZstdWindowSize is the largest back-reference distance, written to the frame
 // header. k3s decodes with klauspost's decoder and WithDecoderMaxMemory(32 MiB)
@@ -55,21 +59,23 @@ func CompressionFor(filename string) (Compression, error) {
 // asks every decoder to support at least 8 MiB, so an 8 MiB window keeps every
 // consumer able to read the archive.
 //
-// zstdConcurrency is fixed, not GOMAXPROCS, so the bytes do not depend on the
-// machine. Does klauspost's output depend on concurrency? In the stream mode
-// used here (WithConcurrentBlocks off), no: blocks are encoded one after
-// another with the shared history, and concurrency > 1 only overlaps encoding
-// a block with writing the previous one; v1.20.4 gives identical bytes for 1,
-// 2 and 4 (TestZstdIndependentOfConcurrency checks it). With
-// WithConcurrentBlocks on, the input is cut into independently compressed
-// jobs, which does change the bytes, and that option silently switches off
-// at concurrency 1, so a NumCPU setting would differ between a 1-CPU and a
-// multi-CPU machine. It stays off, and concurrency stays fixed in case a later
-// klauspost release ties stream output to it.
+// zstd runs with WithConcurrentBlocks: the input is cut into jobs of a size
+// set by the window, compressed independently, so the output depends on the
+// window, not on the number of encoders, as long as there are at least two
+// (at one, klauspost silently falls back to its sequential mode, which
+// writes other bytes). Hence at least 2, and every core when there are more
+// (TestCompressionIndependentOfCores checks 2, 4 and 8 give the same bytes).
+//
+// gzip is klauspost's pgzip: 1 MiB blocks, each compressed with the last
+// 32 KiB of the one before as its dictionary, so the bytes depend on the
+// block size only, never on how many blocks are compressed at once.
 const (
-	ZstdWindowSize  = 8 << 20
-	zstdConcurrency = 2
+	ZstdWindowSize = 8 << 20
+	gzipBlockSize  = 1 << 20
 )
+
+// cores is how many compressors run at once.
+func cores() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // newCompressor wraps w in c's compressor. Close flushes the compressor but
 // does not close w.
@@ -80,23 +86,33 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 	case Gzip:
 		// The header has no name, no comment and mtime 0 (klauspost writes 0
 		// for a zero ModTime), OS 255: nothing from the machine.
-		gw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-		if err != nil {
-			return nil, fmt.Errorf("archive: gzip: %w", err)
-		}
-		return gw, nil
+		return newGzipWriter(w, cores())
 	case Zstd:
-		return newZstdWriter(w, zstdConcurrency)
+		return newZstdWriter(w, cores())
 	}
 	return nil, fmt.Errorf("archive: unknown compression %d", int(c))
+}
+
+func newGzipWriter(w io.Writer, blocks int) (io.WriteCloser, error) {
+	gw, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
+	if err != nil {
+		return nil, fmt.Errorf("archive: gzip: %w", err)
+	}
+	if err := gw.SetConcurrency(gzipBlockSize, blocks); err != nil {
+		return nil, fmt.Errorf("archive: gzip: %w", err)
+	}
+	// No name, no comment, mtime 0: nothing from the machine. (pgzip
+	// writes the zero time.Time as a date, not as 0.)
+	gw.ModTime = time.Unix(0, 0)
+	return gw, nil
 }
 
 func newZstdWriter(w io.Writer, concurrency int) (io.WriteCloser, error) {
 	zw, err := zstd.NewWriter(w,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(ZstdWindowSize),
-		zstd.WithEncoderConcurrency(concurrency),
-		zstd.WithConcurrentBlocks(false),
+		zstd.WithEncoderConcurrency(max(2, concurrency)),
+		zstd.WithConcurrentBlocks(true),
 		zstd.WithEncoderCRC(true),
 	)
 	if err != nil {
