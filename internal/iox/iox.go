@@ -53,7 +53,7 @@ type AsyncHash struct {
 
 // NewAsyncHash starts hashing into h.
 func NewAsyncHash(h hash.Hash) *AsyncHash {
-	a := &AsyncHash{h: h, ch: make(chan []byte, 4), free: make(chan []byte, 6), done: make(chan struct{})}
+	a := &AsyncHash{h: h, ch: make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan struct{})}
 	go func() {
 		defer close(a.done)
 		for b := range a.ch {
