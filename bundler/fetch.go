@@ -98,28 +98,27 @@ func (f *RegistryFetcher) Manifest(ctx context.Context, ref image.Reference, top
 	return blob, err
 }
 
-// Blob opens a config or layer from offset on: with a Range request when
-// the registry takes one, else from the start, skipping what the caller
-// already has.
+// Blob opens a config or layer from offset on: through the run's shared
+// transport (with a Range request when offset > 0, see
+// registry.Env.OpenBlobAt), else through containers/image from the start,
+// skipping what the caller already has.
 func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top digest.Digest, d digest.Digest, size, offset int64) (io.ReadCloser, error) {
 	reqCtx, wrap, classify, stop := f.Policy.Watch(ctx)
-	if offset > 0 {
-		rc, err := f.Env.OpenBlobAt(reqCtx, ref.Named, d, offset)
-		switch {
-		case err == nil:
-			return &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}, nil
-		case !errors.Is(err, registry.ErrNoRange):
-			stop()
-			return nil, classify(err)
-		}
-		f.Policy.WithDefaults().Logger.Info("registry does not resume downloads; starting over", "blob", d, "error", err)
+	rc, err := f.Env.OpenBlobAt(reqCtx, ref.Named, d, offset)
+	switch {
+	case err == nil:
+		return &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}, nil
+	case !errors.Is(err, registry.ErrNoRange):
+		stop()
+		return nil, classify(err)
 	}
+	f.Policy.WithDefaults().Logger.Info("blob through containers/image", "blob", d, "offset", offset, "reason", err)
 	src, err := f.source(reqCtx, ref, top)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	rc, _, err := src.GetBlob(reqCtx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
+	rc, _, err = src.GetBlob(reqCtx, types.BlobInfo{Digest: d, Size: size}, none.NoCache)
 	if err != nil {
 		stop()
 		return nil, classify(err)

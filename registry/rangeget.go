@@ -21,16 +21,20 @@ import (
 	"go.podman.io/image/v5/pkg/tlsclientconfig"
 )
 
-// ErrNoRange marks a blob request that could not be resumed with a Range
-// request; the caller downloads the blob from its start instead.
+// ErrNoRange marks a blob request this path could not serve (the registry
+// ignored a Range request, or answered in a way only containers/image
+// knows how to follow); the caller falls back to containers/image.
 var ErrNoRange = errors.New("registry does not resume downloads")
 
-// OpenBlobAt returns blob d of repository repo from byte offset on, with an
-// HTTP Range request. containers/image resumes a cut body only by its own
-// heuristics and offers no ranged read in its public API, so this one
-// request is made here, with the run's own mirrors, certificates and
-// credentials (go-containerregistry's transport does the token dance). Any
-// failure other than a transient one is reported as ErrNoRange.
+// OpenBlobAt returns blob d of repository repo from byte offset on (with an
+// HTTP Range request when offset > 0). containers/image resumes a cut body
+// only by its own heuristics, offers no ranged read in its public API, and
+// opens a new HTTP transport (new connections, new TLS handshakes) for
+// every repository; blob downloads are the bulk of a build, so they are
+// made here instead: one keep-alive transport per registry host shared by
+// every repository of the run, with the run's own mirrors, certificates
+// and credentials (go-containerregistry's transport does the token dance).
+// Any failure other than a transient one is reported as ErrNoRange.
 func (e *Env) OpenBlobAt(ctx context.Context, repo reference.Named, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	sources, err := e.pullSources(repo)
 	if err != nil {
@@ -78,7 +82,9 @@ func (e *Env) openAt(ctx context.Context, src sysregistriesv2.PullSource, d dige
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		if offset > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		}
 		res, err := (&http.Client{Transport: rt}).Do(req)
 		if err != nil {
 			lastErr = err
@@ -92,9 +98,13 @@ func (e *Env) openAt(ctx context.Context, src sysregistriesv2.PullSource, d dige
 	return nil, lastErr
 }
 
-// rangedBody checks a Range answer: 206 from exactly offset, else an error.
+// rangedBody checks the answer: 200 for the whole blob, 206 from exactly
+// offset for the rest of it, else an error.
 func rangedBody(res *http.Response, offset int64) (io.ReadCloser, error) {
-	if res.StatusCode == http.StatusPartialContent {
+	if offset == 0 && res.StatusCode == http.StatusOK {
+		return res.Body, nil
+	}
+	if offset > 0 && res.StatusCode == http.StatusPartialContent {
 		// Content-Range: bytes <start>-<end>/<size>
 		cr := strings.TrimPrefix(res.Header.Get("Content-Range"), "bytes ")
 		start, _, _ := strings.Cut(cr, "-")
@@ -124,8 +134,18 @@ func (e *Env) transport(ctx context.Context, host, path string, insecure bool) (
 	} else if err := tlsclientconfig.SetupCertificates(filepath.Join(e.Sys.DockerPerHostCertDirPath, host), tlsc); err != nil {
 		return nil, err
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = tlsc
+	baseKey := fmt.Sprintf("%s|%v", host, insecure)
+	base, ok := e.bases[baseKey]
+	if !ok {
+		base = http.DefaultTransport.(*http.Transport).Clone()
+		base.TLSClientConfig = tlsc
+		// Parallel downloads from one registry reuse their connections.
+		base.MaxIdleConnsPerHost = 32
+		if e.bases == nil {
+			e.bases = map[string]*http.Transport{}
+		}
+		e.bases[baseKey] = base
+	}
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)

@@ -36,6 +36,7 @@ type Env struct {
 
 	mu         sync.Mutex
 	transports map[string]http.RoundTripper // for OpenBlobAt, by host/repository
+	bases      map[string]*http.Transport   // their connections, one pool per host
 	// exact lists the hosts registries.conf pins to their own (default)
 	// settings, so that a bare-host key does not reach them; see Check.
 	exact map[string]bool

@@ -157,7 +157,9 @@ func TestBuildFailsCleanlyOnPersistentFaults(t *testing.T) {
 		want  string
 		gets  int
 	}{
-		{"401 midway", faultproxy.Unauthorized(), "401", 1},
+		// Refused by the run's shared transport, then by containers/image
+		// (whose error the user sees): one request each, no retries.
+		{"401 midway", faultproxy.Unauthorized(), "401", 2},
 		{"503 every time", faultproxy.Status(503), "gave up after 3 attempts", 3},
 	}
 	for _, c := range cases {
