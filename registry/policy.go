@@ -97,6 +97,10 @@ func (p Policy) Do(ctx context.Context, what string, op func(context.Context) er
 			return err
 		}
 		wait := p.backoff(attempt)
+		var ra *RetryAfterError
+		if errors.As(err, &ra) && ra.Wait > wait {
+			wait = min(ra.Wait, p.MaxBackoff)
+		}
 		p.Logger.Info("retrying", "request", what, "attempt", attempt+1, "of", p.Attempts, "after", wait.Round(time.Millisecond), "error", err)
 		t := time.NewTimer(wait)
 		select {
@@ -115,6 +119,16 @@ func (p Policy) backoff(attempt int) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(bound) + 1))
 }
+
+// RetryAfterError is a refusal that said when to come back (HTTP 429 or
+// 503 with Retry-After): Do waits at least that long (up to MaxBackoff).
+type RetryAfterError struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // Transient reports whether err may go away on its own: a timeout or stall,
 // a reset connection, a body cut short, HTTP 408, 429 or 5xx. Refused

@@ -142,3 +142,19 @@ func TestWatch(t *testing.T) {
 		t.Errorf("cancelled by the caller: %v", err)
 	}
 }
+
+func TestDoHonoursRetryAfter(t *testing.T) {
+	p := Policy{Attempts: 2, Backoff: time.Millisecond, MaxBackoff: time.Second}
+	calls := 0
+	start := time.Now()
+	err := p.Do(context.Background(), "test", func(context.Context) error {
+		calls++
+		if calls == 1 {
+			return &RetryAfterError{Wait: 300 * time.Millisecond, Err: errors.New("downloading blob: status 429")}
+		}
+		return nil
+	})
+	if err != nil || calls != 2 || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("%d calls, %v, after %s: want the second call after the server's 300ms", calls, err, time.Since(start))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -116,7 +117,11 @@ func rangedBody(res *http.Response, offset int64) (io.ReadCloser, error) {
 	}
 	res.Body.Close()
 	// "status %d" is what Transient reads for 408, 429 and 5xx.
-	return nil, fmt.Errorf("resuming download: status %d", res.StatusCode)
+	err := fmt.Errorf("downloading blob: status %d", res.StatusCode)
+	if secs, perr := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); perr == nil && secs > 0 {
+		return nil, &RetryAfterError{Wait: time.Duration(secs) * time.Second, Err: err}
+	}
+	return nil, err
 }
 
 // transport returns an authenticated round tripper for one repository,

@@ -90,18 +90,20 @@ func TestBuildSurvivesTransientFaults(t *testing.T) {
 	want := sha(t, filepath.Join(ref, "apps.tar"))
 
 	cases := []struct {
-		name   string
-		fault  faultproxy.Fault
-		gets   int  // GETs of the big layer
-		ranged bool // the second one resumes with Range
+		name       string
+		fault      faultproxy.Fault
+		gets       int  // GETs of the big layer
+		ranged     bool // the second one resumes with Range
+		retryAfter time.Duration
 	}{
-		{"503", faultproxy.Status(503), 2, false},
-		{"500 with retry-after", faultproxy.StatusRetryAfter(500, time.Second), 2, false},
-		{"408", faultproxy.Status(408), 2, false},
-		{"reset mid-body", faultproxy.ResetAfter(100 << 10), 2, true},
-		{"body cut short", faultproxy.CutAfter(200 << 10), 2, true},
-		{"stalled body", faultproxy.StallAfter(300 << 10), 2, true},
-		{"flipped byte", faultproxy.FlipAt(1000), 2, false},
+		{"503", faultproxy.Status(503), 2, false, 0},
+		{"500 with retry-after", faultproxy.StatusRetryAfter(500, time.Second), 2, false, 0},
+		{"408", faultproxy.Status(408), 2, false, 0},
+		{"429 with retry-after", faultproxy.StatusRetryAfter(429, time.Second), 2, false, time.Second},
+		{"reset mid-body", faultproxy.ResetAfter(100 << 10), 2, true, 0},
+		{"body cut short", faultproxy.CutAfter(200 << 10), 2, true, 0},
+		{"stalled body", faultproxy.StallAfter(300 << 10), 2, true, 0},
+		{"flipped byte", faultproxy.FlipAt(1000), 2, false, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -109,9 +111,13 @@ func TestBuildSurvivesTransientFaults(t *testing.T) {
 			w.px.ResetCounters()
 			h := w.px.Add(faultproxy.Rule{Method: "GET", Path: w.bigLayer, When: faultproxy.Nth(1), Fault: c.fault})
 			out := t.TempDir()
+			start := time.Now()
 			stdout, code := w.build(t, out, "--locked", "--verbose")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, w.px.LogString())
+			}
+			if c.retryAfter > 0 && time.Since(start) < c.retryAfter {
+				t.Errorf("retried after %s, before the registry's Retry-After of %s", time.Since(start), c.retryAfter)
 			}
 			if h.Fired() != 1 {
 				t.Fatalf("fault fired %d times", h.Fired())
