@@ -1,6 +1,7 @@
 package bundler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
@@ -24,6 +26,8 @@ type Session struct {
 	spec *config.Spec
 	opts registry.Options
 
+	keep *cache.Cache // where resolved documents go, when set
+
 	once  sync.Once
 	env   *registry.Env
 	fetch *RegistryFetcher
@@ -34,6 +38,11 @@ type Session struct {
 func NewSession(spec *config.Spec, opts registry.Options) *Session {
 	return &Session{spec: spec, opts: opts}
 }
+
+// KeepIn makes every manifest, index and config a resolution reads (each
+// checked against its digest) go into c: a build that locks first then
+// finds them there instead of asking the registry again.
+func (s *Session) KeepIn(c *cache.Cache) { s.keep = c }
 
 func (s *Session) start() error {
 	s.once.Do(func() {
@@ -56,7 +65,15 @@ func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.P
 	if err := s.env.Check(ref.Domain()); err != nil {
 		return nil, err
 	}
-	return (&resolve.Resolver{Sys: s.env.Sys, Policy: s.opts.Policy}).Resolve(ctx, ref, want, index)
+	r := &resolve.Resolver{Sys: s.env.Sys, Policy: s.opts.Policy}
+	if s.keep != nil {
+		r.Keep = func(d digest.Digest, blob []byte) {
+			if !s.keep.Has(d, int64(len(blob))) {
+				_ = s.keep.Put(ctx, d, int64(len(blob)), bytes.NewReader(blob)) // an optimisation: a failure costs a request later
+			}
+		}
+	}
+	return r.Resolve(ctx, ref, want, index)
 }
 
 // Manifest implements Fetcher.

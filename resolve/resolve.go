@@ -42,6 +42,16 @@ type Resolver struct {
 	// Policy retries a resolution that fails transiently and bounds each
 	// of its requests (the zero value: defaults).
 	Policy registry.Policy
+	// Keep, when set, receives every manifest, index and config read,
+	// once checked against its digest: a build that locks first keeps them
+	// in its cache instead of fetching them again.
+	Keep func(d digest.Digest, blob []byte)
+}
+
+func (r *Resolver) keep(d digest.Digest, blob []byte) {
+	if r.Keep != nil {
+		r.Keep(d, blob)
+	}
 }
 
 // call runs one request under the policy's response timeout.
@@ -107,6 +117,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 	if pin := ref.Digest(); pin != "" && pin != dg.String() {
 		return nil, fmt.Errorf("registry sent a manifest with digest %s, not the pinned %s", dg, pin)
 	}
+	r.keep(dg, top)
 	img := &lockfile.Image{Ref: ref.String(), Digest: dg.String(), MediaType: mt}
 	if mt.IsIndex() {
 		list, err := manifest.ListFromBlob(top, string(mt))
@@ -131,6 +142,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 			if got := digest.FromBytes(blob); got != c.digest {
 				return nil, fmt.Errorf("platform %s: registry sent manifest %s for %s", c.platform, got, c.digest)
 			}
+			r.keep(c.digest, blob)
 			p, err := platformEntry(blob, cmt)
 			if err != nil {
 				return nil, fmt.Errorf("platform %s: %w", c.platform, err)
@@ -160,7 +172,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 	m, _ := manifest.FromBlob(top, string(mt)) // parsed once already by platformEntry
 	var plat image.Platform
 	err = r.call(ctx, func(ctx context.Context) (err error) {
-		plat, err = configPlatform(ctx, src, m.ConfigInfo())
+		plat, err = configPlatform(ctx, src, m.ConfigInfo(), r.keep)
 		return err
 	})
 	if err != nil {
@@ -225,7 +237,7 @@ func platformEntry(blob []byte, mt image.MediaType) (lockfile.Platform, error) {
 
 // configPlatform reads a single manifest's platform from its config blob,
 // checking the blob against its digest: containers/image does not.
-func configPlatform(ctx context.Context, src types.ImageSource, cfg types.BlobInfo) (image.Platform, error) {
+func configPlatform(ctx context.Context, src types.ImageSource, cfg types.BlobInfo, keep func(digest.Digest, []byte)) (image.Platform, error) {
 	if cfg.Size > maxConfigBytes {
 		return image.Platform{}, fmt.Errorf("config %s is %d bytes, over the %d limit", cfg.Digest, cfg.Size, maxConfigBytes)
 	}
@@ -241,6 +253,7 @@ func configPlatform(ctx context.Context, src types.ImageSource, cfg types.BlobIn
 	if got := digest.FromBytes(b); got != cfg.Digest {
 		return image.Platform{}, fmt.Errorf("config %s: registry sent content with digest %s", cfg.Digest, got)
 	}
+	keep(cfg.Digest, b)
 	var c struct {
 		OS           string `json:"os"`
 		Architecture string `json:"architecture"`

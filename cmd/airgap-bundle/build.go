@@ -80,6 +80,17 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	}
 	session := bundler.NewSession(spec, g.registryOptions())
 	defer session.Close()
+	dir := f.cacheDir
+	if dir == "" {
+		if dir, err = cache.DefaultDir(); err != nil {
+			return fmt.Errorf("no cache directory: %w (use --cache-dir)", err)
+		}
+	}
+	bc, err := cache.Open(dir)
+	if err != nil {
+		return err
+	}
+	session.KeepIn(bc)
 
 	policy := bundler.UpdateLock
 	if f.locked {
@@ -95,16 +106,6 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		fmt.Fprintf(g.out(c), "%s updated: %d resolved, %d kept, %d removed\n", lockPath, len(lockRes.Resolved), len(lockRes.Kept), len(lockRes.Removed))
 	}
 
-	dir := f.cacheDir
-	if dir == "" {
-		if dir, err = cache.DefaultDir(); err != nil {
-			return fmt.Errorf("no cache directory: %w (use --cache-dir)", err)
-		}
-	}
-	bc, err := cache.Open(dir)
-	if err != nil {
-		return err
-	}
 	outDir := bundler.OutputDir(spec, f.output)
 	rep = g.progress()
 	results, err := bundler.Build(c.Context(), spec, lock, bc, session, bundler.BuildOptions{

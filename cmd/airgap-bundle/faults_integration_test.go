@@ -227,3 +227,28 @@ images = ["%[1]s/x:1"]
 		t.Errorf("took %s", d)
 	}
 }
+
+// A cold build (no lockfile, empty cache) locks first; what the lock read
+// (manifests, indexes, configs) goes into the cache, so no manifest or blob
+// is requested twice.
+func TestColdBuildFetchesEachDocumentOnce(t *testing.T) {
+	w := newFaultWorld(t)
+	w.px.ResetCounters()
+	if out, code := w.build(t, t.TempDir()); code != 0 {
+		t.Fatalf("cold build: exit %d\n%s", code, out)
+	}
+	seen := map[string]int{}
+	for _, e := range w.px.Log() {
+		if e.Method == "GET" && (strings.Contains(e.Path, "/manifests/") || strings.Contains(e.Path, "/blobs/")) {
+			seen[e.Path]++
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no requests seen")
+	}
+	for p, n := range seen {
+		if n > 1 {
+			t.Errorf("GET %s %d times\n%s", p, n, w.px.LogString())
+		}
+	}
+}
