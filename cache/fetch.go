@@ -78,16 +78,16 @@ func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open Ope
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		return resumed, fmt.Errorf("%w: got %s, want %s", ErrDigest, got, d)
 	}
-	if err := f.Sync(); err != nil {
-		return resumed, err
-	}
+	// No fsync: a cached blob that a crash left short or damaged fails the
+	// check every read of an earlier run's blob makes, and is fetched
+	// again; syncing every layer would write the bytes to disk before the
+	// archive does it a second time. Archives themselves are synced.
 	if err := f.Chmod(c.blobMode()); err != nil {
 		return resumed, err
 	}
 	if err := os.Rename(f.Name(), p); err != nil {
 		return resumed, err
 	}
-	syncDir(filepath.Dir(p))
 	return resumed, nil
 }
 
@@ -139,11 +139,4 @@ func (c countFunc) Write(p []byte) (int, error) {
 		c(int64(len(p)))
 	}
 	return len(p), nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
