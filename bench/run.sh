@@ -568,7 +568,7 @@ k3s_requests() {
 	"$AIRGAP_BUNDLE" lock --check "$k/tar/bundle.toml" >"$LOGDIR/k3s.lock-check.log" 2>&1
 	fact req_check_rc $?
 	set -e
-	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json")"
+	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json" --dump "$LOGDIR/k3s.lock-check.requests")"
 	fact req_check_all "$REQ_ALL"
 	# 2. a one-image version bump: BUMP_FROM -> BUMP_TO in the spec, build
 	# from the cold row's cache and lockfile (build locks first)
@@ -578,8 +578,9 @@ k3s_requests() {
 	record ab-bump 1 "airgap-bundle build after a 1-image bump" \
 		"sed -i s/app-01:v1/app-01:v2/ bundle.toml; airgap-bundle build bundle.toml --cache-dir SAME --output DIR3" \
 		proc "cold row's cache + lockfile; image 1 bumped to a tag with 1 changed layer" --noinspect "$k/bump/bench.tar"
-	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json")"
+	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json" --dump "$LOGDIR/k3s.bump.requests")"
 	fact req_bump_rc "$RC"
+	fact req_bump_blob_distinct "$REQ_BLOB_DISTINCT"
 	fact req_bump_blob_get "$REQ_BLOB_GET"
 	fact req_bump_blob_new "$REQ_BLOB_NEW"
 	fact req_bump_expected "$BUMP_NEW"
@@ -592,7 +593,7 @@ k3s_requests() {
 	"$AIRGAP_BUNDLE" lock "$k/retag/bundle.toml" >"$LOGDIR/k3s.lock-retag.log" 2>&1
 	fact req_lock_rc $?
 	set -e
-	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json")"
+	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json" --dump "$LOGDIR/k3s.lock-retag.requests")"
 	fact req_lock_tags "${#retag[@]}"
 	fact req_lock_all "$REQ_ALL"
 	fact req_lock_manifest "$REQ_MANIFEST"

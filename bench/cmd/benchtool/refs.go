@@ -82,6 +82,7 @@ var accessRE = regexp.MustCompile(`"(GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/[^ ?"]
 //	REQ_ALL       every /v2/ request
 //	REQ_MANIFEST  GET or HEAD of /v2/<repo>/manifests/<ref>
 //	REQ_BLOB_GET  GET of /v2/<repo>/blobs/<digest>
+//	REQ_BLOB_DISTINCT  distinct digests among them
 //	REQ_BLOB_CFG  those of them whose digest is a config blob of the set
 //	REQ_BLOB_NEW  those of them whose digest is in the bump's new blobs
 //	REQ_BLOB_HEAD HEAD of /v2/<repo>/blobs/<digest>
@@ -90,6 +91,7 @@ func runReqs(args []string) error {
 	logf := fs.String("log", "", "registry log")
 	from := fs.Int("from", 1, "first line to count")
 	refsPath := fs.String("refs", "", "refs-SET.json (config and bump digests)")
+	dump := fs.String("dump", "", "also write the counted request lines to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +114,8 @@ func runReqs(args []string) error {
 	}
 	defer f.Close()
 	var all, man, get, cfg, newb, head int
+	distinct := map[string]bool{}
+	var dumped []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -123,6 +127,7 @@ func runReqs(args []string) error {
 			continue
 		}
 		all++
+		dumped = append(dumped, m[1]+" "+m[2])
 		method, p := m[1], m[2]
 		switch {
 		case strings.Contains(p, "/manifests/") && (method == "GET" || method == "HEAD"):
@@ -130,6 +135,7 @@ func runReqs(args []string) error {
 		case strings.Contains(p, "/blobs/sha256:") && method == "GET":
 			get++
 			d := p[strings.LastIndex(p, "/")+1:]
+			distinct[d] = true
 			if configs[d] {
 				cfg++
 			}
@@ -143,6 +149,12 @@ func runReqs(args []string) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	fmt.Printf("REQ_ALL=%d REQ_MANIFEST=%d REQ_BLOB_GET=%d REQ_BLOB_CFG=%d REQ_BLOB_NEW=%d REQ_BLOB_HEAD=%d\n", all, man, get, cfg, newb, head)
+	if *dump != "" {
+		if err := os.WriteFile(*dump, []byte(strings.Join(append(dumped, ""), "\n")), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("REQ_ALL=%d REQ_MANIFEST=%d REQ_BLOB_GET=%d REQ_BLOB_DISTINCT=%d REQ_BLOB_CFG=%d REQ_BLOB_NEW=%d REQ_BLOB_HEAD=%d\n",
+		all, man, get, len(distinct), cfg, newb, head)
 	return nil
 }

@@ -303,8 +303,8 @@ func setTargets(set string, get func(string) *Row, f map[string]string, distinct
 		if _, ok := f["req_bump_blob_get"]; ok {
 			add("1-image bump: blob GETs == new blobs of that image", f["req_bump_rc"] == "0",
 				f["req_bump_blob_get"] == f["req_bump_expected"] && f["req_bump_blob_new"] == f["req_bump_expected"],
-				"%s blob GETs, %s of them new blobs, %s expected (build exit %s; %s manifest requests)",
-				f["req_bump_blob_get"], f["req_bump_blob_new"], f["req_bump_expected"], f["req_bump_rc"], f["req_bump_manifest"])
+				"%s blob GETs (%s distinct digests), %s of them of new blobs, %s new blobs (build exit %s; %s manifest requests)",
+				f["req_bump_blob_get"], f["req_bump_blob_distinct"], f["req_bump_blob_new"], f["req_bump_expected"], f["req_bump_rc"], f["req_bump_manifest"])
 		}
 		if _, ok := f["req_check_all"]; ok {
 			add("lock --check on an unchanged spec: 0 requests", f["req_check_rc"] == "0", f["req_check_all"] == "0",
