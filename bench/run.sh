@@ -290,7 +290,7 @@ measure() {
 	RSS=${RSS:-0}
 	CPU=$(awk -F': *' '/User time|System time/ { t += $2 } END { printf "%.3f", t }' "$tf" 2>/dev/null)
 	CPU=${CPU:-0}
-	FSOUT=$(awk -F': *' '/File system outputs/ { print $2 * 512 }' "$tf" 2>/dev/null)
+	FSOUT=$(awk -F': *' '/File system outputs/ { printf "%.0f", $2 * 512 }' "$tf" 2>/dev/null)
 	FSOUT=${FSOUT:-0}
 	if ((RC != 0)); then
 		log "FAILED (exit $RC): $*"
@@ -684,7 +684,7 @@ mkdir -p "$(dirname "$BENCH_OUT")" "$(dirname "$BENCH_JSON")"
 	echo "**Versions:** airgap-bundle $(ver "$AIRGAP_BUNDLE" version | awk '{ print $NF }'), crane $CRANE_VERSION, regctl $(HOME=$W/regctl-home ver "$REGCTL_BIN" version --format '{{.VCSTag}}'), $(ver "$SKOPEO_BIN" --version), docker $(ver "$DOCKER_BIN" --version | sed 's/^Docker version //; s/,.*//') (client and dockerd from docker.io)."
 	echo
 	"$TOOL" report --results "$RESULTS" --facts "$FACTS" --json "$BENCH_JSON" --cores "$(nproc)" \
-		--sets "k3s=$BENCH_K3S_IMAGES images over 3 shared base layers, $BENCH_K3S_MB MiB of incompressible layer data (Docker and OCI, single manifests and indexes with an arm64 child);big=1 OCI image: $BENCH_BIG_MB MiB incompressible layer + $BENCH_COMP_MB MiB (uncompressed) compressible layer;odd=9 references: OCI index with 3 platforms + attestation, Docker manifest list, whiteouts, 60 layers, zstd layers, a compressible layer, the same layer twice + an empty layer, a tiny image under 2 tags ($BENCH_ODD_MB MiB of layer data)"
+		--sets "k3s=$BENCH_K3S_IMAGES images over 3 shared base layers, $BENCH_K3S_MB MiB of incompressible layer data (Docker and OCI, single manifests and indexes with an arm64 child);big=1 OCI image: $BENCH_BIG_MB MiB incompressible layer + $BENCH_COMP_MB MiB (uncompressed) compressible layer;odd=9 references: OCI index with 3 platforms + attestation, Docker manifest list, whiteouts, 60 layers, zstd layers, a compressible layer, the same layer twice + an empty layer, a tiny image under 2 tags (layer data: about $BENCH_ODD_MB MiB before compression, all platforms)"
 	echo
 	echo "See bench/README.md for what every row and target measures."
 } >"$BENCH_OUT.tmp"
