@@ -46,9 +46,11 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# airgap-bundle against skopeo, crane and docker pull+save on one local
-# registry; prints a Markdown table (also bench/results/latest.md). Needs root
-# and Debian's docker-registry, skopeo, docker.io, containerd. See bench/README.md.
+# airgap-bundle against crane, regctl, skopeo, docker pull+save and the floor
+# (cat + fsync + sha256sum) on three image sets and one local registry; prints
+# Markdown tables and PASS/FAIL targets (bench/results/latest.md, .json).
+# BENCH_QUICK=1 for a ~10x smaller smoke run. Needs root and Debian's
+# docker-registry, skopeo, docker.io, containerd. See bench/README.md.
 bench: build
 	AIRGAP_BUNDLE=$(abspath $(BIN)) bash bench/run.sh
 

@@ -3,10 +3,11 @@
 // contender wrote, and renders the results as a Markdown table.
 //
 //	benchtool freeport
-//	benchtool gen --registry 127.0.0.1:PORT --images 8 --image-mb 40 --big-mb 512 --work DIR --out refs.json
-//	benchtool refs [--big | --sizes] refs.json
-//	benchtool inspect --expect refs.json [--big] PATH...
-//	benchtool report results.tsv
+//	benchtool gen --set k3s|big|odd --registry 127.0.0.1:PORT [size flags] --work DIR --out refs-SET.json
+//	benchtool refs [--big | --retag | --blobs STORAGE | --sh] refs-SET.json
+//	benchtool reqs --log registry.log --from LINE --refs refs-SET.json
+//	benchtool inspect --expect refs-SET.json [--big] PATH...
+//	benchtool report --results results.tsv --facts facts.tsv --json latest.json
 //
 // It is a benchmark helper, not a test: nothing here asserts timings.
 package main
@@ -29,6 +30,8 @@ func main() {
 		err = runGen(os.Args[2:])
 	case "refs":
 		err = runRefs(os.Args[2:])
+	case "reqs":
+		err = runReqs(os.Args[2:])
 	case "inspect":
 		err = runInspect(os.Args[2:])
 	case "report":
@@ -43,7 +46,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool freeport | gen FLAGS | refs [--big | --sizes] refs.json | inspect --expect refs.json [--big] PATH... | report results.tsv")
+	fmt.Fprintln(os.Stderr, "usage: benchtool freeport | gen FLAGS | refs [--big | --retag | --blobs STORAGE | --sh] refs.json | reqs FLAGS | inspect --expect refs.json [--big] PATH... | report FLAGS")
 	os.Exit(2)
 }
 
