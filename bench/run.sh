@@ -279,6 +279,9 @@ measure() {
 	shift 2
 	MLOG=$LOGDIR/$SET.$id.run$run.log
 	local tf=$LOGDIR/$SET.$id.run$run.time
+	# No row pays for the dirty pages of the one before it (crane and
+	# regctl never sync their output, so the kernel writes it back later).
+	sync
 	t0=$(date +%s%N)
 	set +e
 	/usr/bin/time -v -o "$tf" "$@" >"$MLOG" 2>&1

@@ -31,7 +31,13 @@ type File struct {
 	err    error // first Write error: Commit refuses to publish a short file
 	synced bool  // Sync succeeded: the temporary file is complete and closed
 	done   bool
+	// written and flushed track the early writeback of large files.
+	written, flushed int64
 }
+
+// writebackChunk is how much is written before the kernel is asked to start
+// putting it on disk.
+const writebackChunk = 8 << 20
 
 // Create starts writing a file that will replace path on Commit. The
 // temporary file is ".<base>.tmp-p<PID>-*" in path's directory: the PID of
@@ -66,6 +72,11 @@ func (f *File) Write(p []byte) (int, error) {
 	n, err := f.tmp.Write(p)
 	if err != nil && f.err == nil {
 		f.err = err
+	}
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackChunk {
+		startWriteback(f.tmp, f.flushed, f.written-f.flushed)
+		f.flushed = f.written
 	}
 	return n, err
 }
