@@ -39,7 +39,7 @@ const SumsFile = sums.FileName
 // BuildOptions say where and how to build.
 type BuildOptions struct {
 	OutputDir string    // default: the spec's output-dir
-	Jobs      int       // parallel downloads; <= 0 means 4
+	Jobs      int       // parallel downloads; <= 0 means 8
 	ModTime   time.Time // mtime of every archive entry (SOURCE_DATE_EPOCH)
 	Groups    []string  // only these groups; empty means all
 	Logger    *slog.Logger
@@ -85,7 +85,7 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 
 	jobs := opts.Jobs
 	if jobs <= 0 {
-		jobs = 4
+		jobs = 8
 	}
 	// Manifests first (small, and they say which blobs are needed).
 	plans, err := b.planGroups(ctx, groups, lock, jobs)

@@ -39,7 +39,7 @@ type LockOptions struct {
 	// matches every tag of it).
 	Update       bool
 	UpdateImages []string
-	Jobs         int // parallel resolutions; <= 0 means 4
+	Jobs         int // parallel resolutions; <= 0 means 8
 	Logger       *slog.Logger
 	Progress     progress.Reporter // nil: none
 }
@@ -198,7 +198,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
-		jobs = 4
+		jobs = 8
 	}
 
 	// The same reference asked for the same platforms in several groups is
