@@ -32,7 +32,7 @@ check: lint test fuzz e2e
 # 20 runs: by default it may take a minute per input, and a short run would
 # spend its whole budget there (FuzzRead did).
 FUZZTIME ?= 50000x
-FUZZ_TARGETS := ./config:FuzzParse ./config:FuzzLocator ./config:FuzzImageList \
+FUZZ_TARGETS := ./config:FuzzParse ./config:FuzzLocator ./config:FuzzImageList ./config:FuzzManifestImages \
 	./lockfile:FuzzParse ./sums:FuzzParse \
 	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex
 fuzz:

@@ -58,6 +58,7 @@ type rawGroup struct {
 	Index      *string   `toml:"index"`
 	Images     []string  `toml:"images"`
 	ImageLists []string  `toml:"image-lists"`
+	Manifests  []string  `toml:"manifests"`
 }
 
 // Valid keys of each table, for "unknown key" messages.
@@ -66,7 +67,7 @@ var validKeys = map[string][]string{
 	"registry": {"mirrors", "insecure", "ca-file", "auth"},
 	"auth":     {"username", "username-env", "password-env", "file", "helper"},
 	"mirror":   {"location", "pull-from-mirror", "insecure"},
-	"group":    {"name", "archive", "platforms", "index", "images", "image-lists"},
+	"group":    {"name", "archive", "platforms", "index", "images", "image-lists", "manifests"},
 }
 
 var (
@@ -504,10 +505,65 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 			d.add(append(p, "image-lists", j), "%s: image list %s has no images", label, file)
 		}
 	}
-	if len(raw.Images) == 0 && len(raw.ImageLists) == 0 {
-		d.add(p, "%s has no images: add images = [...] or image-lists = [...]", label)
+	before := d.errs.count()
+	for _, m := range d.manifestFiles(append(p, "manifests"), label, raw.Manifests) {
+		file := m.file
+		data, err := os.ReadFile(file)
+		if err != nil {
+			d.add(append(p, "manifests", m.glob), "%s: manifest %s: %v", label, file, unwrapPathError(err))
+			continue
+		}
+		for _, img := range parseManifests(data, file, s.DefaultRegistry, d.errs) {
+			addImage(img)
+		}
+	}
+	switch {
+	case len(raw.Images) == 0 && len(raw.ImageLists) == 0 && len(raw.Manifests) == 0:
+		d.add(p, "%s has no images: add images = [...], image-lists = [...] or manifests = [...]", label)
+	case len(g.Images) == 0 && len(raw.Manifests) > 0 && d.errs.count() == before:
+		d.add(append(p, "manifests"), "%s has no images: its manifests hold no workload with a container image", label)
 	}
 	return g
+}
+
+// manifestFiles expands a group's manifest globs, relative to the spec,
+// into the files they match: each file once, in the order of the globs,
+// directories skipped. A glob that matches no file is an error.
+func (d *decoder) manifestFiles(p []any, label string, globs []string) []manifestFile {
+	var files []manifestFile
+	seen := map[string]bool{}
+	for j, g := range globs {
+		at := append(slices.Clip(p), j)
+		if g == "" {
+			d.add(at, "%s: manifests[%d] is empty", label, j)
+			continue
+		}
+		matches, err := filepath.Glob(d.relPath(g))
+		if err != nil {
+			d.add(at, "%s: manifests glob %q: %v", label, g, err)
+			continue
+		}
+		n := 0
+		for _, m := range matches {
+			if st, err := os.Stat(m); err != nil || st.IsDir() {
+				continue
+			}
+			n++
+			if !seen[m] {
+				seen[m] = true
+				files = append(files, manifestFile{file: m, glob: j})
+			}
+		}
+		if n == 0 {
+			d.add(at, "%s: manifests glob %q matches no file", label, g)
+		}
+	}
+	return files
+}
+
+type manifestFile struct {
+	file string
+	glob int // index of the first glob that matched it
 }
 
 // asParseError finds BurntSushi's positioned error, which comes as a value

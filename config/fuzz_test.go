@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,6 +117,39 @@ func FuzzImageList(f *testing.F) {
 		for _, e := range errs.errs {
 			var pe *errdefs.Error
 			if !errors.As(e, &pe) || pe.Pos.Line < 1 || pe.Pos.Line > n {
+				t.Fatalf("problem without a line in the file: %v", e)
+			}
+		}
+	})
+}
+
+// The manifest reader never hangs or panics, gives each image a line of
+// the file, and each problem too.
+func FuzzManifestImages(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "specs", "valid", "k8s", "*.yaml"))
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("kind: Pod\nspec:\n  containers:\n  - name: a\n    image: 42\n  - image: \"UPPER/case\"\n"))
+	f.Add([]byte("kind: Pod\nspec: {containers: [{image: ok}]\n  bad: indent\n"))
+	f.Add([]byte("a: &x {kind: Pod}\nb: *x\n---\nkind: List\nitems: [&p {kind: Pod, spec: {containers: [{image: busybox}]}}, *p]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var errs errorList
+		imgs := parseManifests(data, "m.yaml", "docker.io", &errs)
+		n := strings.Count(string(data), "\n") + 1
+		for _, img := range imgs {
+			if img.Pos.File != "m.yaml" || img.Pos.Line < 1 || img.Pos.Line > n {
+				t.Fatalf("image %s at %v in a %d-line file", img.Ref, img.Pos, n)
+			}
+			if img.Ref.String() == "" {
+				t.Fatalf("empty reference at %v", img.Pos)
+			}
+		}
+		for _, e := range errs.errs {
+			var pe *errdefs.Error
+			if !errors.As(e, &pe) || !errors.Is(e, errdefs.ErrSpec) || pe.Pos.File != "m.yaml" || pe.Pos.Line < 1 || pe.Pos.Line > n {
 				t.Fatalf("problem without a line in the file: %v", e)
 			}
 		}

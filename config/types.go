@@ -30,7 +30,7 @@ var (
 	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString}
 	registryKinds = map[string]kind{"mirrors": kArray, "insecure": kBool, "ca-file": kString, "auth": kTable, "password": kAny, "username": kAny, "token": kAny}
 	authKinds     = map[string]kind{"username": kString, "username-env": kString, "password-env": kString, "file": kString, "helper": kString, "password": kAny, "token": kAny}
-	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings}
+	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings}
 )
 
 // examples show the right form in a type error.
@@ -41,6 +41,7 @@ var examples = map[string]string{
 	"output-dir":       `"dist"`,
 	"images":           `["busybox:1.36"]`,
 	"image-lists":      `["images.txt"]`,
+	"manifests":        `["deploy/*.yaml"]`,
 	"name":             `"core"`,
 	"archive":          `"core.tar.zst"`,
 	"ca-file":          `"ca.pem"`,

@@ -471,6 +471,9 @@ var specCases = []specCase{
 	{name: "empty images array", spec: group(`images = []`), schema: "/group/0/images minItems", decoder: "has no images"},
 	{name: "empty images and image-lists", spec: group(`images = []`, `image-lists = []`), schema: "/group/0/images minItems", decoder: "has no images"},
 	{name: "empty image-list path", spec: group(`image-lists = [""]`), schema: "/group/0/image-lists/0 minLength", decoder: "image list"},
+	{name: "manifests is a string", spec: group(`manifests = "deploy/*.yaml"`), schema: "/group/0/manifests type", decoder: "manifests must be an array of strings"},
+	{name: "empty manifests array", spec: group(`manifests = []`), schema: "/group/0/manifests minItems", decoder: "has no images"},
+	{name: "empty manifest glob", spec: group(`manifests = [""]`), schema: "/group/0/manifests/0 minLength", decoder: "manifests[0] is empty"},
 
 	// References.
 	{name: "upper-case repository", spec: group(`images = ["Rancher/Pause:3.6"]`), schema: "/group/0/images/0 pattern", decoder: "must be lowercase"},
@@ -509,6 +512,8 @@ registries."d.example.com".auth = { helper = "ecr-login" }` + okGroup},
 	{name: "images from an image list only", valid: true, spec: group(`image-lists = ["k3s-images.txt"]`), files: map[string]string{"k3s-images.txt": "# k3s\ndocker.io/rancher/mirrored-pause:3.6\n"}},
 	{name: "empty images with an image list", valid: true, spec: group(`images = []`, `image-lists = ["list.txt"]`), files: map[string]string{"list.txt": "busybox\n"}},
 	{name: "images with empty image-lists", valid: true, spec: group(`images = ["busybox"]`, `image-lists = []`)},
+	{name: "images from manifests only", valid: true, spec: group(`manifests = ["deploy/*.yaml"]`), files: map[string]string{"deploy/web.yaml": "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - image: nginx:1.25\n"}},
+	{name: "images with empty manifests", valid: true, spec: group(`images = ["busybox"]`, `manifests = []`)},
 	{name: "index filtered everywhere", valid: true, spec: `index = "filtered"` + group(`index = "original"`, `images = ["busybox"]`) + "\n[[group]]\nname = \"h\"\nindex = \"filtered\"\nimages = [\"busybox\"]\n"},
 	{name: "every archive extension", valid: true, spec: "[[group]]\nname = \"a\"\narchive = \"a.tar\"\nimages = [\"busybox\"]\n" +
 		"[[group]]\nname = \"b\"\narchive = \"b.tar.gz\"\nimages = [\"busybox\"]\n" +
@@ -562,6 +567,11 @@ var specDecoderOnly = []specCase{
 	{name: "image-list file without images", spec: group(`image-lists = ["list.txt"]`), files: map[string]string{"list.txt": "# nothing yet\n\n"}, decoder: "has no images"},
 	{name: "bad reference in an image-list file", spec: group(`image-lists = ["list.txt"]`), files: map[string]string{"list.txt": "busybox\nRancher/Pause:3.6\n"}, decoder: "must be lowercase"},
 	{name: "two references on an image-list line", spec: group(`image-lists = ["list.txt"]`), files: map[string]string{"list.txt": "busybox alpine\n"}, decoder: "one image reference a line"},
+	{name: "manifest glob matching no file", spec: group(`manifests = ["deploy/*.yaml"]`), decoder: `manifests glob "deploy/*.yaml" matches no file`},
+	{name: "manifests without workloads", spec: group(`manifests = ["svc.yaml"]`), files: map[string]string{"svc.yaml": "kind: Service\nmetadata:\n  name: s\n"}, decoder: "hold no workload with a container image"},
+	{name: "bad YAML in a manifest", spec: group(`manifests = ["m.yaml"]`), files: map[string]string{"m.yaml": "kind: Pod\nspec: {containers: [\n"}, decoder: "m.yaml:2: Kubernetes YAML"},
+	{name: "image in a manifest is a number", spec: group(`manifests = ["m.yaml"]`), files: map[string]string{"m.yaml": "kind: Pod\nspec:\n  containers:\n  - image: 42\n"}, decoder: "m.yaml:4: Pod: image must be a string"},
+	{name: "bad reference in a manifest", spec: group(`manifests = ["m.yaml"]`), files: map[string]string{"m.yaml": "kind: Pod\nspec:\n  containers:\n  - image: UPPER/case\n"}, decoder: "must be lowercase"},
 	{name: "image-list path is a directory", spec: group(`image-lists = ["lists"]`), files: map[string]string{"lists/a.txt": "busybox\n"}, decoder: "is a directory"},
 	{name: "missing ca-file", spec: `registries."quay.io".ca-file = "certs/missing.pem"` + okGroup, decoder: "is not a readable file"},
 	{name: "ca-file is a directory", spec: `registries."quay.io".ca-file = "certs"` + okGroup, files: map[string]string{"certs/ca.pem": "x"}, decoder: "is not a readable file"},
