@@ -6,6 +6,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,6 +120,24 @@ func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
 	if err != nil {
 		return Archive{}, err
 	}
+	// Told by the first bytes, before a pass over the whole file.
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	comp, cmd := "", ""
+	switch {
+	case bytes.HasPrefix(head[:n], []byte{0x1f, 0x8b}):
+		comp, cmd = "gzip", "gunzip -k"
+	case bytes.HasPrefix(head[:n], []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		comp, cmd = "zstd", "zstd -d"
+	}
+	if comp != "" {
+		f.Close()
+		return Archive{}, fmt.Errorf("serve: %s: %w (%s): blobs are served in place from an uncompressed .tar; decompress it first (%s %s)", p, ErrCompressed, comp, cmd, p)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return Archive{}, err
+	}
 	c, err := archive.Read(ctx, f, archive.ReadOptions{})
 	if err != nil {
 		f.Close()
@@ -126,11 +145,7 @@ func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
 	}
 	if c.Compression != archive.None {
 		f.Close()
-		cmd := "gunzip -k"
-		if c.Compression == archive.Zstd {
-			cmd = "zstd -d"
-		}
-		return Archive{}, fmt.Errorf("serve: %s: %w (%s): blobs are served in place from an uncompressed .tar; decompress it first (%s %s)", p, ErrCompressed, c.Compression, cmd, p)
+		return Archive{}, fmt.Errorf("serve: %s: %w (%s)", p, ErrCompressed, c.Compression)
 	}
 	r.files = append(r.files, f)
 	for d, b := range c.Blobs {
