@@ -80,8 +80,9 @@ func Open(ctx context.Context, paths []string) (*Registry, []Archive, error) {
 	return r, out, nil
 }
 
-// expand lists the archives of directories (*.tar, *.tar.gz, *.tar.zst:
-// the compressed ones to be refused by name) and keeps files as given.
+// expand lists the archives of directories (*.tar, and *.tar.gz, *.tgz,
+// *.tar.zst, *.tzst so that they are refused with a message rather than
+// skipped) and keeps files as given.
 func expand(paths []string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
@@ -101,7 +102,7 @@ func expand(paths []string) ([]string, error) {
 		for _, e := range entries {
 			name := e.Name()
 			if e.Type().IsRegular() && !strings.HasPrefix(name, ".") &&
-				(strings.HasSuffix(name, ".tar") || strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tar.zst")) {
+				slices.ContainsFunc([]string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}, func(s string) bool { return strings.HasSuffix(name, s) }) {
 				out = append(out, filepath.Join(p, name))
 			}
 		}
