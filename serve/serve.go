@@ -56,6 +56,9 @@ type Archive struct {
 	Path   string
 	Images int
 	Blobs  int
+	// Skipped are the names (or images) not served, each with why: a
+	// name that is not a valid reference, an image of a Docker archive.
+	Skipped []string
 }
 
 // Open reads each archive once (or each .tar in a directory given) and
@@ -158,22 +161,26 @@ func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
 			r.blobs[d] = location{file: f, off: fi.Offset, size: fi.Size}
 		}
 	}
+	a := Archive{Path: p, Images: len(c.Images), Blobs: len(c.Blobs)}
 	for _, img := range c.Images {
-		if err := r.addImage(c, img); err != nil {
+		if err := r.addImage(c, img, &a.Skipped); err != nil {
 			return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
 		}
 	}
-	return Archive{Path: p, Images: len(c.Images), Blobs: len(c.Blobs)}, nil
+	return a, nil
 }
 
-func (r *Registry) addImage(c *archive.Contents, img archive.Image) error {
+func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]string) error {
 	if img.Top.Digest == "" {
-		return nil // a Docker archive's image: no manifest to serve
+		// A Docker archive's image: no manifest to serve.
+		*skipped = append(*skipped, img.Label()+": no index.json entry (a Docker archive): nothing to serve")
+		return nil
 	}
 	for _, n := range img.Names {
 		ref, err := image.ParseReference(n, "")
 		if err != nil {
-			return err
+			*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
+			continue
 		}
 		rp := r.repos[ref.Name()]
 		if rp == nil {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -269,5 +270,32 @@ func TestOpenRefusesCompressed(t *testing.T) {
 	_, _, err := Open(context.Background(), []string{gz})
 	if err == nil || !strings.Contains(err.Error(), "gunzip") {
 		t.Fatalf("Open .tar.gz: %v", err)
+	}
+}
+
+// TestOpenSkipsBadNames: a name that is no reference is reported, not
+// fatal.
+func TestOpenSkipsBadNames(t *testing.T) {
+	dir := t.TempDir()
+	idx := `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":2,"annotations":{"io.containerd.image.name":"Not::A Name"}}]}`
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range [][2]string{{"oci-layout", `{"imageLayoutVersion":"1.0.0"}`}, {"index.json", idx}} {
+		tw.WriteHeader(&tar.Header{Name: e[0], Mode: 0o644, Size: int64(len(e[1])), Typeflag: tar.TypeReg})
+		io.WriteString(tw, e[1])
+	}
+	tw.Close()
+	p := filepath.Join(dir, "bad.tar")
+	os.WriteFile(p, buf.Bytes(), 0o644)
+	r, archives, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(archives[0].Skipped) != 1 || !strings.Contains(archives[0].Skipped[0], "Not::A Name") {
+		t.Errorf("skipped: %q", archives[0].Skipped)
+	}
+	if len(r.Repositories()) != 0 {
+		t.Errorf("repositories: %v", r.Repositories())
 	}
 }

@@ -72,6 +72,9 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 	if !g.quiet {
 		for _, a := range archives {
 			fmt.Fprintf(out, "%s: %d images, %d blobs\n", a.Path, a.Images, a.Blobs)
+			for _, s := range a.Skipped {
+				fmt.Fprintf(out, "  not served: %s\n", s)
+			}
 		}
 		repos := reg.Repositories()
 		names := make([]string, 0, len(repos))
