@@ -299,3 +299,71 @@ func TestOpenSkipsBadNames(t *testing.T) {
 		t.Errorf("repositories: %v", r.Repositories())
 	}
 }
+
+// TestOpenRefusesCorruptBlob: a blob whose bytes do not hash to its name is
+// never served: the archive is refused at start.
+func TestOpenRefusesCorruptBlob(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFixture(t, dir)
+	raw, _ := os.ReadFile(f.path)
+	layer := f.blobs[f.amd64.Layers[0].Digest]
+	i := bytes.Index(raw, layer)
+	if i < 0 {
+		t.Fatal("layer not found in the archive")
+	}
+	raw[i+len(layer)/2] ^= 0xff
+	os.WriteFile(f.path, raw, 0o644)
+	if _, _, err := Open(context.Background(), []string{f.path}); err == nil || !strings.Contains(err.Error(), "hashes to") {
+		t.Fatalf("Open of a corrupt archive: %v", err)
+	}
+}
+
+// TestBlobsPerRepository: a blob is served only under a repository whose
+// images use it.
+func TestBlobsPerRepository(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFixture(t, dir)
+	other, err := fixtures.Image("other", fixtures.LinuxAMD64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := memBlobs{}
+	mraw, _ := other.RawManifest()
+	blobs.add(mraw)
+	cfg, _ := other.RawConfigFile()
+	blobs.add(cfg)
+	layers, _ := other.Layers()
+	rc, _ := layers[0].Compressed()
+	lb, _ := io.ReadAll(rc)
+	blobs.add(lb)
+	m, err := archive.ParseManifest(mraw, image.OCIManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	imgs := []archive.Image{{Names: []string{"quay.io/x/other:1"}, Top: m.Descriptor, Manifests: []archive.Manifest{m}}}
+	if err := archive.Write(context.Background(), &buf, imgs, blobs, archive.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "other.tar"), buf.Bytes(), 0o644)
+	r, archives, err := Open(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(archives) != 2 {
+		t.Fatalf("archives: %+v", archives)
+	}
+	srv := httptest.NewServer(r)
+	defer func() { srv.Close(); r.Close() }()
+	busyLayer := f.amd64.Layers[0].Digest.String()
+	otherLayer := m.Layers[0].Digest.String()
+	if resp, _ := do(t, "GET", srv.URL+"/v2/quay.io/x/other/blobs/"+otherLayer); resp.StatusCode != 200 {
+		t.Errorf("other's layer: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v2/quay.io/x/other/manifests/1"); resp.StatusCode != 200 {
+		t.Errorf("other:1: %d", resp.StatusCode)
+	}
+	expectError(t, "GET", srv.URL+"/v2/quay.io/x/other/blobs/"+busyLayer, 404, "BLOB_UNKNOWN")
+	expectError(t, "GET", srv.URL+"/v2/docker.io/library/busybox/blobs/"+otherLayer, 404, "BLOB_UNKNOWN")
+	expectError(t, "GET", srv.URL+"/v2/docker.io/library/busybox/manifests/"+m.Digest.String(), 404, "MANIFEST_UNKNOWN")
+}
