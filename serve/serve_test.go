@@ -195,9 +195,11 @@ func TestServe(t *testing.T) {
 	if resp.StatusCode != 206 || !bytes.Equal(body, want[10:20]) {
 		t.Errorf("Range: %d %x, want %x", resp.StatusCode, body, want[10:20])
 	}
-	resp, _ = do(t, "GET", base+"/blobs/"+layer.Digest.String(), "Range", "bytes=99999999999-")
-	if resp.StatusCode != 416 {
-		t.Errorf("Range past the end: %d, want 416", resp.StatusCode)
+	for _, rg := range []string{"bytes=99999999999-", "bytes=0-99999999999999999999999", "bytes=abc", "bytes=5-2"} {
+		resp, _ = do(t, "GET", base+"/blobs/"+layer.Digest.String(), "Range", rg)
+		if resp.StatusCode != 416 {
+			t.Errorf("Range %s: %d, want 416", rg, resp.StatusCode)
+		}
 	}
 	// The config by digest; the index itself as a blob.
 	if resp, body := do(t, "GET", base+"/blobs/"+f.amd64.Config.Digest.String()); resp.StatusCode != 200 || digest.FromBytes(body) != f.amd64.Config.Digest {
