@@ -51,6 +51,10 @@ type FileInfo struct {
 	// Compression is what the content's first bytes say (a compressed
 	// layer); None for anything else.
 	Compression Compression
+	// Offset is where the content starts in the (uncompressed) tar
+	// stream: in an uncompressed archive, the file's bytes are
+	// [Offset, Offset+Size) of the archive file, readable in place.
+	Offset int64
 }
 
 // BlobInfo is one file under blobs/<algorithm>/<encoded>.

@@ -156,7 +156,10 @@ func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error)
 		dirs:     map[string]bool{},
 		buf:      make([]byte, 256<<10),
 	}
-	if err := rd.readTar(ctx, iox.ContextReader(ctx, tr)); err != nil {
+	// Counted below the tar reader, which reads headers and data exactly
+	// (no read-ahead): right after Next, the count is the entry's offset.
+	rd.pos = &iox.CountingWriter{}
+	if err := rd.readTar(ctx, io.TeeReader(iox.ContextReader(ctx, tr), rd.pos)); err != nil {
 		return nil, err
 	}
 	// The rest of the stream: tar padding, and the compressor's trailer,
@@ -217,6 +220,7 @@ type reader struct {
 	entries  int
 	buf      []byte // copy buffer
 	small    []byte // whole small files, reused
+	pos      *iox.CountingWriter
 }
 
 func (rd *reader) readTar(ctx context.Context, r io.Reader) error {
@@ -336,7 +340,7 @@ func (rd *reader) readFile(tr io.Reader, hdr *tar.Header, p string) error {
 	if hdr.Size < 0 {
 		return &EntryError{Name: hdr.Name, Reason: "negative size"}
 	}
-	fi := &FileInfo{Path: p, Size: hdr.Size}
+	fi := &FileInfo{Path: p, Size: hdr.Size, Offset: rd.pos.N}
 	var blob *BlobInfo
 	var blobHash hash.Hash
 	if strings.HasPrefix(p, "blobs/") {
@@ -482,7 +486,7 @@ func (rd *reader) resolveLinks() error {
 			}
 			return &EntryError{Name: p, Reason: reason}
 		}
-		rd.c.Files[p] = &FileInfo{Path: p, Size: f.Size, SHA256: f.SHA256, LinkTo: t}
+		rd.c.Files[p] = &FileInfo{Path: p, Size: f.Size, SHA256: f.SHA256, LinkTo: t, Offset: f.Offset}
 	}
 	// A file under a symlinked path would be reached through the link.
 	for p := range rd.c.Files {

@@ -63,6 +63,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newDiffCmd(g))
 	root.AddCommand(newVerifyCmd(g))
 	root.AddCommand(newInspectCmd(g))
+	root.AddCommand(newServeCmd(g))
 	return root
 }
 

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airgap-bundle/airgap-bundle/serve"
+)
+
+type serveFlags struct {
+	listen  string
+	tlsCert string
+	tlsKey  string
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	f := &serveFlags{}
+	c := &cobra.Command{
+		Use:   "serve DIR|ARCHIVE...",
+		Short: "Serve archives as a read-only registry (OCI distribution API)",
+		Long: `serve reads each uncompressed .tar archive once (every blob is hashed
+and located), then answers pulls straight from the files: manifests and
+indexes by tag and by digest, exactly as stored (the original index of an
+image too, even when some of its platforms are not in the archive), blobs
+with Range requests, and tags/list. Nothing is extracted and nothing can be
+pushed. Repositories are the images' full names: docker.io/library/busybox:1.36
+is pulled as HOST:PORT/docker.io/library/busybox:1.36.
+
+Compressed archives (.tar.gz, .tar.zst) are refused: decompress them first
+(gunzip -k, zstd -d). A directory stands for the archives in it.
+Ctrl-C stops the server.`,
+		Example: `  airgap-bundle serve dist/ --listen 127.0.0.1:5000
+  skopeo inspect --tls-verify=false docker://127.0.0.1:5000/docker.io/library/busybox:1.36`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("serve: give a directory or archive files")}
+			}
+			if (f.tlsCert == "") != (f.tlsKey == "") {
+				return usageError{errors.New("serve: --tls-cert and --tls-key go together")}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return runServe(c, g, f, args)
+		},
+	}
+	c.Flags().StringVar(&f.listen, "listen", "127.0.0.1:5000", "address to listen on")
+	c.Flags().StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
+	c.Flags().StringVar(&f.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
+	return c
+}
+
+func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) error {
+	ctx := c.Context()
+	reg, archives, err := serve.Open(ctx, args)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	out := c.ErrOrStderr()
+	if !g.quiet {
+		for _, a := range archives {
+			fmt.Fprintf(out, "%s: %d images, %d blobs\n", a.Path, a.Images, a.Blobs)
+			for _, s := range a.Skipped {
+				fmt.Fprintf(out, "  not served: %s\n", s)
+			}
+		}
+		repos := reg.Repositories()
+		names := make([]string, 0, len(repos))
+		for n := range repos {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			fmt.Fprintf(out, "  %s %v\n", n, repos[n])
+		}
+		scheme := "http"
+		if f.tlsCert != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(names), scheme, ln.Addr())
+	}
+	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 30 * time.Second}
+	done := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" {
+			done <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			done <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		<-done
+		return nil
+	}
+}

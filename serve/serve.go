@@ -1,0 +1,380 @@
+// Package serve is a read-only OCI distribution registry served straight
+// from uncompressed archives: each archive is read once (archive.Read, one
+// streaming pass that hashes every blob and records where it lies in the
+// file), then manifests and blobs are served from the file in place. Only
+// offsets, sizes and the small JSON documents are kept in memory.
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/image"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// ErrCompressed marks a compressed archive, which serve does not read:
+// blobs are served in place, which needs the uncompressed tar.
+var ErrCompressed = errors.New("compressed archive")
+
+// location is where one blob lies: [off, off+size) of an archive file.
+type location struct {
+	file *os.File
+	off  int64
+	size int64
+}
+
+// repo is one repository: its tags, the manifests and indexes it can be
+// asked for by digest (with their media types) and the blobs its images use.
+type repo struct {
+	tags      map[string]archive.Descriptor
+	manifests map[digest.Digest]image.MediaType
+	blobs     map[digest.Digest]bool
+}
+
+// Registry serves archives; it is an http.Handler. Close closes the files.
+type Registry struct {
+	files []*os.File
+	blobs map[digest.Digest]location
+	repos map[string]*repo
+}
+
+// Archive is one archive Open read.
+type Archive struct {
+	Path   string
+	Images int
+	Blobs  int
+	// Skipped are the names (or images) not served, each with why: a
+	// name that is not a valid reference, an image of a Docker archive.
+	Skipped []string
+}
+
+// Open reads each archive once (or each .tar in a directory given) and
+// returns the registry serving them. Compressed archives are refused
+// (ErrCompressed); so is one whose blobs do not hash to their names, and a
+// tag two archives give different digests.
+func Open(ctx context.Context, paths []string) (*Registry, []Archive, error) {
+	r := &Registry{blobs: map[digest.Digest]location{}, repos: map[string]*repo{}}
+	files, err := expand(paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Archive
+	for _, p := range files {
+		a, err := r.add(ctx, p)
+		if err != nil {
+			r.Close()
+			return nil, nil, err
+		}
+		out = append(out, a)
+	}
+	return r, out, nil
+}
+
+// expand lists the archives of directories (*.tar, and *.tar.gz, *.tgz,
+// *.tar.zst, *.tzst so that they are refused with a message rather than
+// skipped) and keeps files as given.
+func expand(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		for _, e := range entries {
+			name := e.Name()
+			if e.Type().IsRegular() && !strings.HasPrefix(name, ".") &&
+				slices.ContainsFunc([]string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}, func(s string) bool { return strings.HasSuffix(name, s) }) {
+				out = append(out, filepath.Join(p, name))
+			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("serve: no .tar archive in %s", p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("serve: no archive given")
+	}
+	return out, nil
+}
+
+func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return Archive{}, err
+	}
+	// Told by the first bytes, before a pass over the whole file.
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	comp, cmd := "", ""
+	switch {
+	case bytes.HasPrefix(head[:n], []byte{0x1f, 0x8b}):
+		comp, cmd = "gzip", "gunzip -k"
+	case bytes.HasPrefix(head[:n], []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		comp, cmd = "zstd", "zstd -d"
+	}
+	if comp != "" {
+		f.Close()
+		return Archive{}, fmt.Errorf("serve: %s: %w (%s): blobs are served in place from an uncompressed .tar; decompress it first (%s %s)", p, ErrCompressed, comp, cmd, p)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return Archive{}, err
+	}
+	c, err := archive.Read(ctx, f, archive.ReadOptions{})
+	if err != nil {
+		f.Close()
+		return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
+	}
+	if c.Compression != archive.None {
+		f.Close()
+		return Archive{}, fmt.Errorf("serve: %s: %w (%s)", p, ErrCompressed, c.Compression)
+	}
+	r.files = append(r.files, f)
+	for d, b := range c.Blobs {
+		if b.ComputedDigest != d {
+			return Archive{}, fmt.Errorf("serve: %s: %s hashes to %s, not its name (run airgap-bundle verify)", p, b.Path, b.ComputedDigest)
+		}
+		fi := c.Files[b.Path]
+		if _, ok := r.blobs[d]; !ok {
+			r.blobs[d] = location{file: f, off: fi.Offset, size: fi.Size}
+		}
+	}
+	a := Archive{Path: p, Images: len(c.Images), Blobs: len(c.Blobs)}
+	for _, img := range c.Images {
+		if err := r.addImage(c, img, &a.Skipped); err != nil {
+			return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
+		}
+	}
+	return a, nil
+}
+
+func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]string) error {
+	if img.Top.Digest == "" {
+		// A Docker archive's image: no manifest to serve.
+		*skipped = append(*skipped, img.Label()+": no index.json entry (a Docker archive): nothing to serve")
+		return nil
+	}
+	for _, n := range img.Names {
+		ref, err := image.ParseReference(n, "")
+		if err != nil {
+			*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
+			continue
+		}
+		rp := r.repos[ref.Name()]
+		if rp == nil {
+			rp = &repo{tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
+			r.repos[ref.Name()] = rp
+		}
+		if t := ref.Tag(); t != "" {
+			if old, ok := rp.tags[t]; ok && old.Digest != img.Top.Digest {
+				return fmt.Errorf("%s: tagged %s here and %s in another archive", n, img.Top.Digest, old.Digest)
+			}
+			rp.tags[t] = img.Top
+		}
+		rp.manifests[img.Top.Digest] = img.Top.MediaType
+		for _, d := range img.Inner {
+			rp.manifests[d.Digest] = d.MediaType
+		}
+		for _, m := range img.Manifests {
+			if m.Digest != "" {
+				rp.manifests[m.Digest] = m.MediaType
+			}
+		}
+		for d := range img.References() {
+			if c.Blobs[d] != nil {
+				rp.blobs[d] = true
+			}
+		}
+		for _, d := range img.Inner {
+			rp.blobs[d.Digest] = true
+		}
+	}
+	return nil
+}
+
+// Close closes the archive files.
+func (r *Registry) Close() error {
+	var errs []error
+	for _, f := range r.files {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Repositories lists the repositories served, with their tags, sorted.
+func (r *Registry) Repositories() map[string][]string {
+	out := map[string][]string{}
+	for name, rp := range r.repos {
+		out[name] = sortedTags(rp)
+	}
+	return out
+}
+
+func sortedTags(rp *repo) []string {
+	tags := make([]string, 0, len(rp.tags))
+	for t := range rp.tags {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	return tags
+}
+
+// A repository name, as the distribution spec has it.
+var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// ServeHTTP answers the read-only part of the distribution API.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		apiError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry is read-only")
+		return
+	}
+	p := req.URL.Path
+	if p == "/v2/" || p == "/v2" {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if req.Method == http.MethodGet {
+			io.WriteString(w, "{}")
+		}
+		return
+	}
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		apiError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry API path")
+		return
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		rp := r.repo(w, name)
+		if rp == nil {
+			return
+		}
+		body, _ := json.Marshal(struct {
+			Name string   `json:"name"`
+			Tags []string `json:"tags"`
+		}{name, sortedTags(rp)})
+		serveBytes(w, req, "application/json", body)
+		return
+	}
+	var name, kind, ref string
+	for _, k := range []string{"/manifests/", "/blobs/"} {
+		if i := strings.LastIndex(rest, k); i >= 0 {
+			name, kind, ref = rest[:i], k, rest[i+len(k):]
+			break
+		}
+	}
+	if kind == "" {
+		apiError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry API path")
+		return
+	}
+	rp := r.repo(w, name)
+	if rp == nil {
+		return
+	}
+	if kind == "/blobs/" {
+		r.serveBlob(w, req, rp, ref)
+		return
+	}
+	r.serveManifest(w, req, rp, ref)
+}
+
+// repo finds a repository, or answers 404 NAME_UNKNOWN.
+func (r *Registry) repo(w http.ResponseWriter, name string) *repo {
+	if !nameRE.MatchString(name) {
+		apiError(w, http.StatusNotFound, "NAME_UNKNOWN", "invalid repository name")
+		return nil
+	}
+	rp := r.repos[name]
+	if rp == nil {
+		apiError(w, http.StatusNotFound, "NAME_UNKNOWN", "repository name not known to registry")
+	}
+	return rp
+}
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, rp *repo, ref string) {
+	var d digest.Digest
+	var mt image.MediaType
+	if tagRE.MatchString(ref) {
+		top, ok := rp.tags[ref]
+		if !ok {
+			apiError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown")
+			return
+		}
+		d, mt = top.Digest, top.MediaType
+	} else {
+		var err error
+		if d, err = digest.Parse(ref); err != nil {
+			apiError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "invalid tag or digest")
+			return
+		}
+		var ok bool
+		if mt, ok = rp.manifests[d]; !ok {
+			apiError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown")
+			return
+		}
+	}
+	loc, ok := r.blobs[d]
+	if !ok {
+		apiError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown")
+		return
+	}
+	w.Header().Set("Content-Type", string(mt))
+	w.Header().Set("Docker-Content-Digest", d.String())
+	http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file, loc.off, loc.size))
+}
+
+func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, rp *repo, ref string) {
+	d, err := digest.Parse(ref)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "DIGEST_INVALID", "invalid digest")
+		return
+	}
+	loc, ok := r.blobs[d]
+	if !ok || !rp.blobs[d] {
+		apiError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob unknown to registry")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Docker-Content-Digest", d.String())
+	w.Header().Set("Etag", `"`+d.String()+`"`)
+	http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file, loc.off, loc.size))
+}
+
+func serveBytes(w http.ResponseWriter, req *http.Request, ct string, body []byte) {
+	w.Header().Set("Content-Type", ct)
+	http.ServeContent(w, req, "", time.Time{}, strings.NewReader(string(body)))
+}
+
+// apiError writes a registry-style JSON error.
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
