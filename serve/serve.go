@@ -268,7 +268,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
-		rp := r.repo(w, name)
+		rp := r.repo(w, name, req.URL.Query().Get("ns"))
 		if rp == nil {
 			return
 		}
@@ -290,7 +290,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry API path")
 		return
 	}
-	rp := r.repo(w, name)
+	rp := r.repo(w, name, req.URL.Query().Get("ns"))
 	if rp == nil {
 		return
 	}
@@ -301,13 +301,25 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.serveManifest(w, req, rp, ref)
 }
 
-// repo finds a repository, or answers 404 NAME_UNKNOWN.
-func (r *Registry) repo(w http.ResponseWriter, name string) *repo {
+// repo finds a repository, or answers 404 NAME_UNKNOWN. Images are stored
+// under their full names (docker.io/library/busybox), and a client that
+// asks for one by its full name gets it. A containerd or k3s node that uses
+// this registry as the mirror of another one asks by the path on that
+// registry (library/busybox) and says which registry in the "ns" query
+// parameter (?ns=docker.io): then the full name is ns + "/" + path. Without
+// ns, a path is looked up on docker.io, as docker would.
+func (r *Registry) repo(w http.ResponseWriter, name, ns string) *repo {
 	if !nameRE.MatchString(name) {
 		apiError(w, http.StatusNotFound, "NAME_UNKNOWN", "invalid repository name")
 		return nil
 	}
 	rp := r.repos[name]
+	if rp == nil && ns != "" && nameRE.MatchString(ns) {
+		rp = r.repos[ns+"/"+name]
+	}
+	if rp == nil && ns == "" {
+		rp = r.repos["docker.io/"+name]
+	}
 	if rp == nil {
 		apiError(w, http.StatusNotFound, "NAME_UNKNOWN", "repository name not known to registry")
 	}

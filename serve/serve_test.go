@@ -369,3 +369,29 @@ func TestBlobsPerRepository(t *testing.T) {
 	expectError(t, "GET", srv.URL+"/v2/docker.io/library/busybox/blobs/"+otherLayer, 404, "BLOB_UNKNOWN")
 	expectError(t, "GET", srv.URL+"/v2/docker.io/library/busybox/manifests/"+m.Digest.String(), 404, "MANIFEST_UNKNOWN")
 }
+
+// A node using serve as the mirror of docker.io asks by the path on that
+// registry, naming it in ?ns= (containerd's hosts.toml mirrors do); a bare
+// path is docker.io's, as docker would read it.
+func TestServeAsMirror(t *testing.T) {
+	f, srv := start(t)
+	for _, u := range []string{
+		"/v2/library/busybox/manifests/1.36?ns=docker.io",
+		"/v2/library/busybox/manifests/1.36",
+		"/v2/pause/manifests/3.9?ns=registry.k8s.io",
+		"/v2/library/busybox/manifests/" + f.index.Digest.String() + "?ns=docker.io",
+	} {
+		resp, body := do(t, "GET", srv.URL+u)
+		if resp.StatusCode != 200 || !bytes.Equal(body, f.indexRaw) {
+			t.Errorf("%s: %d %q", u, resp.StatusCode, body)
+		}
+	}
+	layer := f.amd64.Layers[0]
+	resp, body := do(t, "GET", srv.URL+"/v2/library/busybox/blobs/"+layer.Digest.String()+"?ns=docker.io")
+	if resp.StatusCode != 200 || digest.FromBytes(body) != layer.Digest {
+		t.Errorf("blob through the mirror path: %d", resp.StatusCode)
+	}
+	// Another registry's namespace does not reach docker.io's images.
+	expectError(t, "GET", srv.URL+"/v2/library/busybox/manifests/1.36?ns=quay.io", 404, "NAME_UNKNOWN")
+	expectError(t, "GET", srv.URL+"/v2/pause/manifests/3.9", 404, "NAME_UNKNOWN")
+}
