@@ -74,7 +74,7 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 			return nil, fmt.Errorf("%w: group %q is not in the lockfile", errdefs.ErrLockOutOfDate, g.Name)
 		}
 	}
-	sums, sumsErr := sums.Read(filepath.Join(out, SumsFile))
+	recorded, sumsErr := sums.Read(filepath.Join(out, SumsFile))
 	var reports []ArchiveReport
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
@@ -95,7 +95,7 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 			verifyLocked(&r, c, lock.Group(g.Name))
 		}
 		if r.SHA256 != "" {
-			switch sum, ok := sums[r.Name]; {
+			switch sum, ok := recorded[r.Name]; {
 			case sumsErr != nil:
 				r.add(archive.Problem{Kind: archive.KindChecksumUnreadable, Detail: sumsErr.Error()})
 			case !ok:
