@@ -51,16 +51,16 @@ func (f *RegistryFetcher) source(ctx context.Context, ref image.Reference, top d
 	if f.srcs == nil {
 		f.srcs = map[string]*openSource{}
 	}
-	os, ok := f.srcs[key]
+	entry, ok := f.srcs[key]
 	if !ok {
-		os = &openSource{}
-		f.srcs[key] = os
+		entry = &openSource{}
+		f.srcs[key] = entry
 	}
 	f.mu.Unlock()
-	os.mu.Lock()
-	defer os.mu.Unlock()
-	if os.src != nil {
-		return os.src, nil
+	entry.mu.Lock()
+	defer entry.mu.Unlock()
+	if entry.src != nil {
+		return entry.src, nil
 	}
 	byDigest, err := image.ParseReference(key, "")
 	if err != nil {
@@ -74,7 +74,7 @@ func (f *RegistryFetcher) source(ctx context.Context, ref image.Reference, top d
 	if err != nil {
 		return nil, classify(err)
 	}
-	os.src = src
+	entry.src = src
 	return src, nil
 }
 
@@ -108,7 +108,7 @@ func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top dig
 	switch {
 	case err == nil:
 		return &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}, nil
-	case !errors.Is(err, registry.ErrNoRange):
+	case !errors.Is(err, registry.ErrNotServed):
 		stop()
 		return nil, classify(err)
 	}
@@ -160,11 +160,11 @@ func (f *RegistryFetcher) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error
-	for _, os := range f.srcs {
-		if os.src == nil {
+	for _, entry := range f.srcs {
+		if entry.src == nil {
 			continue
 		}
-		if err := os.src.Close(); err != nil {
+		if err := entry.src.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing image source: %w", err))
 		}
 	}

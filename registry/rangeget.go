@@ -22,10 +22,11 @@ import (
 	"go.podman.io/image/v5/pkg/tlsclientconfig"
 )
 
-// ErrNoRange marks a blob request this path could not serve (the registry
-// ignored a Range request, or answered in a way only containers/image
-// knows how to follow); the caller falls back to containers/image.
-var ErrNoRange = errors.New("registry does not resume downloads")
+// ErrNotServed marks a blob request the shared transport could not serve
+// (the registry ignored a Range request, or answered in a way only
+// containers/image knows how to follow); the caller falls back to
+// containers/image.
+var ErrNotServed = errors.New("blob not served through the shared transport")
 
 // OpenBlobAt returns blob d of repository repo from byte offset on (with an
 // HTTP Range request when offset > 0). containers/image resumes a cut body
@@ -35,11 +36,11 @@ var ErrNoRange = errors.New("registry does not resume downloads")
 // made here instead: one keep-alive transport per registry host shared by
 // every repository of the run, with the run's own mirrors, certificates
 // and credentials (go-containerregistry's transport does the token dance).
-// Any failure other than a transient one is reported as ErrNoRange.
+// Any failure other than a transient one is reported as ErrNotServed.
 func (e *Env) OpenBlobAt(ctx context.Context, repo reference.Named, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	sources, err := e.pullSources(repo)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoRange, err)
+		return nil, fmt.Errorf("%w: %v", ErrNotServed, err)
 	}
 	var errs []error
 	for _, src := range sources {
@@ -52,7 +53,7 @@ func (e *Env) OpenBlobAt(ctx context.Context, repo reference.Named, d digest.Dig
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("%w: %w", ErrNoRange, errors.Join(errs...))
+	return nil, fmt.Errorf("%w: %w", ErrNotServed, errors.Join(errs...))
 }
 
 func (e *Env) pullSources(repo reference.Named) ([]sysregistriesv2.PullSource, error) {
