@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,6 +81,10 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		rep = progress.New(nil, progress.Quiet)
 	}
 	b := &builder{policy: opts.Policy.WithDefaults(), spec: spec, cache: c, fetch: f, log: log, progress: rep}
+	b.dl = newDownloads(c, f, b.policy, log)
+	if s, ok := f.(*Session); ok && s.dl != nil && s.dl.cache == c {
+		b.dl = s.dl // join what the lock started fetching
+	}
 
 	jobs := opts.Jobs
 	if jobs <= 0 {
@@ -241,6 +244,7 @@ type builder struct {
 	fetch    Fetcher
 	log      *slog.Logger
 	progress progress.Reporter
+	dl       *downloads
 }
 
 // blobNeed is a blob and where it can be fetched from.
@@ -448,33 +452,6 @@ func (b *builder) checkSingles(ctx context.Context, p *groupPlan, g *gates) erro
 		}
 	}
 	return nil
-}
-
-// fetchBlob downloads one blob into the cache, retrying transient failures
-// under the policy. Each retry resumes after the bytes already received
-// (kept in the cache's partial file, also across runs); a body proved
-// corrupt starts over.
-func (b *builder) fetchBlob(ctx context.Context, n blobNeed, task progress.Task) error {
-	first := true
-	return b.policy.Do(ctx, "blob "+n.desc.Digest.String(), func(ctx context.Context) error {
-		open := func(ctx context.Context, offset int64) (io.ReadCloser, error) {
-			return b.fetch.Blob(ctx, n.ref, n.top, n.desc.Digest, n.desc.Size, offset)
-		}
-		resumed, err := b.cache.Fetch(ctx, n.desc.Digest, n.desc.Size, open, func(k int64) { task.Add(k) })
-		if first && resumed > 0 {
-			task.Add(resumed) // received by an earlier run
-			b.log.Info("resuming download", "blob", n.desc.Digest, "from", resumed, "of", n.desc.Size)
-		}
-		first = false
-		if errors.Is(err, cache.ErrDigest) {
-			// The partial was deleted: the next attempt starts over.
-			return fmt.Errorf("%w: %w", registry.ErrCorruptBody, err)
-		}
-		if err == nil {
-			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
-		}
-		return err
-	})
 }
 
 // payload is what the archive writer reads for p: each distinct blob once

@@ -80,8 +80,9 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 				continue
 			}
 			g.ready[n.desc.Digest] = make(chan struct{})
-			if b.cache.Has(n.desc.Digest, n.desc.Size) {
-				g.open(n.desc.Digest, false)
+			verified, running := b.dl.state(n.desc.Digest)
+			if verified || !running && b.cache.Has(n.desc.Digest, n.desc.Size) {
+				g.open(n.desc.Digest, verified)
 				cached++
 				continue
 			}
@@ -161,7 +162,7 @@ func (b *builder) download(ctx context.Context, todo []blobNeed, tasks map[diges
 			break
 		}
 		eg.Go(func() error {
-			if err := b.fetchBlob(ectx, n, tasks[n.desc.Digest]); err != nil {
+			if err := b.dl.get(ectx, n, tasks[n.desc.Digest]); err != nil {
 				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			g.open(n.desc.Digest, true)
