@@ -1,7 +1,6 @@
 package bundler
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -498,11 +497,8 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	h := iox.NewAsyncHash(sha256.New())
 	defer h.Sum()
 	counter := &iox.CountingWriter{}
-	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, gates: g, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
-	if err == nil {
-		err = bw.Flush()
-	}
+	// archive.Write buffers its output (256 KiB writes): no second buffer.
+	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, cacheBlobs{c: b.cache, gates: g, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
 	if err == nil {
 		err = tmp.Sync()
 	}
