@@ -479,7 +479,7 @@ func (p *groupPlan) payload() int64 {
 // writeArchive writes p's archive to a temporary file in outDir, complete
 // and synced, and returns it uncommitted: the caller commits or closes it.
 // On error nothing is left behind.
-func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates) (_ ArchiveResult, _ *atomicfile.File, err error) {
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates, follow bool) (_ ArchiveResult, _ *atomicfile.File, err error) {
 	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
 	task := b.progress.Task("write "+p.group.Archive, p.payload(), progress.Bytes)
@@ -498,7 +498,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	defer h.Sum()
 	counter := &iox.CountingWriter{}
 	// archive.Write buffers its output (256 KiB writes): no second buffer.
-	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, cacheBlobs{c: b.cache, gates: g, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
+	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, cacheBlobs{c: b.cache, gates: g, dl: b.dl, follow: follow, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
 	if err == nil {
 		err = tmp.Sync()
 	}

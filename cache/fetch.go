@@ -29,9 +29,19 @@ type OpenFunc func(ctx context.Context, offset int64) (io.ReadCloser, error)
 // holds a lock on the partial: this one then downloads into a private
 // temporary file from the start.
 //
-// received is called with the number of bytes read from open as they
-// arrive; resumed is how many bytes were already on disk.
-func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open OpenFunc, received func(int64)) (resumed int64, err error) {
+// FetchProgress follows a download; either function may be nil.
+type FetchProgress struct {
+	// Started says where the blob's bytes land and how many of them are
+	// there already (resumed), before anything is asked of open. Until
+	// Fetch returns nil, what the file holds is not verified.
+	Started func(path string, have int64)
+	// Received is called with the number of bytes read from open, once
+	// they are written to that file.
+	Received func(n int64)
+}
+
+// resumed is how many bytes were already on disk.
+func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open OpenFunc, prog FetchProgress) (resumed int64, err error) {
 	p, err := c.path(d)
 	if err != nil {
 		return 0, err
@@ -58,13 +68,16 @@ func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open Ope
 		return 0, fmt.Errorf("cache: reading partial %s: %w", f.Name(), err)
 	}
 	resumed = offset
+	if prog.Started != nil {
+		prog.Started(f.Name(), offset)
+	}
 	if offset < size {
 		rc, err := open(ctx, offset)
 		if err != nil {
 			return resumed, err
 		}
 		buf := copyBufs.Get().(*[]byte)
-		n, err := io.CopyBuffer(io.MultiWriter(f, h, countFunc(received)), iox.ContextReader(ctx, io.LimitReader(rc, size-offset+1)), *buf)
+		n, err := io.CopyBuffer(io.MultiWriter(f, h, countFunc(prog.Received)), iox.ContextReader(ctx, io.LimitReader(rc, size-offset+1)), *buf)
 		copyBufs.Put(buf)
 		rc.Close()
 		offset += n
