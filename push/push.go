@@ -69,7 +69,7 @@ func ParsePartialIndex(s string) (PartialIndex, error) {
 
 // ErrPartialIndex marks an image refused because its index lists children
 // that the target cannot get from the archive.
-var ErrPartialIndex = errors.New("index lists manifests absent from the archive and the target")
+var ErrPartialIndex = errors.New("partial index")
 
 // Options tune Push.
 type Options struct {
@@ -409,18 +409,18 @@ func checkPartial(ctx context.Context, units []*unit, mode PartialIndex, jobs in
 }
 
 func partialError(u *unit, missing []string, attestation bool) error {
-	top := u.img.top()
-	remedy1 := `bundle every platform of it (platforms = ["all"] for its group, then build again) to keep ` + top.desc.Digest.String()
+	top := u.img.top().desc.Digest
+	keep := `To keep ` + top.String() + `, bundle every platform of the image (platforms = ["all"] for its group, then build again), or first push an archive that holds the missing platforms`
 	if attestation {
-		remedy1 = "attestation manifests are never bundled, so this index cannot arrive complete: push its other platforms' archive first, or"
+		keep = `Attestation manifests are never bundled, so the index keeps ` + top.String() + ` only where the target already holds them (copy the image there from its registry first)`
 	}
 	filtered := ""
 	if u.img.filtered != nil {
-		filtered = " (" + u.img.filtered.desc.Digest.String() + ")"
+		filtered = " " + u.img.filtered.desc.Digest.String()
 	}
 	return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
-		"%s -> %s: %w: its index %s lists %s, in neither the archive nor the target, and a registry such as distribution refuses such an index (MANIFEST_BLOB_UNKNOWN). To keep the digest, %s; or push with --partial-index=filtered to push the index of the platforms the archive holds, under a new digest%s recorded in the mapping",
-		u.names[0], u.repo, ErrPartialIndex, top.desc.Digest, strings.Join(missing, ", "), remedy1, filtered)
+		"%s -> %s: its index %s lists %s, in neither the archive nor the target (%w), and distribution refuses such an index (MANIFEST_BLOB_UNKNOWN). %s; or push with --partial-index=filtered: the index of the platforms the archive holds, under a new digest%s recorded in the mapping",
+		u.names[0], u.repo, top, strings.Join(missing, ", "), ErrPartialIndex, keep, filtered)
 }
 
 // tagConflicts finds two images pushed under one target tag.

@@ -190,7 +190,14 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 		return g.printJSON(c, doc)
 	}
 	out := g.out(c)
+	shown := map[string]bool{}
 	for _, e := range res.Mapping.Images {
+		// The same image in two archives is one line.
+		if k := e.Source + " " + e.Target + " " + e.TargetDigest; shown[k] {
+			continue
+		} else {
+			shown[k] = true
+		}
 		note := "digest kept"
 		if !e.DigestKept {
 			note = "NEW DIGEST (" + e.Why + ")"

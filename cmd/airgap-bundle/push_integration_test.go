@@ -340,7 +340,9 @@ images = ["registry.test/fixtures/single:v1"]
 			Rewrite  map[string]string
 		}
 		Configs map[string]struct {
-			TLS  struct{ CAFile string `yaml:"ca_file"` }
+			TLS struct {
+				CAFile string `yaml:"ca_file"`
+			}
 			Auth struct{ Username, Password string }
 		}
 	}
