@@ -412,3 +412,33 @@ func TestPushUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPushRetriesTransientFaults: 503s on uploads and on a manifest PUT,
+// and a request that hangs, are retried under --retries and
+// --response-timeout; a registry that keeps failing fails the push (exit 1).
+func TestPushRetriesTransientFaults(t *testing.T) {
+	isolate(t)
+	reg := testregistry.Start(t, testregistry.Options{})
+	px := faultproxy.Start(t, reg.Host)
+	crane := filepath.Join("testdata", "crane.tar")
+	args := []string{"--retries", "4", "--retry-backoff", "1ms", "--response-timeout", "2s", "push", "--insecure", "--cache-dir", t.TempDir(), "--to", px.Host}
+	uploads := px.Add(faultproxy.Rule{Method: "PATCH", Path: "/blobs/uploads/", When: faultproxy.First(2), Fault: faultproxy.Status(503)})
+	hang := px.Add(faultproxy.Rule{Method: "POST", Path: "/blobs/uploads/", When: faultproxy.Nth(1), Fault: faultproxy.Hang()})
+	manifests := px.Add(faultproxy.Rule{Method: "PUT", Path: "/manifests/", When: faultproxy.Nth(1), Fault: faultproxy.Status(502)})
+	if out, stderr, code := runSplit(t, "", append(args, crane)...); code != 0 {
+		t.Fatalf("push through faults: exit %d\n%s%s\n%s", code, out, stderr, px.LogString())
+	}
+	if uploads.Fired() != 2 || hang.Fired() != 1 || manifests.Fired() != 1 {
+		t.Errorf("faults fired: uploads %d, hang %d, manifests %d", uploads.Fired(), hang.Fired(), manifests.Fired())
+	}
+	if got := rawManifest(t, px.Host+"/crane/two:v1", "--tls-verify=false"); len(got) == 0 {
+		t.Error("crane/two:v1 not pushed")
+	}
+
+	px.ClearRules()
+	px.Add(faultproxy.Rule{Method: "PUT", Path: "/manifests/", Fault: faultproxy.Status(503)})
+	args[len(args)-1] = px.Host + "/again"
+	if _, stderr, code := runSplit(t, "", append(args, crane)...); code != exitFailure || !strings.Contains(stderr, "gave up after 4 attempts") {
+		t.Errorf("persistent 503: exit %d\n%s", code, stderr)
+	}
+}
