@@ -66,7 +66,7 @@ func (s *sourceImage) top() doc { return s.docs[len(s.docs)-1] }
 type source struct {
 	path   string
 	file   *os.File
-	temp   string // the decompressed copy, removed by close
+	temp   *atomicfile.File // the decompressed copy, removed by close
 	format archive.Format
 	blobs  map[digest.Digest]blobSource
 	images []*sourceImage
@@ -77,8 +77,8 @@ func (s *source) close() error {
 	if s.file != nil {
 		errs = append(errs, s.file.Close())
 	}
-	if s.temp != "" {
-		errs = append(errs, os.Remove(s.temp))
+	if s.temp != nil {
+		errs = append(errs, s.temp.Abort())
 	}
 	return errors.Join(errs...)
 }
@@ -181,17 +181,14 @@ func (src *source) decompress(ctx context.Context, r io.Reader, gz bool, tmpDir 
 	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}
-	// Not committed: the file is read back from its temporary name, then
-	// removed by close.
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
+	// Never committed nor synced (a scratch copy): read back under its
+	// temporary name, then removed by close (Abort).
 	rf, err := os.Open(name)
 	if err != nil {
 		return fail(err)
 	}
 	src.file.Close()
-	src.file, src.temp = rf, name
+	src.file, src.temp = rf, tmp
 	return c, nil
 }
 

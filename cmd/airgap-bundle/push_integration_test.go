@@ -239,6 +239,10 @@ func TestPushPlainRegistry(t *testing.T) {
 	if got := rawManifest(t, to+"/b/fixtures/single:v1", tlsOff); sha256Digest(got) != std.SingleOCI.Digest {
 		t.Errorf("b/fixtures/single:v1 is %s", sha256Digest(got))
 	}
+	// The decompressed copies of the .tar.zst and .tar.gz are gone.
+	if left, err := os.ReadDir(filepath.Join(cache, "tmp")); err != nil || len(left) != 0 {
+		t.Errorf("cache tmp/ after push: %v %v", left, err)
+	}
 
 	// Docker archives carry no manifest: one is made, its digest new, and
 	// layers shared between repositories are mounted.
