@@ -85,6 +85,15 @@ func TestPushThenPullThroughMirror(t *testing.T) {
 		t.Fatalf("registries.yaml and hosts.toml disagree:\n%s\n%s", yb, hb)
 	}
 
+	// Under a prefix and the source host: hosts.toml's override_path URL.
+	prefixed := filepath.Join(dir, "prefixed.d")
+	cmd = exec.Command(tool(t), "push", "--insecure", "--cache-dir", filepath.Join(dir, "cache"), "--to", reg.Host+"/mirror", "--to-per-host",
+		"--hosts-dir", prefixed, b.archive("single.tar"))
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_RUNTIME_DIR=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("airgap-bundle push --to-per-host: %v\n%s", err, out)
+	}
+
 	for _, c := range []Containerd{Containerd16, Containerd2} {
 		t.Run(c.String(), func(t *testing.T) {
 			ctrLocks[c].Lock()
@@ -103,6 +112,12 @@ func TestPushThenPullThroughMirror(t *testing.T) {
 			}
 			if got["docker.io/fixtures/multi-oci:v1"] != filteredOCI {
 				t.Errorf("multi-oci:v1 pulled as %q, the mapping says %s", got["docker.io/fixtures/multi-oci:v1"], filteredOCI)
+			}
+			ctrClean(t, c)
+			// Only the prefixed copy can answer: the hosts.toml points there.
+			ctr(t, c, append(pullArgs(c), "--hosts-dir", prefixed, "--platform", "linux/amd64", "docker.io/fixtures/twotags:a")...)
+			if got := ctrImages(t, c); got["docker.io/fixtures/twotags:a"] != b.std.TwoTags.Digest {
+				t.Errorf("twotags:a through mirror/docker.io/: %v", got)
 			}
 			ctrClean(t, c)
 		})
