@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -160,4 +164,47 @@ func TestPushLibrary(t *testing.T) {
 	if _, err := Push(context.Background(), []string{bad, archive}, opts); err == nil || !strings.Contains(err.Error(), "bad.tar") {
 		t.Errorf("bad archive: %v", err)
 	}
+}
+
+// TestPartialErrorNamesRemedies: the refusal names the archive, the image,
+// the absent platforms and what to do, in both forms.
+func TestPartialErrorNamesRemedies(t *testing.T) {
+	top := doc{desc: archiveDescriptor(image.OCIIndex, "index")}
+	filtered := doc{desc: archiveDescriptor(image.OCIIndex, "filtered")}
+	ref, _ := image.ParseReference("docker.io/x/y:1", "")
+	repo, _ := name.NewRepository("reg:5000/x/y")
+	u := &unit{img: &sourceImage{archive: "dist/a.tar", docs: []doc{top}, filtered: &filtered}, repo: repo, names: []image.Reference{ref}}
+	err := partialError(u, []string{"linux/arm64"}, false)
+	msg := err.Error()
+	for _, want := range []string{"dist/a.tar: docker.io/x/y:1 -> reg:5000/x/y", "linux/arm64", `platforms = ["all"]`, "--partial-index=filtered", filtered.desc.Digest.String(), top.desc.Digest.String()} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+	if !errors.Is(err, ErrPartialIndex) || !errors.Is(err, errdefs.ErrRegistry) {
+		t.Errorf("classes: %v", err)
+	}
+	if msg := partialError(u, []string{"attestation manifest"}, true).Error(); !strings.Contains(msg, "never bundled") {
+		t.Errorf("attestation: %s", msg)
+	}
+}
+
+// TestTagConflicts: two images under one target tag are refused; the same
+// image twice is not.
+func TestTagConflicts(t *testing.T) {
+	repo, _ := name.NewRepository("reg:5000/x/y")
+	a := &unit{img: &sourceImage{archive: "a.tar", label: "a"}, repo: repo, tags: []string{"1"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "a")}}}
+	a2 := &unit{img: &sourceImage{archive: "a2.tar", label: "a"}, repo: repo, tags: []string{"1"}, docs: a.docs}
+	b := &unit{img: &sourceImage{archive: "b.tar", label: "b"}, repo: repo, tags: []string{"1", "2"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "b")}}}
+	if errs := tagConflicts([]*unit{a, a2}); len(errs) != 0 {
+		t.Errorf("same image twice: %v", errs)
+	}
+	errs := tagConflicts([]*unit{a, b})
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "reg:5000/x/y:1") || !strings.Contains(errs[0].Error(), "--to-per-host") {
+		t.Errorf("conflict: %v", errs)
+	}
+}
+
+func archiveDescriptor(mt image.MediaType, content string) archive.Descriptor {
+	return archive.Descriptor{MediaType: mt, Digest: digest.FromString(content), Size: int64(len(content))}
 }
