@@ -497,9 +497,13 @@ func pushBlobs(ctx context.Context, clients []*client, units []*unit, opts Optio
 			}
 		}
 	}
+	// One task per registry host: blobs of several targets on one host are
+	// uploaded once and mounted for the others.
 	tasks := map[*client]progress.Task{}
 	for _, c := range clients {
-		tasks[c] = opts.Progress.Task("push "+c.target.String(), totals[c], progress.Bytes)
+		if _, ok := totals[c]; ok {
+			tasks[c] = opts.Progress.Task("push "+c.target.Host, totals[c], progress.Bytes)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
@@ -513,8 +517,8 @@ func pushBlobs(ctx context.Context, clients []*client, units []*unit, opts Optio
 		})
 	}
 	err := g.Wait()
-	for _, c := range clients {
-		tasks[c].Done(err)
+	for _, t := range tasks {
+		t.Done(err)
 	}
 	opts.Progress.Wait()
 	return err
