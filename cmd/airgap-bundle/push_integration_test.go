@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -384,6 +385,21 @@ images = ["registry.test/fixtures/single:v1"]
 	if err != nil || !bytes.Equal(ca, mustReadBytes(t, reg.CAFile)) {
 		t.Errorf("hosts.toml's ca %s: %v", h.CA, err)
 	}
+
+	// Credentials from the standard auth file when the spec has no auth.
+	caOnly := writeFile(t, dir, "ca-only.toml", fmt.Sprintf(`[registries.%q]
+ca-file = %q
+
+[[group]]
+name = "unused"
+images = ["registry.test/fixtures/single:v1"]
+`, reg.Host, reg.CAFile))
+	authFile := writeFile(t, dir, "auth.json", fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, base64.StdEncoding.EncodeToString([]byte(user+":"+pass))))
+	t.Setenv("REGISTRY_AUTH_FILE", authFile)
+	if out, stderr, code := runSplit(t, "", "push", "--spec", caOnly, "--cache-dir", t.TempDir(), "--to", reg.Host+"/std", filepath.Join(dist, "tags.tar.zst")); code != 0 || strings.Contains(out+stderr, pass) {
+		t.Errorf("push with credentials from REGISTRY_AUTH_FILE: exit %d\n%s%s", code, out, stderr)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", "")
 
 	// Without the spec, TLS is verified against the system's roots only,
 	// and credentials come from the standard files: refused.
