@@ -237,14 +237,12 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 			}
 		}
 	}
-	clients := map[string]*client{}
 	var clientList []*client
 	for _, t := range opts.Targets {
 		c, err := newClient(ctx, env, t, policy, opts.Registry.UserAgent, spec, sizes)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, t, err)
 		}
-		clients[t.String()] = c
 		clientList = append(clientList, c)
 	}
 
@@ -284,7 +282,10 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 	// 4. Partial indexes: the absent children may already be in the target
 	// (pushed from another archive); else the user's choice applies.
 	if err := checkPartial(ctx, units, opts.PartialIndex, opts.Jobs, policy, &problems); err != nil {
-		return nil, err
+		if len(problems) == 0 || ctx.Err() != nil {
+			return nil, err
+		}
+		problems = append(problems, err)
 	}
 	problems = append(problems, tagConflicts(units)...)
 	if len(problems) > 0 {
