@@ -110,6 +110,15 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 		}
 		targets = append(targets, t)
 	}
+	if f.registriesYAML != "" {
+		// k3s takes a prefix as a rewrite, one per mirror for all its
+		// endpoints: refused before anything is pushed.
+		for _, t := range targets[1:] {
+			if t.Prefix != targets[0].Prefix {
+				return usageError{fmt.Errorf("push: --registries-yaml: the targets %s and %s have different path prefixes, which one k3s mirror cannot express (write one registries.yaml per prefix)", targets[0], t)}
+			}
+		}
+	}
 	mode, err := pushpkg.ParsePartialIndex(f.partialIndex)
 	if err != nil {
 		return usageError{err}

@@ -426,6 +426,7 @@ func TestPushUsage(t *testing.T) {
 		{"push", "--to", "x:5000/Bad", dir},
 		{"push", "--to", "x:5000", "--partial-index", "maybe", dir},
 		{"push", "--to", "x:5000"},
+		{"push", "--to", "x:5000/a", "--to", "y:5000/b", "--registries-yaml", filepath.Join(t.TempDir(), "r.yaml"), dir},
 	} {
 		if _, stderr, code := runSplit(t, "", args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s", args, code, exitUsage, stderr)
