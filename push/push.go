@@ -137,6 +137,7 @@ func (e Endpoint) URL() string { return e.Scheme + "://" + e.Target.Host }
 
 // client is one target registry's connection.
 type client struct {
+	log      *slog.Logger
 	target   Target
 	endpoint *Endpoint
 	pusher   *remote.Pusher
@@ -243,6 +244,7 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, t, err)
 		}
+		c.log = log
 		clientList = append(clientList, c)
 	}
 
@@ -560,6 +562,7 @@ func (j *blobJob) push(ctx context.Context, policy registry.Policy, task progres
 		if i == 0 {
 			task.Add(j.size - counted.Load())
 		}
+		j.c.log.Info("blob pushed", "digest", j.d, "repository", repo.String(), "sent", i == 0 && counted.Load() > 0)
 	}
 	return nil
 }
@@ -619,6 +622,7 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 	}
 	if ok {
 		existing.Add(1)
+		u.c.log.Info("manifest already there", "ref", ref.String(), "digest", d.desc.Digest)
 		return nil
 	}
 	err = policy.Do(ctx, "PUT "+ref.String(), func(ctx context.Context) error {
@@ -632,5 +636,6 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w", ref, err)
 	}
 	put.Add(1)
+	u.c.log.Info("manifest put", "ref", ref.String(), "digest", d.desc.Digest)
 	return nil
 }
