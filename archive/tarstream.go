@@ -195,16 +195,34 @@ func decompressor(raw *bufio.Reader) (io.Reader, Compression, func(), error) {
 	return raw, None, func() {}, nil
 }
 
-// Decompress copies the tar inside r (a .tar, .tar.gz or .tar.zst, told by
-// its first bytes) to w, checking the compressor's own checksum to the end,
-// and says how r was compressed. Nothing else is checked: read the result
+// NewDecompressor returns a reader of the tar inside r (a .tar, .tar.gz or
+// .tar.zst, told by its first bytes, with the same limits as Read) and says
+// how r was compressed. Close releases the decompressor, not r.
+func NewDecompressor(r io.Reader) (io.ReadCloser, Compression, error) {
+	tr, comp, closeFn, err := decompressor(bufio.NewReaderSize(r, 256<<10))
+	if err != nil {
+		return nil, None, err
+	}
+	return readCloser{tr, closeFn}, comp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func()
+}
+
+func (r readCloser) Close() error { r.close(); return nil }
+
+// Decompress copies the tar inside r (see NewDecompressor) to w, to the
+// end of the stream, so the compressor's own checksum is checked, and
+// says how r was compressed. Nothing else is checked: read the result
 // with Read.
 func Decompress(ctx context.Context, w io.Writer, r io.Reader) (Compression, error) {
-	tr, comp, closeFn, err := decompressor(bufio.NewReaderSize(r, 256<<10))
+	tr, comp, err := NewDecompressor(r)
 	if err != nil {
 		return None, err
 	}
-	defer closeFn()
+	defer tr.Close()
 	if _, err := io.CopyBuffer(w, iox.ContextReader(ctx, tr), make([]byte, 256<<10)); err != nil {
 		return comp, fmt.Errorf("archive: %s: %w", comp, err)
 	}

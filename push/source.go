@@ -6,7 +6,6 @@ package push
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
@@ -101,18 +98,19 @@ func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []er
 			src.close()
 		}
 	}()
-	br := bufio.NewReaderSize(f, 1<<20)
-	head, _ := br.Peek(4)
+	zr, comp, err := archive.NewDecompressor(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer zr.Close()
 	var c *archive.Contents
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}), bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		if c, err = src.decompress(ctx, br, bytes.HasPrefix(head, []byte{0x1f, 0x8b}), tmpDir); err != nil {
-			return nil, nil, err
-		}
-	default:
-		if c, err = archive.Read(ctx, br, archive.ReadOptions{}); err != nil {
-			return nil, nil, err
-		}
+	if comp == archive.None {
+		c, err = archive.Read(ctx, zr, archive.ReadOptions{})
+	} else {
+		c, err = src.decompress(ctx, zr, tmpDir)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	if c.Compression != archive.None {
 		return nil, nil, fmt.Errorf("archive compressed twice (%s inside)", c.Compression)
@@ -135,25 +133,9 @@ func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []er
 	return src, problems, nil
 }
 
-// decompress writes the decompressed tar to a temporary file while
+// decompress writes the tar that zr decompresses to a temporary file while
 // archive.Read reads it, and makes that file the source's.
-func (src *source) decompress(ctx context.Context, r io.Reader, gz bool, tmpDir string) (*archive.Contents, error) {
-	var zr io.Reader
-	if gz {
-		g, err := pgzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		defer g.Close()
-		zr = g
-	} else {
-		z, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(archive.ZstdMaxWindow))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		defer z.Close()
-		zr = z
-	}
+func (src *source) decompress(ctx context.Context, zr io.Reader, tmpDir string) (*archive.Contents, error) {
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, err
 	}
