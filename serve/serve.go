@@ -90,9 +90,9 @@ type Archive struct {
 // tag two archives give different digests.
 func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archive, error) {
 	r := &Registry{blobs: map[digest.Digest]location{}, repos: map[string]*repo{}}
-	files, err := expand(paths)
+	files, err := archive.Files(paths)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("serve: %w", err)
 	}
 	var out []Archive
 	for _, p := range files {
@@ -104,42 +104,6 @@ func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archi
 		out = append(out, a)
 	}
 	return r, out, nil
-}
-
-// expand lists the archives of directories (*.tar, and *.tar.gz, *.tgz,
-// *.tar.zst, *.tzst so that they are refused with a message rather than
-// skipped) and keeps files as given.
-func expand(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, err
-		}
-		n := len(out)
-		for _, e := range entries {
-			name := e.Name()
-			if e.Type().IsRegular() && !strings.HasPrefix(name, ".") &&
-				slices.ContainsFunc([]string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}, func(s string) bool { return strings.HasSuffix(name, s) }) {
-				out = append(out, filepath.Join(p, name))
-			}
-		}
-		if len(out) == n {
-			return nil, fmt.Errorf("serve: no .tar archive in %s", p)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("serve: no archive given")
-	}
-	return out, nil
 }
 
 func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, error) {

@@ -3,13 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
@@ -123,9 +122,9 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 	if err != nil {
 		return usageError{err}
 	}
-	paths, err := expandArchives(args)
+	paths, err := archive.Files(args)
 	if err != nil {
-		return usageError{err}
+		return usageError{fmt.Errorf("push: %w", err)}
 	}
 	var spec *config.Spec
 	if f.spec != "" {
@@ -222,36 +221,4 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 		}
 	}
 	return nil
-}
-
-// expandArchives lists the archives of directories (*.tar, *.tar.gz,
-// *.tgz, *.tar.zst, *.tzst, hidden files skipped) and keeps files as given.
-func expandArchives(args []string) ([]string, error) {
-	var out []string
-	for _, p := range args {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("push: %w", err)
-		}
-		if !fi.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, err
-		}
-		n := len(out)
-		for _, e := range entries {
-			name := e.Name()
-			if e.Type().IsRegular() && !strings.HasPrefix(name, ".") &&
-				slices.ContainsFunc([]string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}, func(s string) bool { return strings.HasSuffix(name, s) }) {
-				out = append(out, filepath.Join(p, name))
-			}
-		}
-		if len(out) == n {
-			return nil, fmt.Errorf("push: no archive in %s", p)
-		}
-	}
-	return out, nil
 }
