@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -50,6 +51,48 @@ type Image struct {
 	// when the group's index mode is "filtered".
 	FilteredDigest string     `toml:"filtered-digest,omitempty"`
 	Platforms      []Platform `toml:"platform"`
+	// Signatures record what lock verified: absent when no signature
+	// requirement applies to the image.
+	Signatures []Signature `toml:"signature,omitempty"`
+}
+
+// Signature records one verified signature: which manifest it signs,
+// the cosign signature manifest (tag sha256-<hex>.sig) that held it, and
+// the key or identity that it was verified with. Keys are public; no
+// secret is ever recorded.
+type Signature struct {
+	Manifest string `toml:"manifest"` // the image's digest, or one of its platforms'
+	Digest   string `toml:"digest"`   // the signature manifest
+	// Key is the public key file as the spec names it, Fingerprint the
+	// sha256 of its DER SubjectPublicKeyInfo; Identity the Fulcio issuer
+	// and subject instead.
+	Key         string `toml:"key,omitempty"`
+	Fingerprint string `toml:"fingerprint,omitempty"`
+	Identity    string `toml:"identity,omitempty"`
+}
+
+// SignatureFor returns the recorded signature of manifest verified with a
+// key of that fingerprint (or with that identity), or nil.
+func (i *Image) SignatureFor(manifest, fingerprint, identity string) *Signature {
+	for k := range i.Signatures {
+		s := &i.Signatures[k]
+		if s.Manifest == manifest && (fingerprint != "" && s.Fingerprint == fingerprint || identity != "" && s.Identity == identity) {
+			return s
+		}
+	}
+	return nil
+}
+
+// Manifests lists the manifests an image pins: its own digest, then each
+// platform's that differs from it.
+func (i *Image) Manifests() []string {
+	out := []string{i.Digest}
+	for _, p := range i.Platforms {
+		if p.Digest != i.Digest {
+			out = append(out, p.Digest)
+		}
+	}
+	return out
 }
 
 // Platform pins one platform's manifest of an image.
@@ -190,6 +233,33 @@ func Parse(data []byte, path string) (*Lock, error) {
 					add(iline("filtered-digest"), "group %q: image %q: filtered-digest: %v", g.Name, img.Ref, err)
 				}
 			}
+			seenSig := map[Signature]bool{}
+			for si, sg := range img.Signatures {
+				sline := func(k string) int { return iline("signature", si, k) }
+				switch {
+				case checkDigest(sg.Manifest) != nil:
+					add(sline("manifest"), "group %q: image %q: signature: manifest: %v", g.Name, img.Ref, checkDigest(sg.Manifest))
+				case !slices.Contains(img.Manifests(), sg.Manifest):
+					add(sline("manifest"), "group %q: image %q: signature of %s, which is neither the image nor one of its platforms", g.Name, img.Ref, sg.Manifest)
+				}
+				if err := checkDigest(sg.Digest); err != nil {
+					add(sline("digest"), "group %q: image %q: signature: digest: %v", g.Name, img.Ref, err)
+				}
+				switch {
+				case sg.Identity != "" && (sg.Key != "" || sg.Fingerprint != ""):
+					add(sline("identity"), "group %q: image %q: a signature is verified with a key or an identity, not both", g.Name, img.Ref)
+				case sg.Identity == "" && (sg.Key == "" || sg.Fingerprint == ""):
+					add(sline("key"), "group %q: image %q: signature of %s: key and fingerprint (or identity) are required", g.Name, img.Ref, sg.Manifest)
+				case sg.Fingerprint != "":
+					if err := checkDigest(sg.Fingerprint); err != nil {
+						add(sline("fingerprint"), "group %q: image %q: signature: fingerprint: %v", g.Name, img.Ref, err)
+					}
+				}
+				if seenSig[sg] {
+					add(sline("manifest"), "group %q: image %q: signature listed twice", g.Name, img.Ref)
+				}
+				seenSig[sg] = true
+			}
 			if !img.IsIndex() && len(img.Platforms) > 1 {
 				add(iline("platform", 1), "group %q: image %q: a single manifest has exactly one platform entry", g.Name, img.Ref)
 			}
@@ -225,6 +295,19 @@ func (l *Lock) Sort() {
 	for gi := range l.Groups {
 		imgs := l.Groups[gi].Images
 		sort.Slice(imgs, func(i, j int) bool { return imgs[i].Ref < imgs[j].Ref })
+		for ii := range imgs {
+			sigs := imgs[ii].Signatures
+			sort.Slice(sigs, func(i, j int) bool {
+				a, b := sigs[i], sigs[j]
+				if a.Manifest != b.Manifest {
+					return a.Manifest < b.Manifest
+				}
+				if a.Fingerprint != b.Fingerprint {
+					return a.Fingerprint < b.Fingerprint
+				}
+				return a.Identity < b.Identity
+			})
+		}
 	}
 }
 

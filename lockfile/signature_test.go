@@ -1,0 +1,84 @@
+package lockfile
+
+import (
+	"strings"
+	"testing"
+)
+
+func signedSample() *Lock {
+	l := sample()
+	img := &l.Groups[0].Images[0] // busybox, an index
+	img.Signatures = []Signature{
+		{Manifest: d("b"), Digest: d("8"), Key: "keys/a.pub", Fingerprint: d("9")},
+		{Manifest: d("a"), Digest: d("7"), Key: "keys/a.pub", Fingerprint: d("9")},
+		{Manifest: d("a"), Digest: d("6"), Identity: "issuer=https://i subject=e@x"},
+	}
+	return l
+}
+
+func TestSignaturesRoundTrip(t *testing.T) {
+	b1, err := signedSample().Encode("bundle.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Parse(b1, "bundle.lock")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b1)
+	}
+	b2, _ := l.Encode("bundle.toml")
+	if string(b1) != string(b2) {
+		t.Fatalf("not stable:\n%s\n---\n%s", b1, b2)
+	}
+	img := l.Group("z").Image("docker.io/library/busybox:latest")
+	if len(img.Signatures) != 3 || img.Signatures[0].Manifest != d("a") || img.Signatures[2].Manifest != d("b") {
+		t.Errorf("signatures not sorted: %+v", img.Signatures)
+	}
+	if img.SignatureFor(d("b"), d("9"), "") == nil || img.SignatureFor(d("a"), "", "issuer=https://i subject=e@x") == nil || img.SignatureFor(d("d"), d("9"), "") != nil {
+		t.Error("SignatureFor")
+	}
+	if !strings.Contains(string(b1), "[[group.image.signature]]") {
+		t.Errorf("no signature tables:\n%s", b1)
+	}
+	// Without signatures the output has no trace of them.
+	plain, _ := sample().Encode("bundle.toml")
+	if strings.Contains(string(plain), "signature") {
+		t.Errorf("unsigned lockfile mentions signatures:\n%s", plain)
+	}
+}
+
+func TestSignaturesStrict(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Signature)
+		want string
+	}{
+		{"foreign manifest", func(s *Signature) { s.Manifest = d("4") }, "neither the image nor one of its platforms"},
+		{"bad digest", func(s *Signature) { s.Digest = "sha256:xyz" }, "signature: digest"},
+		{"no key", func(s *Signature) { s.Key = ""; s.Fingerprint = "" }, "key and fingerprint (or identity) are required"},
+		{"key and identity", func(s *Signature) { s.Identity = "x" }, "a key or an identity, not both"},
+		{"bad fingerprint", func(s *Signature) { s.Fingerprint = "md5:1" }, "fingerprint"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := signedSample()
+			c.edit(&l.Groups[0].Images[0].Signatures[0])
+			b, err := l.Encode("bundle.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(b, "bundle.lock")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want %q, got %v\n%s", c.want, err, b)
+			}
+			if !strings.Contains(err.Error(), "bundle.lock:") {
+				t.Errorf("no position: %v", err)
+			}
+		})
+	}
+	l := signedSample()
+	b, _ := l.Encode("bundle.toml")
+	bad := strings.Replace(string(b), `identity = "issuer`, `secret = "x"`+"\nidentity = \"issuer", 1)
+	if _, err := Parse([]byte(bad), "bundle.lock"); err == nil || !strings.Contains(err.Error(), `unknown key "group.image.signature.secret"`) {
+		t.Errorf("unknown key: %v", err)
+	}
+}
