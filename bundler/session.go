@@ -15,6 +15,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/registry"
 	"github.com/airgap-bundle/airgap-bundle/resolve"
+	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
 // Session is one run's access to the registries of a spec. It is both the
@@ -74,6 +75,18 @@ func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.P
 		}
 	}
 	return r.Resolve(ctx, ref, want, index)
+}
+
+// Verify implements Verifier, through containers/image's policy engine.
+func (s *Session) Verify(ctx context.Context, ref image.Reference, e *lockfile.Image, reqs []*config.SignatureRequirement) ([]lockfile.Signature, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if err := s.env.Check(ref.Domain()); err != nil {
+		return nil, err
+	}
+	v := &trust.Verifier{Sys: s.env.Sys}
+	return v.Verify(ctx, ref, e, reqs)
 }
 
 // Manifest implements Fetcher.
