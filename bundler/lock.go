@@ -23,6 +23,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
 // Resolver resolves one reference for a set of platforms.
@@ -273,6 +274,8 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 			var err error
 			switch {
 			case he != nil:
+			case rejected(j.ref, j.reqs) != nil:
+				err = rejected(j.ref, j.reqs)
 			case j.pinned != nil:
 				pinned := *j.pinned
 				img = &pinned
@@ -357,6 +360,17 @@ func reqsKey(reqs []*config.SignatureRequirement) string {
 		fmt.Fprintf(&b, "|%p", r)
 	}
 	return b.String()
+}
+
+// rejected is the refusal of a reject requirement, decided without asking
+// the registry.
+func rejected(ref image.Reference, reqs []*config.SignatureRequirement) error {
+	for _, r := range reqs {
+		if r.Require == config.RequireReject {
+			return &trust.Error{Image: ref.String(), Registry: ref.Domain(), Requirement: r.String(), Reason: "the policy rejects every image of this scope"}
+		}
+	}
+	return nil
 }
 
 // verifySignatures checks img against reqs and records what was verified

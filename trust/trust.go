@@ -124,7 +124,9 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 		}
 		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyPaths(paths))
 	}
-	ident := signature.PRSigstoreSignedWithSignedIdentity(signature.NewPRMMatchRepoDigestOrExact())
+	// cosign names the repository alone in its payload; the payload's
+	// manifest digest binds the signature to the image.
+	ident := signature.PRSigstoreSignedWithSignedIdentity(signature.NewPRMMatchRepository())
 	var out []candidate
 	if r.Fulcio != nil {
 		f, err := signature.NewPRSigstoreSignedFulcio(

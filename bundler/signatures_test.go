@@ -1,0 +1,303 @@
+package bundler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
+	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/registry"
+)
+
+// isolateCreds keeps the developer's registry credentials and
+// configuration out of a test.
+func isolateCreds(t *testing.T) {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+}
+
+// signedRegistry is a docker-registry holding images signed the way cosign
+// signs them, with keys made for the test.
+type signedRegistry struct {
+	reg          *testregistry.Registry
+	keyA, keyB   *fixtures.Signer
+	app          string   // index digest of signed/app:v1 (linux/amd64, linux/arm64)
+	appPlatforms []string // its platform manifests
+	appSigs      map[string]string
+	one, oneSig  string // signed/one:v1, a single manifest, and its signature
+	unsigned     string // unsigned/x:v1
+	other        string // other/y:v1, signed with key B
+}
+
+func startSignedRegistry(t *testing.T) *signedRegistry {
+	t.Helper()
+	isolateCreds(t)
+	ctx := context.Background()
+	s := &signedRegistry{reg: testregistry.Start(t, testregistry.Options{}), appSigs: map[string]string{}}
+	rt := s.reg.Transport()
+	var err error
+	if s.keyA, err = fixtures.NewSigner(); err != nil {
+		t.Fatal(err)
+	}
+	if s.keyB, err = fixtures.NewSigner(); err != nil {
+		t.Fatal(err)
+	}
+	h := s.reg.Host
+	push := func(repo string, obj any) string {
+		dg, err := fixtures.Push(ctx, h+"/"+repo+":v1", obj, rt, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dg
+	}
+	sign := func(k *fixtures.Signer, repo, dg string) string {
+		sd, err := k.PushSignature(ctx, h+"/"+repo, dg, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sd
+	}
+	idx, err := fixtures.Index("signed-app", true, fixtures.LinuxAMD64, fixtures.LinuxARM64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.app = push("signed/app", idx)
+	im, _ := idx.IndexManifest()
+	for _, d := range im.Manifests {
+		s.appPlatforms = append(s.appPlatforms, d.Digest.String())
+	}
+	for _, dg := range append([]string{s.app}, s.appPlatforms...) {
+		s.appSigs[dg] = sign(s.keyA, "signed/app", dg)
+	}
+	single := func(seed string) v1.Image {
+		img, err := fixtures.Image(seed, fixtures.LinuxAMD64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	s.one = push("signed/one", single("one"))
+	s.oneSig = sign(s.keyA, "signed/one", s.one)
+	s.unsigned = push("unsigned/x", single("x"))
+	s.other = push("other/y", single("y"))
+	sign(s.keyB, "other/y", s.other)
+	return s
+}
+
+// spec writes the keys beside a spec made of body (%[1]s is the registry
+// host) and loads it.
+func (s *signedRegistry) spec(t *testing.T, body string) *config.Spec {
+	t.Helper()
+	dir := t.TempDir()
+	for name, k := range map[string]*fixtures.Signer{"a.pub": s.keyA, "b.pub": s.keyB} {
+		if err := os.WriteFile(filepath.Join(dir, name), k.PublicPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "bundle.toml")
+	text := fmt.Sprintf("[registries.%q]\ninsecure = true\n", s.reg.Host) + fmt.Sprintf(body, s.reg.Host)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := config.Load(p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	return spec
+}
+
+func lockWith(t *testing.T, spec *config.Spec, old *lockfile.Lock) (*LockResult, error) {
+	t.Helper()
+	sess := NewSession(spec, registry.Options{UserAgent: "signatures-test"})
+	defer sess.Close()
+	return Lock(context.Background(), spec, old, sess, LockOptions{})
+}
+
+const signedSpec = `
+[[signatures]]
+scope = "%[1]s"
+require = "sigstoreSigned"
+key = "a.pub"
+
+[[signatures]]
+scope = "%[1]s/signed/app"
+require = "sigstoreSigned"
+keys = ["b.pub", "a.pub"]
+verify-platforms = true
+
+[[group]]
+name = "ok"
+platforms = ["linux/amd64", "linux/arm64"]
+images = ["%[1]s/signed/app:v1"]
+
+[[group]]
+name = "single"
+images = ["%[1]s/signed/one:v1"]
+`
+
+func TestLockVerifiesAndRecordsSignatures(t *testing.T) {
+	s := startSignedRegistry(t)
+	spec := s.spec(t, signedSpec)
+	res, err := lockWith(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Lock.Group("ok")
+	app := g.Image(s.reg.Host + "/signed/app:v1")
+	if app.Digest != s.app || len(app.Signatures) != 3 {
+		t.Fatalf("app: %+v", app)
+	}
+	fpA, _ := config.KeyFingerprint(filepath.Join(spec.Dir, "a.pub"))
+	for _, sig := range app.Signatures {
+		if sig.Key != "a.pub" || sig.Fingerprint != fpA || sig.Identity != "" {
+			t.Errorf("app signature %+v: want key a.pub %s", sig, fpA)
+		}
+		if want := s.appSigs[sig.Manifest]; sig.Digest != want {
+			t.Errorf("signature of %s: recorded %s, pushed %s", sig.Manifest, sig.Digest, want)
+		}
+	}
+	one := res.Lock.Group("single").Image(s.reg.Host + "/signed/one:v1")
+	if len(one.Signatures) != 1 || one.Signatures[0].Manifest != s.one || one.Signatures[0].Digest != s.oneSig {
+		t.Errorf("one: %+v (want signature %s)", one.Signatures, s.oneSig)
+	}
+
+	// The lockfile round-trips, and is fresh for the spec.
+	b, err := res.Lock.Encode("bundle.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := lockfile.Parse(b, "bundle.lock")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), `key = "a.pub"`) || strings.Contains(string(b), "PRIVATE") {
+		t.Errorf("lockfile:\n%s", b)
+	}
+	if err := CheckLock(spec, "bundle.lock", lock); err != nil {
+		t.Fatalf("fresh lock reported out of date: %v", err)
+	}
+
+	// A lockfile without the records (an old one) is out of date for a
+	// spec that requires signatures; lock verifies again, keeping the pins.
+	bare := lockfile.Lock{Version: lock.Version}
+	for _, g := range lock.Groups {
+		g.Images = append([]lockfile.Image(nil), g.Images...)
+		for i := range g.Images {
+			g.Images[i].Signatures = nil
+		}
+		bare.Groups = append(bare.Groups, g)
+	}
+	err = CheckLock(spec, "bundle.lock", &bare)
+	if !errors.Is(err, errdefs.ErrLockOutOfDate) || !strings.Contains(err.Error(), "not verified for sigstoreSigned") {
+		t.Fatalf("lock without records: %v", err)
+	}
+	again, err := lockWith(t, spec, &bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := again.Lock.Encode("bundle.toml")
+	if string(b2) != string(b) {
+		t.Errorf("re-verified lock differs:\n%s\n---\n%s", b2, b)
+	}
+
+	// The same spec without a signature policy: the records are dropped,
+	// the pins kept, and the lockfile is exactly what it was before
+	// signatures existed.
+	plain := s.spec(t, "[[group]]"+strings.SplitN(signedSpec, "[[group]]", 2)[1])
+	if err := CheckLock(plain, "bundle.lock", lock); !errors.Is(err, errdefs.ErrLockOutOfDate) {
+		t.Fatalf("records without a policy: %v", err)
+	}
+	unsigned, err := lockWith(t, plain, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3, _ := unsigned.Lock.Encode("bundle.toml")
+	if strings.Contains(string(b3), "signature") || len(unsigned.Resolved) != 2 || unsigned.Lock.Group("ok").Image(s.reg.Host+"/signed/app:v1").Digest != s.app {
+		t.Errorf("lock without policy:\n%s", b3)
+	}
+	if err := CheckLock(plain, "bundle.lock", unsigned.Lock); err != nil {
+		t.Error(err)
+	}
+	if err := CheckLock(plain, "bundle.lock", &bare); err != nil {
+		t.Errorf("an old lockfile without records is valid without a policy: %v", err)
+	}
+
+	// Another key required: the records no longer answer the policy.
+	rekeyed := s.spec(t, strings.Replace(signedSpec, `key = "a.pub"`, `key = "b.pub"`, 1))
+	if err := CheckLock(rekeyed, "bundle.lock", lock); !errors.Is(err, errdefs.ErrLockOutOfDate) || !strings.Contains(err.Error(), "b.pub") {
+		t.Fatalf("rekeyed: %v", err)
+	}
+}
+
+// Every unmet requirement is reported at once, each naming the image, the
+// registry, the requirement and the key.
+func TestLockRefusesUnsignedAndWrongKey(t *testing.T) {
+	s := startSignedRegistry(t)
+	spec := s.spec(t, `
+[[signatures]]
+scope = "%[1]s"
+require = "sigstoreSigned"
+key = "a.pub"
+
+[[signatures]]
+scope = "%[1]s/forbidden"
+require = "reject"
+
+[[group]]
+name = "bad"
+images = ["%[1]s/unsigned/x:v1", "%[1]s/other/y:v1", "%[1]s/signed/one:v1", "%[1]s/forbidden/z:v1"]
+
+[[group]]
+name = "strict"
+platforms = ["linux/amd64", "linux/arm64"]
+images = ["%[1]s/signed/app:v1"]
+signatures = { require = "sigstoreSigned", key = "b.pub", verify-platforms = true }
+`)
+	_, err := lockWith(t, spec, nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if !errors.Is(err, errdefs.ErrSignature) {
+		t.Errorf("not ErrSignature: %v", err)
+	}
+	msg := err.Error()
+	h := s.reg.Host
+	for _, want := range []string{
+		"unsigned/x:v1 (" + s.unsigned + ") on registry " + h + `: sigstoreSigned by key a.pub (signatures scope "` + h + `"): no signature`,
+		"other/y:v1 (" + s.other + ") on registry " + h + `: sigstoreSigned by key a.pub`,
+		"not accepted: key a.pub (sha256:",
+		h + "/forbidden/z:v1",
+		`group "strict"`,
+		`by key b.pub (group "strict" signatures)`,
+		"platform linux/arm64",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "signed/one") {
+		t.Errorf("the signed image is reported:\n%s", msg)
+	}
+	// unsigned, other, forbidden, and strict's index and two platforms.
+	if !strings.HasPrefix(msg, "4 images failed:") || strings.Count(msg, "by key b.pub") != 3 {
+		t.Errorf("not every error at once:\n%s", msg)
+	}
+	if !strings.Contains(msg, "bundle.toml:") {
+		t.Errorf("no positions:\n%s", msg)
+	}
+}
