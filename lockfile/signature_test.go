@@ -3,6 +3,8 @@ package lockfile
 import (
 	"strings"
 	"testing"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 func signedSample() *Lock {
@@ -80,5 +82,60 @@ func TestSignaturesStrict(t *testing.T) {
 	bad := strings.Replace(string(b), `identity = "issuer`, `secret = "x"`+"\nidentity = \"issuer", 1)
 	if _, err := Parse([]byte(bad), "bundle.lock"); err == nil || !strings.Contains(err.Error(), `unknown key "group.image.signature.secret"`) {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+func withArtifacts() *Lock {
+	l := signedSample()
+	l.Groups[0].Attachments = true
+	img := &l.Groups[0].Images[0]
+	img.Artifacts = []Artifact{
+		{Kind: ArtifactSBOM, Subject: d("a"), Tag: ArtifactTag(d("a"), ArtifactSBOM), Digest: d("5"), MediaType: image.OCIManifest, Size: 9},
+		{Kind: ArtifactSignature, Subject: d("a"), Tag: "sha256-" + strings.Repeat("a", 64) + ".sig", Digest: d("7"), MediaType: image.OCIManifest, Size: 9},
+		{Kind: ArtifactReferrer, Subject: d("b"), Digest: d("4"), MediaType: image.OCIManifest, ArtifactType: "application/spdx+json", Size: 9},
+	}
+	return l
+}
+
+func TestArtifactsRoundTrip(t *testing.T) {
+	b1, err := withArtifacts().Encode("bundle.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Parse(b1, "bundle.lock")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b1)
+	}
+	b2, _ := l.Encode("bundle.toml")
+	if string(b1) != string(b2) || !strings.Contains(string(b1), "attachments = true") || !strings.Contains(string(b1), "[[group.image.artifact]]") {
+		t.Fatalf("round trip:\n%s\n---\n%s", b1, b2)
+	}
+	if a := l.Group("z").Image("docker.io/library/busybox:latest").Artifacts; a[0].Kind != ArtifactSBOM || a[1].Kind != ArtifactSignature || a[2].Kind != ArtifactReferrer {
+		t.Errorf("order: %+v", a)
+	}
+}
+
+func TestArtifactsStrict(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*Lock)
+		want string
+	}{
+		{"kind", func(l *Lock) { l.Groups[0].Images[0].Artifacts[0].Kind = "sig" }, `kind "sig"`},
+		{"subject", func(l *Lock) { l.Groups[0].Images[0].Artifacts[0].Subject = d("3") }, "neither the image nor one of its platforms"},
+		{"tag", func(l *Lock) { l.Groups[0].Images[0].Artifacts[0].Tag = "latest" }, `tag "latest"`},
+		{"referrer tag", func(l *Lock) { l.Groups[0].Images[0].Artifacts[2].Tag = "x" }, `tag "x"`},
+		{"twice", func(l *Lock) { l.Groups[0].Images[0].Artifacts[1].Digest = d("5") }, "listed twice"},
+		{"size", func(l *Lock) { l.Groups[0].Images[0].Artifacts[1].Size = 0 }, "size must be positive"},
+		{"no attachments", func(l *Lock) { l.Groups[0].Attachments = false }, "artifacts in a group without attachments"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := withArtifacts()
+			c.edit(l)
+			b, _ := l.Encode("bundle.toml")
+			if _, err := Parse(b, "bundle.lock"); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("want %q, got %v", c.want, err)
+			}
+		})
 	}
 }
