@@ -34,7 +34,8 @@ check: lint test fuzz e2e
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := ./config:FuzzParse ./config:FuzzLocator ./config:FuzzImageList ./config:FuzzManifestImages \
 	./lockfile:FuzzParse ./sums:FuzzParse \
-	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex
+	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex \
+	./trust:FuzzParseReferrers
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
