@@ -39,6 +39,12 @@ type Verifier interface {
 	Verify(ctx context.Context, ref image.Reference, e *lockfile.Image, reqs []*config.SignatureRequirement) ([]lockfile.Signature, error)
 }
 
+// AttachmentFinder finds the artifacts attached to a pinned image (see
+// trust.Finder).
+type AttachmentFinder interface {
+	Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error)
+}
+
 // LockOptions say how Lock treats the existing lockfile.
 type LockOptions struct {
 	// Update re-resolves pinned images: all of them when UpdateImages is
@@ -117,7 +123,11 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 				case update(img.Ref):
 					reason = "update requested"
 				default:
-					if why := signatureDrift(spec.SignatureRequirements(g, img.Ref), e); why != "" {
+					why := signatureDrift(spec.SignatureRequirements(g, img.Ref), e)
+					if why == "" && lg.Attachments != g.CarrySignatures {
+						why = fmt.Sprintf("carry-signatures changed to %v", g.CarrySignatures)
+					}
+					if why != "" {
 						p.Resolve = append(p.Resolve, Want{Group: g, Image: img, Reason: why, Pinned: e})
 						continue
 					}
@@ -223,6 +233,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		index  image.IndexMode
 		pinned *lockfile.Image
 		reqs   []*config.SignatureRequirement
+		carry  bool
 		wants  []Want
 	}
 	jobsByKey := map[string]*job{}
@@ -233,9 +244,10 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		if w.Pinned != nil {
 			k += "|pinned " + w.Pinned.Digest
 		}
+		k += fmt.Sprintf("|carry %v", w.Group.CarrySignatures)
 		j, ok := jobsByKey[k]
 		if !ok {
-			j = &job{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index, pinned: w.Pinned, reqs: reqs}
+			j = &job{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index, pinned: w.Pinned, reqs: reqs, carry: w.Group.CarrySignatures}
 			jobsByKey[k] = j
 			order = append(order, k)
 		}
@@ -286,6 +298,9 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 			if he == nil && err == nil {
 				err = verifySignatures(ctx, r, j.ref, img, j.reqs, log)
 			}
+			if he == nil && err == nil {
+				err = findAttachments(ctx, r, j.ref, img, j.carry, log)
+			}
 			task.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
@@ -330,7 +345,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 
 	res := &LockResult{Lock: &lockfile.Lock{Version: lockfile.Version}, Removed: plan.Removed}
 	for _, sg := range spec.Groups {
-		lg := lockfile.Group{Name: sg.Name, Platforms: sg.Platforms.Strings(), Index: sg.Index}
+		lg := lockfile.Group{Name: sg.Name, Platforms: sg.Platforms.Strings(), Index: sg.Index, Attachments: sg.CarrySignatures}
 		for _, img := range sg.Images {
 			ref := img.Ref.String()
 			if e, ok := plan.Reuse[entryKey{sg.Name, ref}]; ok {
@@ -394,6 +409,26 @@ func verifySignatures(ctx context.Context, r Resolver, ref image.Reference, img 
 			img.Signatures = append(img.Signatures, s)
 		}
 	}
+	return nil
+}
+
+// findAttachments pins the artifacts attached to img when its group
+// carries them, and clears them otherwise.
+func findAttachments(ctx context.Context, r Resolver, ref image.Reference, img *lockfile.Image, carry bool, log *slog.Logger) error {
+	img.Artifacts = nil
+	if !carry {
+		return nil
+	}
+	f, ok := r.(AttachmentFinder)
+	if !ok {
+		return errors.New("this resolver cannot find attached artifacts")
+	}
+	log.Info("finding signatures, SBOMs and attestations", "image", ref.String(), "digest", img.Digest)
+	arts, err := f.Attachments(ctx, ref, img)
+	if err != nil {
+		return fmt.Errorf("finding attached artifacts: %w", err)
+	}
+	img.Artifacts = arts
 	return nil
 }
 

@@ -89,6 +89,18 @@ func (s *Session) Verify(ctx context.Context, ref image.Reference, e *lockfile.I
 	return v.Verify(ctx, ref, e, reqs)
 }
 
+// Attachments implements AttachmentFinder.
+func (s *Session) Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if err := s.env.Check(ref.Domain()); err != nil {
+		return nil, err
+	}
+	f := &trust.Finder{Sys: s.env.Sys, Referrers: s.env}
+	return f.Attachments(ctx, ref, e)
+}
+
 // Manifest implements Fetcher.
 func (s *Session) Manifest(ctx context.Context, ref image.Reference, top, instance digest.Digest) ([]byte, error) {
 	if err := s.start(); err != nil {

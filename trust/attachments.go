@@ -36,9 +36,9 @@ type Finder struct {
 // cosignKinds are the kinds found under cosign's tags, in lockfile order.
 var cosignKinds = []string{lockfile.ArtifactSignature, lockfile.ArtifactAttestation, lockfile.ArtifactSBOM}
 
-// Find returns the artifacts attached to e's manifests (the image's own
+// Attachments returns the artifacts attached to e's manifests (the image's own
 // digest and each platform's), pinned by digest.
-func (f *Finder) Find(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error) {
+func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error) {
 	repo := reference.TrimNamed(ref.Named)
 	var out []lockfile.Artifact
 	seen := map[string]bool{}
