@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
@@ -38,6 +40,7 @@ type signedRegistry struct {
 	keyA, keyB   *fixtures.Signer
 	app          string   // index digest of signed/app:v1 (linux/amd64, linux/arm64)
 	appPlatforms []string // its platform manifests
+	appDescs     []v1.Descriptor
 	appSigs      map[string]string
 	one, oneSig  string // signed/one:v1, a single manifest, and its signature
 	unsigned     string // unsigned/x:v1
@@ -80,6 +83,7 @@ func startSignedRegistry(t *testing.T) *signedRegistry {
 	im, _ := idx.IndexManifest()
 	for _, d := range im.Manifests {
 		s.appPlatforms = append(s.appPlatforms, d.Digest.String())
+		s.appDescs = append(s.appDescs, d)
 	}
 	for _, dg := range append([]string{s.app}, s.appPlatforms...) {
 		s.appSigs[dg] = sign(s.keyA, "signed/app", dg)
@@ -300,5 +304,128 @@ signatures = { require = "sigstoreSigned", key = "b.pub", verify-platforms = tru
 	}
 	if !strings.Contains(msg, "bundle.toml:") {
 		t.Errorf("no positions:\n%s", msg)
+	}
+}
+
+// The signature, an SBOM, an attestation and an OCI 1.1 referrer of a
+// signed image are pinned by lock, written by build as artifacts of the
+// archive (out of manifest.json, without names), and checked by verify.
+func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
+	s := startSignedRegistry(t)
+	ctx := context.Background()
+	rt := s.reg.Transport()
+	repo := s.reg.Host + "/signed/app"
+	att, err := fixtures.PushAttachment(ctx, repo, s.app, "att", rt, fixtures.Attachment{MediaType: fixtures.DSSEType, Data: []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom, err := fixtures.PushAttachment(ctx, repo, s.app, "sbom", rt, fixtures.Attachment{MediaType: fixtures.SPDXType, Data: []byte(`{"spdxVersion":"SPDX-2.3"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := v1.Descriptor{MediaType: s.appDescs[0].MediaType, Digest: s.appDescs[0].Digest, Size: s.appDescs[0].Size}
+	refImg, err := fixtures.Referrer(subject, "application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3","name":"amd64"}`), "application/spdx+json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	referrer, err := fixtures.PushReferrer(ctx, repo, refImg, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	spec := s.spec(t, signedSpec)
+	res, err := lockWith(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Lock.Group("ok")
+	if !g.Attachments {
+		t.Fatal("carry-signatures is not on by default for a signed group")
+	}
+	app := g.Image(repo + ":v1")
+	got := map[string]string{}
+	for _, a := range app.Artifacts {
+		got[a.Kind+" "+a.Subject] = a.Digest
+	}
+	want := map[string]string{
+		"signature " + s.app:             s.appSigs[s.app],
+		"signature " + s.appPlatforms[0]: s.appSigs[s.appPlatforms[0]],
+		"signature " + s.appPlatforms[1]: s.appSigs[s.appPlatforms[1]],
+		"attestation " + s.app:           att,
+		"sbom " + s.app:                  sbom,
+		"referrer " + s.appPlatforms[0]:  referrer,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("artifacts:\n got %v\nwant %v", got, want)
+	}
+	b, _ := res.Lock.Encode("bundle.toml")
+	lock, err := lockfile.Parse(b, "bundle.lock")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	sess := NewSession(spec, registry.Options{UserAgent: "signatures-test"})
+	defer sess.Close()
+	results, err := Build(ctx, spec, lock, c, sess, BuildOptions{OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Images != 1 {
+		t.Errorf("images counted: %d (artifacts are not images)", results[0].Images)
+	}
+	ct, err := archive.ReadFile(ctx, results[0].Path, archive.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := append(ct.Check(), ct.Strays()...); len(ps) > 0 {
+		t.Fatalf("archive problems: %v", ps)
+	}
+	if len(ct.DockerManifest) != 1 {
+		t.Errorf("manifest.json has %d entries, want only the image", len(ct.DockerManifest))
+	}
+	var arts []string
+	for _, img := range ct.Images {
+		if img.Artifact == nil {
+			continue
+		}
+		if len(img.Names) > 0 || img.Docker != nil || img.Artifact.Image != repo+":v1" {
+			t.Errorf("artifact %s: names %v, docker %v, image %q", img.Top.Digest, img.Names, img.Docker, img.Artifact.Image)
+		}
+		arts = append(arts, img.Artifact.Kind+" "+img.Artifact.Subject.String())
+	}
+	if len(arts) != 6 {
+		t.Errorf("archive artifacts: %v", arts)
+	}
+	reports, err := Verify(ctx, spec, lock, VerifyOptions{OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		if !r.OK() {
+			t.Errorf("verify %s: %v", r.Name, r.Problems)
+		}
+	}
+
+	// A lockfile that no longer pins one of them: the archive carries
+	// something the lockfile does not account for.
+	short := *lock
+	short.Groups = append([]lockfile.Group(nil), lock.Groups...)
+	for gi := range short.Groups {
+		if short.Groups[gi].Name == "ok" {
+			short.Groups[gi].Images = append([]lockfile.Image(nil), short.Groups[gi].Images...)
+			short.Groups[gi].Images[0].Artifacts = short.Groups[gi].Images[0].Artifacts[1:]
+		}
+	}
+	reports, err = Verify(ctx, spec, &short, VerifyOptions{OutputDir: out, Groups: []string{"ok"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 1 || len(reports[0].Problems) != 1 || reports[0].Problems[0].Kind != archive.KindNotInLockfile || !strings.Contains(reports[0].Problems[0].Image, "of "+repo+":v1") {
+		t.Errorf("unpinned artifact not reported: %+v", reports)
 	}
 }
