@@ -176,7 +176,14 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 		*skipped = append(*skipped, img.Label()+": no index.json entry (a Docker archive): nothing to serve")
 		return nil
 	}
-	for _, n := range img.Names {
+	names, artifactTag := img.Names, ""
+	if a := img.Artifact; a != nil && len(names) == 0 {
+		// A carried signature, SBOM or attestation: served in its image's
+		// repository, under cosign's tag (sha256-<hex>.sig, .att, .sbom)
+		// when it has one, else by digest only.
+		names, artifactTag = []string{a.Image}, a.Tag
+	}
+	for _, n := range names {
 		ref, err := image.ParseReference(n, "")
 		if err != nil {
 			*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
@@ -187,7 +194,11 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 			rp = &repo{tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
 			r.repos[ref.Name()] = rp
 		}
-		if t := ref.Tag(); t != "" {
+		t := ref.Tag()
+		if img.Artifact != nil && len(img.Names) == 0 {
+			t = artifactTag
+		}
+		if t != "" {
 			if old, ok := rp.tags[t]; ok && old.Digest != img.Top.Digest {
 				return fmt.Errorf("%s: tagged %s here and %s in another archive", n, img.Top.Digest, old.Digest)
 			}
