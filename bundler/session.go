@@ -86,7 +86,12 @@ func (s *Session) Verify(ctx context.Context, ref image.Reference, e *lockfile.I
 		return nil, err
 	}
 	v := &trust.Verifier{Sys: s.env.Sys}
-	return v.Verify(ctx, ref, e, reqs)
+	var sigs []lockfile.Signature
+	err := s.opts.Policy.Do(ctx, "verify "+ref.String(), func(ctx context.Context) (err error) {
+		sigs, err = v.Verify(ctx, ref, e, reqs)
+		return err
+	})
+	return sigs, err
 }
 
 // Attachments implements AttachmentFinder.
@@ -98,7 +103,12 @@ func (s *Session) Attachments(ctx context.Context, ref image.Reference, e *lockf
 		return nil, err
 	}
 	f := &trust.Finder{Sys: s.env.Sys, Referrers: s.env}
-	return f.Attachments(ctx, ref, e)
+	var arts []lockfile.Artifact
+	err := s.opts.Policy.Do(ctx, "attachments of "+ref.String(), func(ctx context.Context) (err error) {
+		arts, err = f.Attachments(ctx, ref, e)
+		return err
+	})
+	return arts, err
 }
 
 // Manifest implements Fetcher.
