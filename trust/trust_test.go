@@ -2,12 +2,20 @@ package trust_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
@@ -144,4 +152,88 @@ func TestSignatureTag(t *testing.T) {
 	if got := trust.SignatureTag("sha256:abc"); got != "sha256-abc.sig" {
 		t.Error(got)
 	}
+}
+
+// A keyless (Fulcio + Rekor) requirement is handed to containers/image as
+// such: an image without signatures is refused for the identity, naming
+// it, and no key is tried.
+func TestVerifyFulcioRequirementUnsigned(t *testing.T) {
+	isolate(t)
+	ctx := context.Background()
+	reg := testregistry.Start(t, testregistry.Options{})
+	img, err := fixtures.Image("fulcio-unsigned", fixtures.LinuxAMD64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host + "/keyless/app:v1"
+	dg, err := fixtures.Push(ctx, ref, img, reg.Transport(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rekor, err := fixtures.NewSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"fulcio.pem": testCA(t), "rekor.pub": rekor.PublicPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specPath := filepath.Join(dir, "bundle.toml")
+	body := fmt.Sprintf(`[registries.%[1]q]
+insecure = true
+
+[[group]]
+name = "keyless"
+images = [%[2]q]
+signatures = { require = "sigstoreSigned", fulcio-ca = "fulcio.pem", oidc-issuer = "https://issuer.example.com", subject-email = "rel@example.com", rekor-key = "rekor.pub" }
+`, reg.Host, ref)
+	if err := os.WriteFile(specPath, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := config.Load(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := registry.New(spec, registry.Options{UserAgent: "trust-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	g := spec.Group("keyless")
+	e := &lockfile.Image{Ref: ref, Digest: dg, Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: dg}}}
+	_, err = (&trust.Verifier{Sys: env.Sys}).Verify(ctx, g.Images[0].Ref, e, spec.SignatureRequirements(g, g.Images[0].Ref))
+	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "by Fulcio CA fulcio.pem for issuer=https://issuer.example.com subject=rel@example.com") || !strings.Contains(err.Error(), "no signature") {
+		t.Fatalf("keyless, unsigned: %v", err)
+	}
+	// Signed with a plain key, no certificate: containers/image's Fulcio
+	// evaluation refuses it.
+	if _, err := rekor.PushSignature(ctx, reg.Host+"/keyless/app", dg, reg.Transport()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&trust.Verifier{Sys: env.Sys}).Verify(ctx, g.Images[0].Ref, e, spec.SignatureRequirements(g, g.Images[0].Ref))
+	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "not accepted: issuer=https://issuer.example.com subject=rel@example.com: ") {
+		t.Fatalf("keyless, signed with a key: %v", err)
+	}
+	if strings.Contains(err.Error(), "loading Fulcio CA") {
+		t.Errorf("the CA was not read: %v", err)
+	}
+	t.Logf("containers/image: %v", err)
+}
+
+// testCA is a self-signed CA certificate, PEM, standing in for Fulcio's.
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test fulcio"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
