@@ -134,7 +134,12 @@ func readArchive(ctx context.Context, path string) (ArchiveReport, *archive.Cont
 		}
 		return r, nil
 	}
-	r.Size, r.SHA256, r.Format, r.Images, r.Blobs, r.Files = c.Size, c.SHA256, c.Format, len(c.Images), len(c.Blobs), len(c.Files)
+	r.Size, r.SHA256, r.Format, r.Blobs, r.Files = c.Size, c.SHA256, c.Format, len(c.Blobs), len(c.Files)
+	for _, img := range c.Images {
+		if img.Artifact == nil { // carried signatures and SBOMs are not images
+			r.Images++
+		}
+	}
 	r.add(c.Check()...)
 	return r, c
 }
