@@ -139,3 +139,31 @@ func TestArtifactsStrict(t *testing.T) {
 		})
 	}
 }
+
+// A lockfile whose pins stay but whose verified key or carried artifacts
+// change is an update in a diff, saying who signed before and after.
+func TestDiffSignatures(t *testing.T) {
+	old := withArtifacts()
+	nw := withArtifacts()
+	img := &nw.Groups[0].Images[0]
+	for i := range img.Signatures {
+		if img.Signatures[i].Key != "" {
+			img.Signatures[i].Key, img.Signatures[i].Fingerprint = "keys/b.pub", d("c")
+		}
+	}
+	img.Artifacts = img.Artifacts[:2]
+	diff := Compare(old, nw)
+	if diff.Updated != 1 || len(diff.Groups) != 1 || len(diff.Groups[0].Images) != 1 {
+		t.Fatalf("diff: %+v", diff)
+	}
+	id := diff.Groups[0].Images[0]
+	if id.OldDigest != id.NewDigest || !id.SignaturesChanged || !id.ArtifactsChanged || id.OldArtifacts != 3 || id.NewArtifacts != 2 {
+		t.Errorf("image diff: %+v", id)
+	}
+	if strings.Join(id.OldSignedBy, ";") != "issuer=https://i subject=e@x;key keys/a.pub ("+d("9")+")" || strings.Join(id.NewSignedBy, ";") != "issuer=https://i subject=e@x;key keys/b.pub ("+d("c")+")" {
+		t.Errorf("signed by: %q -> %q", id.OldSignedBy, id.NewSignedBy)
+	}
+	if !Compare(old, withArtifacts()).Empty() {
+		t.Error("same lockfiles differ")
+	}
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+)
+
+func TestPrintDiffSignatures(t *testing.T) {
+	d := &lockfile.Diff{GroupsChanged: 1, Updated: 1, Groups: []lockfile.GroupDiff{{Name: "core", Change: lockfile.Updated, Images: []lockfile.ImageDiff{{
+		Change: lockfile.Updated, OldRef: "docker.io/x/y:1", NewRef: "docker.io/x/y:1",
+		OldDigest: "sha256:" + strings.Repeat("a", 64), NewDigest: "sha256:" + strings.Repeat("a", 64),
+		UnchangedPlatforms: []string{"linux/amd64"},
+		SignaturesChanged:  true, OldSignedBy: []string{"key a.pub (sha256:1)"}, NewSignedBy: []string{"key b.pub (sha256:2)"},
+		ArtifactsChanged: true, OldArtifacts: 1, NewArtifacts: 3,
+	}}}}}
+	var b bytes.Buffer
+	printDiff(&b, d)
+	for _, want := range []string{
+		"  ~ docker.io/x/y:1  sha256:aaaaaaaaaaaa… (same digest)",
+		"      signed by: key a.pub (sha256:1) -> key b.pub (sha256:2)\n",
+		"      signatures, SBOMs and attestations carried: 1 -> 3\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
