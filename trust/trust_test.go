@@ -237,3 +237,86 @@ func testCA(t *testing.T) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// Keyless, offline: a signature whose certificate chains to the spec's
+// Fulcio CA, names the required issuer and e-mail, and whose Rekor bundle
+// verifies with the spec's Rekor key is accepted and recorded by identity;
+// one for another e-mail is refused.
+func TestVerifyKeyless(t *testing.T) {
+	isolate(t)
+	ctx := context.Background()
+	reg := testregistry.Start(t, testregistry.Options{})
+	kl, err := fixtures.NewKeyless()
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(repo, seed string) string {
+		img, err := fixtures.Image(seed, fixtures.LinuxAMD64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg, err := fixtures.Push(ctx, reg.Host+"/"+repo+":v1", img, reg.Transport(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dg
+	}
+	good, other := push("keyless/good", "kl-good"), push("keyless/other", "kl-other")
+	const issuer = "https://issuer.example.com"
+	if _, err := kl.PushSignature(ctx, reg.Host+"/keyless/good", good, "rel@example.com", issuer, reg.Transport()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kl.PushSignature(ctx, reg.Host+"/keyless/other", other, "mallory@example.com", issuer, reg.Transport()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"fulcio.pem": kl.CAPEM, "rekor.pub": kl.RekorPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specPath := filepath.Join(dir, "bundle.toml")
+	body := fmt.Sprintf(`[registries.%[1]q]
+insecure = true
+
+[[signatures]]
+scope = "%[1]s/keyless"
+require = "sigstoreSigned"
+fulcio-ca = "fulcio.pem"
+oidc-issuer = %[2]q
+subject-email = "rel@example.com"
+rekor-key = "rekor.pub"
+
+[[group]]
+name = "g"
+images = ["%[1]s/keyless/good:v1", "%[1]s/keyless/other:v1"]
+`, reg.Host, issuer)
+	if err := os.WriteFile(specPath, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := config.Load(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := registry.New(spec, registry.Options{UserAgent: "trust-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	g := spec.Group("g")
+	v := &trust.Verifier{Sys: env.Sys}
+	entry := func(dg string) *lockfile.Image {
+		return &lockfile.Image{Digest: dg, Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: dg}}}
+	}
+	sigs, err := v.Verify(ctx, g.Images[0].Ref, entry(good), spec.SignatureRequirements(g, g.Images[0].Ref))
+	if err != nil {
+		t.Fatalf("keyless signature refused: %v", err)
+	}
+	if len(sigs) != 1 || sigs[0].Identity != "issuer="+issuer+" subject=rel@example.com" || sigs[0].Key != "" || sigs[0].Manifest != good {
+		t.Errorf("records: %+v", sigs)
+	}
+	_, err = v.Verify(ctx, g.Images[1].Ref, entry(other), spec.SignatureRequirements(g, g.Images[1].Ref))
+	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "mallory@example.com") {
+		t.Fatalf("another e-mail: %v", err)
+	}
+}
