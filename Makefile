@@ -24,7 +24,7 @@ e2e:
 check: lint test fuzz e2e
 
 # Each fuzz target briefly (go test -fuzz takes one package and one target
-# per run), 9 targets, about a minute in CI. Crashers land in the package's
+# per run), 10 targets, about a minute in CI. Crashers land in the package's
 # testdata/fuzz/ and then run with every go test. The budget is a count of
 # runs, not a duration: with a duration, Go 1.26's fuzzing coordinator can
 # report "context deadline exceeded" as a failure when the time runs out
