@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/docker/distribution/registry/api/errcode"
+	v2 "github.com/docker/distribution/registry/api/v2"
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
@@ -240,11 +242,21 @@ func (v *Verifier) signatureManifest(ctx context.Context, named reference.Named,
 	return manifest.Digest(blob)
 }
 
+// isNotFound says whether err is a registry's answer that a manifest (a
+// tag) does not exist, as containers/image tells it apart internally: the
+// MANIFEST_UNKNOWN code, an UNKNOWN code saying "not found" (some
+// registries), or a bare 404.
 func isNotFound(err error) bool {
-	// containers/image keeps its "manifest unknown" test internal; a
-	// registry answers a missing tag with that code or a plain 404.
-	s := err.Error()
-	return strings.Contains(s, "manifest unknown") || strings.Contains(s, "not found") || strings.Contains(s, "404")
+	var ec errcode.ErrorCoder
+	if errors.As(err, &ec) && ec.ErrorCode() == v2.ErrorCodeManifestUnknown {
+		return true
+	}
+	var e errcode.Error
+	if errors.As(err, &e) && e.ErrorCode() == errcode.ErrorCodeUnknown && strings.Contains(strings.ToLower(e.Message), "not found") {
+		return true
+	}
+	// containers/image keeps its unexpected-status error type internal.
+	return strings.Contains(err.Error(), "status 404") || strings.Contains(err.Error(), "manifest unknown")
 }
 
 // reason is the policy engine's answer in one line.
