@@ -360,8 +360,10 @@ func TestWriteDeterministic(t *testing.T) {
 	}
 }
 
-// TestZstdWindow writes an archive bigger than the window, so the frame must
-// carry a window size, and reads it with decoders limited to 8 and 32 MiB.
+// TestZstdWindow writes an archive bigger than the window, and reads it with
+// decoders limited to 8 and 32 MiB: every frame needs at most 8 MiB of
+// window (a single-segment frame, as EncodeAll writes, needs its content
+// size).
 func TestZstdWindow(t *testing.T) {
 	blobs := newMemBlobs()
 	big := testLayer(t, gzTar(t, "big", string(randomBytes(1, 10<<20))), "application/vnd.docker.image.rootfs.diff.tar.gzip")
@@ -374,8 +376,15 @@ func TestZstdWindow(t *testing.T) {
 	if err := h.Decode(out); err != nil {
 		t.Fatal(err)
 	}
-	if h.SingleSegment || h.WindowSize == 0 || h.WindowSize > 8<<20 {
-		t.Fatalf("zstd frame: single segment %v, window %d; want a window of at most 8 MiB", h.SingleSegment, h.WindowSize)
+	window := h.WindowSize
+	if h.SingleSegment {
+		window = h.FrameContentSize
+	}
+	if window == 0 || window > 8<<20 {
+		t.Fatalf("zstd frame: single segment %v, window %d, content %d; want a window of at most 8 MiB", h.SingleSegment, h.WindowSize, h.FrameContentSize)
+	}
+	if len(out) < 10<<20 {
+		t.Fatalf("archive of %d bytes: the test needs one bigger than the window", len(out))
 	}
 	for _, limit := range []uint64{8 << 20, 32 << 20} {
 		zr, err := zstd.NewReader(bytes.NewReader(out), zstd.WithDecoderMaxWindow(limit), zstd.WithDecoderMaxMemory(limit))
@@ -685,5 +694,60 @@ type countingWriter struct{ n int64 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// The zstd writer's frames decode to the input at every size around a
+// frame boundary, and an error from the underlying writer reaches Write or
+// Close without hanging.
+func TestZstdFrames(t *testing.T) {
+	data := randomBytes(3, 2*zstdFrameSize+5)
+	for _, n := range []int{0, 1, zstdFrameSize - 1, zstdFrameSize, zstdFrameSize + 1, 2*zstdFrameSize + 5} {
+		var buf bytes.Buffer
+		zw, err := newZstdWriter(&buf, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zw.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		zr, err := zstd.NewReader(bytes.NewReader(buf.Bytes()), zstd.WithDecoderMaxWindow(8<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(zr)
+		zr.Close()
+		if err != nil || !bytes.Equal(got, data[:n]) {
+			t.Fatalf("%d bytes: decoded %d bytes, %v", n, len(got), err)
+		}
+	}
+	for _, failAfter := range []int{0, 1, 2} {
+		zw, err := newZstdWriter(&failingWriter{after: failAfter}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var werr error
+		for i := 0; i < 8 && werr == nil; i++ {
+			_, werr = zw.Write(data[:zstdFrameSize])
+		}
+		cerr := zw.Close()
+		if !errors.Is(werr, errDiskFull) && !errors.Is(cerr, errDiskFull) {
+			t.Errorf("fail after %d writes: Write %v, Close %v; want the writer's error", failAfter, werr, cerr)
+		}
+	}
+}
+
+var errDiskFull = errors.New("disk full")
+
+type failingWriter struct{ after, n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n >= f.after {
+		return 0, errDiskFull
+	}
+	f.n++
 	return len(p), nil
 }

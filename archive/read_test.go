@@ -612,3 +612,27 @@ func TestReadFileStreams(t *testing.T) {
 		t.Error("the layer was not hashed")
 	}
 }
+
+func TestFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b.tar.zst", "a.tar", "c.TGZ", ".a.tar.tmp-p1-2", "notes.txt", "d.tar.gz"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "sub.tar"), 0o755)
+	got, err := Files([]string{dir, "/dev/null"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "a.tar"), filepath.Join(dir, "b.tar.zst"), filepath.Join(dir, "c.TGZ"), filepath.Join(dir, "d.tar.gz"), "/dev/null"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Files = %q, want %q", got, want)
+	}
+	if _, err := Files([]string{t.TempDir()}); !errors.Is(err, ErrNoArchive) {
+		t.Errorf("empty directory: %v, want ErrNoArchive", err)
+	}
+	if _, err := Files([]string{filepath.Join(dir, "missing")}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing path: %v", err)
+	}
+}

@@ -606,6 +606,23 @@ k3s_requests() {
 	[[ $BENCH_KEEP == 1 ]] || rm -rf "$k"
 }
 
+# compress_speedup EXT: the archive compressor alone (archive's
+# BenchmarkCompression, compressible text, memory to io.Discard) on 1 core
+# and on every core: does compression use them all?
+compress_speedup() {
+	local ext=$1 alg out n
+	case $ext in gz) alg=gzip ;; zst) alg=zstd ;; esac
+	n=$(nproc)
+	out=$(cd "$ROOT" && CGO_ENABLED=0 go test -tags "containers_image_openpgp" -run '^$' \
+		-bench "^BenchmarkCompression\$/^$alg\$/^compressible\$" -benchtime 3x -cpu "1,$n" ./archive 2>&1) || {
+		log "compression benchmark failed: $out"
+		return 0
+	}
+	printf '%s\n' "$out" >"$LOGDIR/compress-$ext.log"
+	fact "compress_${ext}_1" "$(awk -v n="$alg/compressible" '$1 == "BenchmarkCompression/" n { print $(NF-1) }' <<<"$out")"
+	fact "compress_${ext}_n" "$(awk -v n="$alg/compressible-$n" '$1 == "BenchmarkCompression/" n { print $(NF-1) }' <<<"$out")"
+}
+
 # k3s: the set as .tar.gz and .tar.zst: a cold build, then a second build
 # (from the first one's cache, into a new directory) must give the same bytes.
 k3s_compressed() {
@@ -623,6 +640,7 @@ k3s_compressed() {
 		sum1=$(sha256sum "$d/a/bench.tar.$ext" | cut -d' ' -f1)
 		sum2=$(sha256sum "$d/b/bench.tar.$ext" 2>/dev/null | cut -d' ' -f1)
 		fact "${ext}_identical" "$([[ $sum1 == "$sum2" ]] && echo 1 || echo 0)"
+		compress_speedup "$ext"
 		fact "${ext}_sha256" "$sum1"
 		[[ $BENCH_KEEP == 1 ]] || rm -rf "$d"
 	done

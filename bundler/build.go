@@ -1,12 +1,10 @@
 package bundler
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,6 +80,10 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		rep = progress.New(nil, progress.Quiet)
 	}
 	b := &builder{policy: opts.Policy.WithDefaults(), spec: spec, cache: c, fetch: f, log: log, progress: rep}
+	b.dl = newDownloads(c, f, b.policy, log)
+	if s, ok := f.(*Session); ok && s.dl != nil && s.dl.cache == c {
+		b.dl = s.dl // join what the lock started fetching
+	}
 
 	jobs := opts.Jobs
 	if jobs <= 0 {
@@ -241,6 +243,7 @@ type builder struct {
 	fetch    Fetcher
 	log      *slog.Logger
 	progress progress.Reporter
+	dl       *downloads
 }
 
 // blobNeed is a blob and where it can be fetched from.
@@ -499,33 +502,6 @@ func (b *builder) checkSingles(ctx context.Context, p *groupPlan, g *gates) erro
 	return nil
 }
 
-// fetchBlob downloads one blob into the cache, retrying transient failures
-// under the policy. Each retry resumes after the bytes already received
-// (kept in the cache's partial file, also across runs); a body proved
-// corrupt starts over.
-func (b *builder) fetchBlob(ctx context.Context, n blobNeed, task progress.Task) error {
-	first := true
-	return b.policy.Do(ctx, "blob "+n.desc.Digest.String(), func(ctx context.Context) error {
-		open := func(ctx context.Context, offset int64) (io.ReadCloser, error) {
-			return b.fetch.Blob(ctx, n.ref, n.top, n.desc.Digest, n.desc.Size, offset)
-		}
-		resumed, err := b.cache.Fetch(ctx, n.desc.Digest, n.desc.Size, open, func(k int64) { task.Add(k) })
-		if first && resumed > 0 {
-			task.Add(resumed) // received by an earlier run
-			b.log.Info("resuming download", "blob", n.desc.Digest, "from", resumed, "of", n.desc.Size)
-		}
-		first = false
-		if errors.Is(err, cache.ErrDigest) {
-			// The partial was deleted: the next attempt starts over.
-			return fmt.Errorf("%w: %w", registry.ErrCorruptBody, err)
-		}
-		if err == nil {
-			b.log.Debug("fetched", "blob", n.desc.Digest, "bytes", n.desc.Size)
-		}
-		return err
-	})
-}
-
 // payload is what the archive writer reads for p: each distinct blob once
 // (a single manifest is its image's top as well).
 func (p *groupPlan) payload() int64 {
@@ -552,7 +528,7 @@ func (p *groupPlan) payload() int64 {
 // writeArchive writes p's archive to a temporary file in outDir, complete
 // and synced, and returns it uncommitted: the caller commits or closes it.
 // On error nothing is left behind.
-func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates) (_ ArchiveResult, _ *atomicfile.File, err error) {
+func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates, follow bool) (_ ArchiveResult, _ *atomicfile.File, err error) {
 	start := time.Now()
 	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Blobs: len(p.blobs)}
 	for _, img := range p.images {
@@ -575,11 +551,8 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	h := iox.NewAsyncHash(sha256.New())
 	defer h.Sum()
 	counter := &iox.CountingWriter{}
-	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h, counter), 1<<20)
-	err = archive.Write(ctx, bw, p.images, cacheBlobs{c: b.cache, gates: g, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
-	if err == nil {
-		err = bw.Flush()
-	}
+	// archive.Write buffers its output (256 KiB writes): no second buffer.
+	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, cacheBlobs{c: b.cache, gates: g, dl: b.dl, follow: follow, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
 	if err == nil {
 		err = tmp.Sync()
 	}

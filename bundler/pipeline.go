@@ -2,6 +2,7 @@ package bundler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -55,6 +56,16 @@ func (g *gates) wait(ctx context.Context, d digest.Digest) (fresh bool, err erro
 	return g.fresh[d], nil
 }
 
+// channel is closed when d is in the cache; nil when d is not awaited.
+func (g *gates) channel(d digest.Digest) <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ch, ok := g.ready[d]; ok {
+		return ch
+	}
+	return nil
+}
+
 func (g *gates) open(d digest.Digest, fresh bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -80,8 +91,9 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 				continue
 			}
 			g.ready[n.desc.Digest] = make(chan struct{})
-			if b.cache.Has(n.desc.Digest, n.desc.Size) {
-				g.open(n.desc.Digest, false)
+			verified, running := b.dl.state(n.desc.Digest)
+			if verified || !running && b.cache.Has(n.desc.Digest, n.desc.Size) {
+				g.open(n.desc.Digest, verified)
 				cached++
 				continue
 			}
@@ -132,7 +144,12 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 			}
 			eg.Go(func() error {
 				defer func() { <-slots }()
-				r, f, err := b.writeArchive(ectx, out, p, mtime, g)
+				r, f, err := b.writeArchive(ectx, out, p, mtime, g, true)
+				if errors.Is(err, errRestart) {
+					// Rare: a retry started a followed download over.
+					b.log.Info("rewriting an archive: a download it was following started over", "group", p.group.Name)
+					r, f, err = b.writeArchive(ectx, out, p, mtime, g, false)
+				}
 				if err != nil {
 					if isDiskFull(err) {
 						err = diskFullError(out, plans, err)
@@ -161,7 +178,7 @@ func (b *builder) download(ctx context.Context, todo []blobNeed, tasks map[diges
 			break
 		}
 		eg.Go(func() error {
-			if err := b.fetchBlob(ectx, n, tasks[n.desc.Digest]); err != nil {
+			if err := b.dl.get(ectx, n, tasks[n.desc.Digest]); err != nil {
 				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			g.open(n.desc.Digest, true)
@@ -183,16 +200,30 @@ func compareDigest(a, b digest.Digest) int {
 
 // cacheBlobs serves an archive's blobs from the cache as the downloads
 // bring them: a blob this process verified as it arrived is read as it is;
-// one from an earlier run is verified again on the way.
+// one from an earlier run is verified again on the way. With follow, a
+// blob still downloading is read from its partial file as it grows (see
+// downloads.follow), so a big layer is written while it downloads instead
+// of after.
 type cacheBlobs struct {
-	c     *cache.Cache
-	gates *gates
-	task  progress.Task
+	c      *cache.Cache
+	gates  *gates
+	dl     *downloads
+	follow bool
+	task   progress.Task
 }
 
 func (cb cacheBlobs) Open(ctx context.Context, d archive.Descriptor) (io.ReadCloser, error) {
 	var fresh bool
 	if cb.gates != nil {
+		if cb.follow {
+			fr, err := cb.followOrWait(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			if fr != nil {
+				return counted(fr, cb.task), nil
+			}
+		}
 		var err error
 		if fresh, err = cb.gates.wait(ctx, d.Digest); err != nil {
 			return nil, err
@@ -208,8 +239,39 @@ func (cb cacheBlobs) Open(ctx context.Context, d archive.Descriptor) (io.ReadClo
 	if err != nil {
 		return nil, err
 	}
+	return counted(rc, cb.task), nil
+}
+
+// followOrWait returns a follower of d's download as soon as one runs, or
+// nil once d is in the cache (or was never awaited).
+func (cb cacheBlobs) followOrWait(ctx context.Context, d archive.Descriptor) (*follower, error) {
+	ready := cb.gates.channel(d.Digest)
+	if ready == nil {
+		return nil, nil
+	}
+	for {
+		select {
+		case <-ready:
+			return nil, nil
+		default:
+		}
+		starts := cb.dl.startsCh() // before looking, so that no start is missed
+		if fr := cb.dl.follow(ctx, d.Digest, d.Size); fr != nil {
+			return fr, nil
+		}
+		select {
+		case <-ready:
+			return nil, nil
+		case <-starts:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func counted(rc io.ReadCloser, task progress.Task) io.ReadCloser {
 	return struct {
 		io.Reader
 		io.Closer
-	}{progress.CountingReader{R: rc, Task: cb.task}, rc}, nil
+	}{progress.CountingReader{R: rc, Task: task}, rc}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -28,6 +29,7 @@ type Session struct {
 	opts registry.Options
 
 	keep *cache.Cache // where resolved documents go, when set
+	dl   *downloads   // prefetching into keep, when set
 
 	once  sync.Once
 	env   *registry.Env
@@ -44,6 +46,22 @@ func NewSession(spec *config.Spec, opts registry.Options) *Session {
 // checked against its digest) go into c: a build that locks first then
 // finds them there instead of asking the registry again.
 func (s *Session) KeepIn(c *cache.Cache) { s.keep = c }
+
+// Prefetch makes every image Resolve pins start downloading its configs
+// and layers into the KeepIn cache at once, jobs at a time, while other
+// images are still being resolved: a Build with this session and cache
+// then joins those downloads. For a build that locks first; a lock alone
+// must not download layers. Close stops what is still running.
+func (s *Session) Prefetch(jobs int, log *slog.Logger) {
+	if s.keep == nil {
+		return
+	}
+	if jobs <= 0 {
+		jobs = 8
+	}
+	s.dl = newDownloads(s.keep, s, s.opts.Policy, log)
+	s.dl.startPrefetch(jobs)
+}
 
 func (s *Session) start() error {
 	s.once.Do(func() {
@@ -74,7 +92,11 @@ func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.P
 			}
 		}
 	}
-	return r.Resolve(ctx, ref, want, index)
+	img, err := r.Resolve(ctx, ref, want, index)
+	if err == nil && s.dl != nil {
+		s.dl.prefetch(ref, img)
+	}
+	return img, err
 }
 
 // Verify implements Verifier, through containers/image's policy engine.
@@ -138,6 +160,9 @@ func (s *Session) Blob(ctx context.Context, ref image.Reference, top, d digest.D
 // nothing to close.
 func (s *Session) Close() error {
 	var errs []error
+	if s.dl != nil {
+		s.dl.stop()
+	}
 	if s.fetch != nil {
 		errs = append(errs, s.fetch.Close())
 	}

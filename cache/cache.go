@@ -150,7 +150,8 @@ func (c *Cache) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		return fmt.Errorf("%w: got %s, want %s", ErrDigest, got, d)
 	}
-	return tmp.Commit()
+	// Not synced, as in Fetch: reads of an earlier run's entries verify them.
+	return tmp.Publish()
 }
 
 // OpenVerified returns a reader of a cached blob without hashing it again:

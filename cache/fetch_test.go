@@ -45,7 +45,7 @@ func TestFetchResumes(t *testing.T) {
 	}
 	src := &source{data: data, cut: 20000}
 	var got int64
-	if _, err := c.Fetch(ctx, d, size, src.open, func(n int64) { got += n }); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := c.Fetch(ctx, d, size, src.open, FetchProgress{Received: func(n int64) { got += n }}); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("cut body: %v", err)
 	}
 	if c.Has(d, size) {
@@ -53,7 +53,7 @@ func TestFetchResumes(t *testing.T) {
 	}
 	// The rest, resumed from where it stopped (as a later run would).
 	src.cut = -1
-	resumed, err := c.Fetch(ctx, d, size, src.open, func(n int64) { got += n })
+	resumed, err := c.Fetch(ctx, d, size, src.open, FetchProgress{Received: func(n int64) { got += n }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestFetchCorruptPartialStartsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &source{data: data, cut: -1}
-	if _, err := c.Fetch(ctx, d, int64(len(data)), src.open, nil); !errors.Is(err, ErrDigest) {
+	if _, err := c.Fetch(ctx, d, int64(len(data)), src.open, FetchProgress{}); !errors.Is(err, ErrDigest) {
 		t.Fatalf("corrupt partial: %v", err)
 	}
 	if c.Has(d, -1) {
@@ -92,7 +92,7 @@ func TestFetchCorruptPartialStartsOver(t *testing.T) {
 	if _, err := os.Stat(partial); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("corrupt partial kept")
 	}
-	if _, err := c.Fetch(ctx, d, int64(len(data)), src.open, nil); err != nil || !c.Has(d, int64(len(data))) {
+	if _, err := c.Fetch(ctx, d, int64(len(data)), src.open, FetchProgress{}); err != nil || !c.Has(d, int64(len(data))) {
 		t.Fatalf("second fetch: %v", err)
 	}
 	if src.offsets[len(src.offsets)-1] != 0 {

@@ -16,15 +16,24 @@ import (
 // would: images keep their public names and their registry digests, and
 // the original index (with some platforms absent) is pulled by digest for a
 // platform the archive holds.
+//
+// The .tar.zst archive is decompressed once into --unpack-dir and served
+// from there, with the same result.
 func TestServeAsContainerdMirror(t *testing.T) {
 	b := buildBundle(t)
+	for _, a := range []string{"multi.tar", "multi-zst.tar.zst"} {
+		t.Run(a, func(t *testing.T) { serveAsMirror(t, b, a) })
+	}
+}
+
+func serveAsMirror(t *testing.T, b built, archive string) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	srv := exec.Command(tool(t), "serve", b.archive("multi.tar"), "--listen", addr)
+	srv := exec.Command(tool(t), "serve", b.archive(archive), "--listen", addr, "--unpack-dir", t.TempDir())
 	out, err := os.CreateTemp(t.TempDir(), "serve-*.log")
 	if err != nil {
 		t.Fatal(err)

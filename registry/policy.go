@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker/distribution/registry/api/errcode"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.podman.io/image/v5/docker"
 )
 
@@ -150,6 +151,10 @@ func Transient(err error) bool {
 	var status docker.UnexpectedHTTPStatusError
 	if errors.As(err, &status) {
 		return transientStatus(status.StatusCode)
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return transientStatus(te.StatusCode)
 	}
 	var ec errcode.Error
 	if errors.As(err, &ec) {

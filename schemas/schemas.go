@@ -15,11 +15,13 @@ import (
 
 // Names of the schema files in FS, and the $id of each.
 const (
-	BundleFile = "bundle.schema.json"
-	LockFile   = "lock.schema.json"
+	BundleFile  = "bundle.schema.json"
+	LockFile    = "lock.schema.json"
+	MappingFile = "mapping.schema.json"
 
-	BundleID = "https://airgap-bundle.dev/schemas/bundle.schema.json"
-	LockID   = "https://airgap-bundle.dev/schemas/lock.schema.json"
+	BundleID  = "https://airgap-bundle.dev/schemas/bundle.schema.json"
+	LockID    = "https://airgap-bundle.dev/schemas/lock.schema.json"
+	MappingID = "https://airgap-bundle.dev/schemas/mapping.schema.json"
 )
 
 //go:embed *.json
@@ -33,6 +35,10 @@ func Bundle() []byte { return mustRead(BundleFile) }
 
 // Lock returns lock.schema.json. Each call returns a fresh copy.
 func Lock() []byte { return mustRead(LockFile) }
+
+// Mapping returns mapping.schema.json (the file push --mapping writes).
+// Each call returns a fresh copy.
+func Mapping() []byte { return mustRead(MappingFile) }
 
 func mustRead(name string) []byte {
 	b, err := files.ReadFile(name)

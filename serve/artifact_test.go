@@ -55,7 +55,7 @@ func TestServeCarriedSignature(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "group.tar"), buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, _, err := Open(context.Background(), []string{dir})
+	r, _, err := Open(context.Background(), []string{dir}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,25 @@
 // Package serve is a read-only OCI distribution registry served straight
-// from uncompressed archives: each archive is read once (archive.Read, one
-// streaming pass that hashes every blob and records where it lies in the
-// file), then manifests and blobs are served from the file in place. Only
-// offsets, sizes and the small JSON documents are kept in memory.
+// from archives: each archive is read once (archive.Read, one streaming
+// pass that hashes every blob and records where it lies in the file), then
+// manifests and blobs are served from the file in place. Only offsets,
+// sizes and the small JSON documents are kept in memory.
+//
+// A compressed archive (.tar.gz, .tar.zst) cannot be served in place: a
+// blob in the middle of a compressed stream is only reached by
+// decompressing everything before it. Such an archive is decompressed once
+// into Options.UnpackDir, named by the compressed file's sha256, and served
+// from there; a later Open of the same archive finds it. Seek points in the
+// compressed stream would save that disk space, but would need an index
+// the archive does not carry, and image layers barely compress again, so
+// the unpacked tar is about the size of the archive.
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,12 +34,21 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	digest "github.com/opencontainers/go-digest"
 )
 
-// ErrCompressed marks a compressed archive, which serve does not read:
+// ErrCompressed marks a compressed archive given without an UnpackDir:
 // blobs are served in place, which needs the uncompressed tar.
 var ErrCompressed = errors.New("compressed archive")
+
+// Options say how archives are opened.
+type Options struct {
+	// UnpackDir is where compressed archives are decompressed to; empty
+	// refuses them (ErrCompressed).
+	UnpackDir string
+}
 
 // location is where one blob lies: [off, off+size) of an archive file.
 type location struct {
@@ -53,9 +74,11 @@ type Registry struct {
 
 // Archive is one archive Open read.
 type Archive struct {
-	Path   string
-	Images int
-	Blobs  int
+	Path string
+	// Unpacked is the decompressed copy served for a compressed archive.
+	Unpacked string
+	Images   int
+	Blobs    int
 	// Skipped are the names (or images) not served, each with why: a
 	// name that is not a valid reference, an image of a Docker archive.
 	Skipped []string
@@ -65,15 +88,15 @@ type Archive struct {
 // returns the registry serving them. Compressed archives are refused
 // (ErrCompressed); so is one whose blobs do not hash to their names, and a
 // tag two archives give different digests.
-func Open(ctx context.Context, paths []string) (*Registry, []Archive, error) {
+func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archive, error) {
 	r := &Registry{blobs: map[digest.Digest]location{}, repos: map[string]*repo{}}
-	files, err := expand(paths)
+	files, err := archive.Files(paths)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("serve: %w", err)
 	}
 	var out []Archive
 	for _, p := range files {
-		a, err := r.add(ctx, p)
+		a, err := r.add(ctx, p, opts)
 		if err != nil {
 			r.Close()
 			return nil, nil, err
@@ -83,46 +106,11 @@ func Open(ctx context.Context, paths []string) (*Registry, []Archive, error) {
 	return r, out, nil
 }
 
-// expand lists the archives of directories (*.tar, and *.tar.gz, *.tgz,
-// *.tar.zst, *.tzst so that they are refused with a message rather than
-// skipped) and keeps files as given.
-func expand(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, err
-		}
-		n := len(out)
-		for _, e := range entries {
-			name := e.Name()
-			if e.Type().IsRegular() && !strings.HasPrefix(name, ".") &&
-				slices.ContainsFunc([]string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}, func(s string) bool { return strings.HasSuffix(name, s) }) {
-				out = append(out, filepath.Join(p, name))
-			}
-		}
-		if len(out) == n {
-			return nil, fmt.Errorf("serve: no .tar archive in %s", p)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("serve: no archive given")
-	}
-	return out, nil
-}
-
-func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
+func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, error) {
+	a := Archive{Path: p}
 	f, err := os.Open(p)
 	if err != nil {
-		return Archive{}, err
+		return a, err
 	}
 	// Told by the first bytes, before a pass over the whole file.
 	head := make([]byte, 4)
@@ -135,14 +123,31 @@ func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
 		comp, cmd = "zstd", "zstd -d"
 	}
 	if comp != "" {
+		if opts.UnpackDir == "" {
+			f.Close()
+			return a, fmt.Errorf("serve: %s: %w (%s): blobs are served in place from an uncompressed tar; give a directory to decompress it into, or decompress it yourself (%s %s)", p, ErrCompressed, comp, cmd, p)
+		}
+		a.Unpacked, err = unpack(ctx, f, opts.UnpackDir)
 		f.Close()
-		return Archive{}, fmt.Errorf("serve: %s: %w (%s): blobs are served in place from an uncompressed .tar; decompress it first (%s %s)", p, ErrCompressed, comp, cmd, p)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		if err != nil {
+			return a, fmt.Errorf("serve: %s: %w", p, err)
+		}
+		if f, err = os.Open(a.Unpacked); err != nil {
+			return a, err
+		}
+	} else if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
-		return Archive{}, err
+		return a, err
 	}
 	c, err := archive.Read(ctx, f, archive.ReadOptions{})
+	if err == nil && a.Unpacked != "" {
+		err = checkBlobs(c, a.Unpacked)
+	}
+	if err != nil && a.Unpacked != "" {
+		// A damaged copy is made again from the archive next time.
+		os.Remove(a.Unpacked)
+		err = fmt.Errorf("%w (in its decompressed copy %s, now removed: run again to decompress it anew)", err, a.Unpacked)
+	}
 	if err != nil {
 		f.Close()
 		return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
@@ -152,22 +157,73 @@ func (r *Registry) add(ctx context.Context, p string) (Archive, error) {
 		return Archive{}, fmt.Errorf("serve: %s: %w (%s)", p, ErrCompressed, c.Compression)
 	}
 	r.files = append(r.files, f)
+	if err := checkBlobs(c, p); err != nil {
+		return Archive{}, fmt.Errorf("serve: %w (run airgap-bundle verify)", err)
+	}
 	for d, b := range c.Blobs {
-		if b.ComputedDigest != d {
-			return Archive{}, fmt.Errorf("serve: %s: %s hashes to %s, not its name (run airgap-bundle verify)", p, b.Path, b.ComputedDigest)
-		}
 		fi := c.Files[b.Path]
 		if _, ok := r.blobs[d]; !ok {
 			r.blobs[d] = location{file: f, off: fi.Offset, size: fi.Size}
 		}
 	}
-	a := Archive{Path: p, Images: len(c.Images), Blobs: len(c.Blobs)}
+	a.Images, a.Blobs = len(c.Images), len(c.Blobs)
 	for _, img := range c.Images {
 		if err := r.addImage(c, img, &a.Skipped); err != nil {
 			return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
 		}
 	}
 	return a, nil
+}
+
+// checkBlobs makes sure every blob of c hashes to its name.
+func checkBlobs(c *archive.Contents, p string) error {
+	for d, b := range c.Blobs {
+		if b.ComputedDigest != d {
+			return fmt.Errorf("%s: %s hashes to %s, not its name", p, b.Path, b.ComputedDigest)
+		}
+	}
+	return nil
+}
+
+// unpack decompresses the archive f into dir as <sha256 of f>.tar, unless
+// it is there already, and returns that path. What is found there is
+// trusted no more than the archive: Read hashes every blob of it again.
+func unpack(ctx context.Context, f *os.File, dir string) (string, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, iox.ContextReader(ctx, f)); err != nil {
+		return "", err
+	}
+	target := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))+".tar")
+	if fi, err := os.Stat(target); err == nil && fi.Mode().IsRegular() {
+		return target, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("unpack directory: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	tmp, err := atomicfile.Create(target, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("unpack directory: %w", err)
+	}
+	defer tmp.Close() // removes the temporary file unless published
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if _, err := archive.Decompress(ctx, bw, f); err != nil {
+		return "", err
+	}
+	if err := bw.Flush(); err != nil {
+		return "", fmt.Errorf("unpacking to %s: %w", dir, err)
+	}
+	// Not synced: a copy a crash left short fails Read's checks, and is
+	// made again once removed (the error says so).
+	if err := tmp.Publish(); err != nil {
+		return "", fmt.Errorf("unpacking to %s: %w", dir, err)
+	}
+	return target, nil
 }
 
 func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]string) error {

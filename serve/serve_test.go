@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,7 +113,7 @@ func start(t *testing.T) (*fixture, *httptest.Server) {
 	t.Helper()
 	dir := t.TempDir()
 	f := writeFixture(t, dir)
-	r, archives, err := Open(context.Background(), []string{dir})
+	r, archives, err := Open(context.Background(), []string{dir}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,10 @@ func expectError(t *testing.T, method, url string, status int, code string) {
 	}
 }
 
-func TestOpenRefusesCompressed(t *testing.T) {
+// A compressed archive is refused without an unpack directory, and with
+// one it is decompressed once, served from the copy (blobs byte for byte),
+// found again by the next Open, and made anew when the copy is damaged.
+func TestOpenCompressed(t *testing.T) {
 	dir := t.TempDir()
 	f := writeFixture(t, dir)
 	raw, _ := os.ReadFile(f.path)
@@ -267,11 +271,63 @@ func TestOpenRefusesCompressed(t *testing.T) {
 	zw := gzip.NewWriter(&buf)
 	zw.Write(raw)
 	zw.Close()
-	gz := filepath.Join(dir, "group.tar.gz")
+	gz := filepath.Join(t.TempDir(), "group.tar.gz")
 	os.WriteFile(gz, buf.Bytes(), 0o644)
-	_, _, err := Open(context.Background(), []string{gz})
-	if err == nil || !strings.Contains(err.Error(), "gunzip") {
-		t.Fatalf("Open .tar.gz: %v", err)
+	_, _, err := Open(context.Background(), []string{gz}, Options{})
+	if !errors.Is(err, ErrCompressed) || !strings.Contains(err.Error(), "gunzip") {
+		t.Fatalf("Open .tar.gz without an unpack directory: %v", err)
+	}
+
+	unpackDir := filepath.Join(t.TempDir(), "unpacked")
+	open := func() (*Registry, Archive) {
+		t.Helper()
+		r, archives, err := Open(context.Background(), []string{gz}, Options{UnpackDir: unpackDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		if len(archives) != 1 || archives[0].Images != 1 || archives[0].Unpacked == "" {
+			t.Fatalf("archives: %+v", archives)
+		}
+		return r, archives[0]
+	}
+	r, a := open()
+	if got, _ := os.ReadFile(a.Unpacked); !bytes.Equal(got, raw) {
+		t.Fatal("the unpacked copy is not the archive's tar")
+	}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	layer := f.amd64.Layers[0]
+	res, body := do(t, "GET", srv.URL+"/v2/docker.io/library/busybox/blobs/"+layer.Digest.String())
+	if res.StatusCode != 200 || digest.FromBytes(body) != layer.Digest {
+		t.Fatalf("layer from the unpacked copy: %d, %d bytes", res.StatusCode, len(body))
+	}
+
+	// Found again: not rewritten.
+	st1, _ := os.Stat(a.Unpacked)
+	_, a2 := open()
+	st2, _ := os.Stat(a2.Unpacked)
+	if a2.Unpacked != a.Unpacked || !st2.ModTime().Equal(st1.ModTime()) {
+		t.Errorf("second Open unpacked again: %s (%v) vs %s (%v)", a2.Unpacked, st2.ModTime(), a.Unpacked, st1.ModTime())
+	}
+
+	// A damaged copy is refused and removed; the next Open makes it anew.
+	damaged := bytes.Clone(raw)
+	i := bytes.Index(damaged, f.blobs[layer.Digest])
+	if i < 0 {
+		t.Fatal("layer not found in the tar")
+	}
+	damaged[i] ^= 0xff
+	os.WriteFile(a.Unpacked, damaged, 0o600)
+	if _, _, err := Open(context.Background(), []string{gz}, Options{UnpackDir: unpackDir}); err == nil || !strings.Contains(err.Error(), "now removed") {
+		t.Fatalf("Open with a damaged copy: %v", err)
+	}
+	if _, err := os.Stat(a.Unpacked); !os.IsNotExist(err) {
+		t.Fatalf("damaged copy still there: %v", err)
+	}
+	_, a3 := open()
+	if got, _ := os.ReadFile(a3.Unpacked); !bytes.Equal(got, raw) {
+		t.Fatal("the copy made anew is not the archive's tar")
 	}
 }
 
@@ -289,7 +345,7 @@ func TestOpenSkipsBadNames(t *testing.T) {
 	tw.Close()
 	p := filepath.Join(dir, "bad.tar")
 	os.WriteFile(p, buf.Bytes(), 0o644)
-	r, archives, err := Open(context.Background(), []string{p})
+	r, archives, err := Open(context.Background(), []string{p}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +371,7 @@ func TestOpenRefusesCorruptBlob(t *testing.T) {
 	}
 	raw[i+len(layer)/2] ^= 0xff
 	os.WriteFile(f.path, raw, 0o644)
-	if _, _, err := Open(context.Background(), []string{f.path}); err == nil || !strings.Contains(err.Error(), "hashes to") {
+	if _, _, err := Open(context.Background(), []string{f.path}, Options{}); err == nil || !strings.Contains(err.Error(), "hashes to") {
 		t.Fatalf("Open of a corrupt archive: %v", err)
 	}
 }
@@ -348,7 +404,7 @@ func TestBlobsPerRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "other.tar"), buf.Bytes(), 0o644)
-	r, archives, err := Open(context.Background(), []string{dir})
+	r, archives, err := Open(context.Background(), []string{dir}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,11 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		return err
 	}
 	session.KeepIn(bc)
+	if len(f.groups) == 0 {
+		// Layers start downloading as their images are resolved. Not when
+		// only some groups are built: lock resolves them all.
+		session.Prefetch(f.jobs, g.logger())
+	}
 
 	policy := bundler.UpdateLock
 	if f.locked {

@@ -252,3 +252,41 @@ func TestColdBuildFetchesEachDocumentOnce(t *testing.T) {
 		}
 	}
 }
+
+// A cold build starts downloading an image's layers as soon as the lock has
+// resolved that image, while it still waits for the others: the big layer's
+// download starts before a slow manifest of another image has been served.
+// (Before, every download waited for the whole lock.)
+func TestColdBuildDownloadsWhileLocking(t *testing.T) {
+	w := newFaultWorld(t)
+	w.px.ResetCounters()
+	w.px.Add(faultproxy.Rule{Name: "slow manifest", Method: "GET", Path: `^/v2/fixtures/single/manifests/v1$`, When: faultproxy.Nth(1), Fault: faultproxy.Slow(1000)})
+	out := t.TempDir()
+	if out, code := w.build(t, out); code != 0 {
+		t.Fatalf("cold build: exit %d\n%s", code, out)
+	}
+	var layer, slow faultproxy.Entry
+	for _, e := range w.px.Log() {
+		if e.Method == "GET" && strings.HasSuffix(e.Path, w.bigLayer) && layer.Seq == 0 {
+			layer = e
+		}
+		if e.Fault == "slow manifest" {
+			slow = e
+		}
+	}
+	if layer.Seq == 0 || slow.Seq == 0 || slow.End.IsZero() {
+		t.Fatalf("big layer or slow manifest request missing\n%s", w.px.LogString())
+	}
+	if !layer.Start.Before(slow.End) {
+		t.Errorf("the big layer was requested %s after the slow manifest was served: downloads waited for the whole lock\n%s",
+			layer.Start.Sub(slow.End), w.px.LogString())
+	}
+	// And the head start changes nothing in what is built.
+	again := t.TempDir()
+	if out, code := w.build(t, again, "--locked"); code != 0 {
+		t.Fatalf("second build: exit %d\n%s", code, out)
+	}
+	if a, b := mustRead(t, filepath.Join(out, "apps.tar")), mustRead(t, filepath.Join(again, "apps.tar")); a != b {
+		t.Error("archives of the cold build and of a build from the lockfile differ")
+	}
+}

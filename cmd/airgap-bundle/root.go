@@ -64,6 +64,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newVerifyCmd(g))
 	root.AddCommand(newInspectCmd(g))
 	root.AddCommand(newServeCmd(g))
+	root.AddCommand(newPushCmd(g))
 	return root
 }
 

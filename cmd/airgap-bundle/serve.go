@@ -6,18 +6,21 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/serve"
 )
 
 type serveFlags struct {
-	listen  string
-	tlsCert string
-	tlsKey  string
+	listen    string
+	unpackDir string
+	tlsCert   string
+	tlsKey    string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -25,16 +28,18 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve DIR|ARCHIVE...",
 		Short: "Serve archives as a read-only registry (OCI distribution API)",
-		Long: `serve reads each uncompressed .tar archive once (every blob is hashed
-and located), then answers pulls straight from the files: manifests and
+		Long: `serve reads each archive once (every blob is hashed and located), then
+answers pulls straight from the files: manifests and
 indexes by tag and by digest, exactly as stored (the original index of an
 image too, even when some of its platforms are not in the archive), blobs
 with Range requests, and tags/list. Nothing is extracted and nothing can be
 pushed. Repositories are the images' full names: docker.io/library/busybox:1.36
 is pulled as HOST:PORT/docker.io/library/busybox:1.36.
 
-Compressed archives (.tar.gz, .tar.zst) are refused: decompress them first
-(gunzip -k, zstd -d). A directory stands for the archives in it.
+A compressed archive (.tar.gz, .tar.zst) is decompressed once into
+--unpack-dir (by default the "unpacked" directory of the cache), named by
+its sha256, and served from there; the next serve of the same archive finds
+it. A directory stands for the archives in it.
 Ctrl-C stops the server.`,
 		Example: `  airgap-bundle serve dist/ --listen 127.0.0.1:5000
   skopeo inspect --tls-verify=false docker://127.0.0.1:5000/docker.io/library/busybox:1.36`,
@@ -52,6 +57,7 @@ Ctrl-C stops the server.`,
 		},
 	}
 	c.Flags().StringVar(&f.listen, "listen", "127.0.0.1:5000", "address to listen on")
+	c.Flags().StringVar(&f.unpackDir, "unpack-dir", "", "where compressed archives are decompressed to (default: the cache directory's unpacked/)")
 	c.Flags().StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
 	c.Flags().StringVar(&f.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
 	return c
@@ -59,7 +65,15 @@ Ctrl-C stops the server.`,
 
 func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) error {
 	ctx := c.Context()
-	reg, archives, err := serve.Open(ctx, args)
+	unpackDir := f.unpackDir
+	if unpackDir == "" {
+		dir, err := cache.DefaultDir()
+		if err != nil {
+			return usageError{fmt.Errorf("serve: no cache directory to decompress archives into: %w (use --unpack-dir)", err)}
+		}
+		unpackDir = filepath.Join(dir, "unpacked")
+	}
+	reg, archives, err := serve.Open(ctx, args, serve.Options{UnpackDir: unpackDir})
 	if err != nil {
 		return err
 	}
@@ -72,6 +86,9 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 	if !g.quiet {
 		for _, a := range archives {
 			fmt.Fprintf(out, "%s: %d images, %d blobs\n", a.Path, a.Images, a.Blobs)
+			if a.Unpacked != "" {
+				fmt.Fprintf(out, "  served from its decompressed copy %s\n", a.Unpacked)
+			}
 			for _, s := range a.Skipped {
 				fmt.Fprintf(out, "  not served: %s\n", s)
 			}

@@ -48,10 +48,11 @@ func TestServeCommand(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 
-	gz := filepath.Join(dir, "x.tar.gz")
-	os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0o644)
-	if _, stderr, code := runSplit(t, "", "serve", "--listen", "127.0.0.1:0", gz); code == 0 || !strings.Contains(stderr, "decompress") {
-		t.Errorf("serve .tar.gz: code %d, %s", code, stderr)
+	// A damaged .tar.gz fails at start, naming the archive.
+	gz := filepath.Join(t.TempDir(), "x.tar.gz")
+	os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0}, 0o644)
+	if _, stderr, code := runSplit(t, "", "serve", "--listen", "127.0.0.1:0", "--unpack-dir", t.TempDir(), gz); code == 0 || !strings.Contains(stderr, gz) {
+		t.Errorf("serve of a damaged .tar.gz: code %d, %s", code, stderr)
 	}
 	if _, _, code := runSplit(t, "", "serve", "--tls-cert", "x.pem", dir); code != exitUsage {
 		t.Errorf("--tls-cert alone: code %d", code)

@@ -132,6 +132,31 @@ func (f *File) Commit() error {
 	return nil
 }
 
+// Publish renames the file over its target like Commit, but flushes
+// nothing to disk: for content-addressed files whose every read is
+// verified (the blob cache), where a file a crash left short is caught and
+// fetched again, and an fsync per file would cost more than the refetch.
+func (f *File) Publish() error {
+	if f.done || f.synced {
+		return ErrClosed
+	}
+	f.done = true
+	err := f.err
+	if err == nil {
+		err = f.tmp.Chmod(f.mode)
+	}
+	if cerr := f.tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.tmp.Name(), f.path)
+	}
+	if err != nil {
+		os.Remove(f.tmp.Name())
+	}
+	return err
+}
+
 // Abort discards the temporary file. It is a no-op after Commit or Abort.
 func (f *File) Abort() error {
 	if f.done {

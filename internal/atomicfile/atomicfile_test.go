@@ -320,3 +320,32 @@ func TestRename(t *testing.T) {
 		t.Errorf("directory holds %v", es)
 	}
 }
+
+func TestPublish(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "blob")
+	f, err := CreateIn(filepath.Join(dir), target, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("content")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || string(got) != "content" {
+		t.Fatalf("target = %q, %v; want content", got, err)
+	}
+	if st, _ := os.Stat(target); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode = %v, want 0640", st.Mode().Perm())
+	}
+	if err := f.Publish(); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Publish: %v, want ErrClosed", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want only the target", len(ents))
+	}
+}

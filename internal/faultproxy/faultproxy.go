@@ -221,7 +221,7 @@ func (p *Proxy) admit(r *http.Request) (int, int, *Handle) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seq++
-	e := Entry{Seq: p.seq, Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")}
+	e := Entry{Seq: p.seq, Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"), Start: time.Now()}
 	p.stats.Requests[Key{r.Method, PathKind(r.URL.Path)}]++
 	if e.Range != "" {
 		p.stats.RangeRequests++
@@ -289,6 +289,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.handlers.Done()
 	idx, seq, h := p.admit(r)
 	q := request{p: p, idx: idx, seq: seq, path: r.URL.Path}
+	defer p.update(idx, seq, func(e *Entry) { e.End = time.Now() })
 	var f Fault
 	if h != nil {
 		f = h.rule.Fault

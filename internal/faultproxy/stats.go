@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Path kinds, from the registry API path.
@@ -50,6 +51,9 @@ type Entry struct {
 	// Err is what went wrong forwarding, or how the fault ended, "" if
 	// nothing did.
 	Err string
+	// Start is when the request arrived, End when the proxy was done with
+	// it (zero while it is still being served): for tests of overlap.
+	Start, End time.Time
 }
 
 func (e Entry) String() string {

@@ -79,6 +79,9 @@ func (nop) Wait()                         {}
 
 type nopTask struct{}
 
+// NopTask counts nothing: for work no one is watching.
+func NopTask() Task { return nopTask{} }
+
 func (nopTask) Add(int64)  {}
 func (nopTask) Done(error) {}
 

@@ -1,0 +1,641 @@
+// Package push copies the images of archives into a registry: every
+// manifest and index byte for byte (so every digest stays the registry's
+// original one), blobs before the manifests that list them and children
+// before their parents, blobs that the target already has skipped, blobs
+// already pushed to another repository of the same registry mounted, and
+// uploads run in parallel under the run's retry and timeout Policy.
+//
+// Archives are read only through archive.Read's model; blobs are read in
+// place from an uncompressed .tar (by offset), and from a decompressed
+// temporary copy of a .tar.gz or .tar.zst.
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+	"github.com/airgap-bundle/airgap-bundle/registry"
+)
+
+// PartialIndex is what to do with an index some of whose children are
+// neither in the archive nor already in the target repository (an archive
+// built with index = "original" and only some platforms; attestation
+// manifests, which are never bundled).
+type PartialIndex string
+
+const (
+	// PartialRefuse (the default) refuses such images, each with an
+	// error naming both remedies, before anything is pushed.
+	PartialRefuse PartialIndex = "refuse"
+	// PartialFiltered pushes the index of the children the archive holds
+	// (the one index = "filtered" would have bundled): a new digest,
+	// recorded in the mapping.
+	PartialFiltered PartialIndex = "filtered"
+	// PartialOriginal pushes the original index anyway, for a registry
+	// that takes an index whose children are absent. Distribution 2.8
+	// refuses it (MANIFEST_BLOB_UNKNOWN).
+	PartialOriginal PartialIndex = "original"
+)
+
+// ParsePartialIndex reads a --partial-index value.
+func ParsePartialIndex(s string) (PartialIndex, error) {
+	switch p := PartialIndex(s); p {
+	case PartialRefuse, PartialFiltered, PartialOriginal:
+		return p, nil
+	case "":
+		return PartialRefuse, nil
+	}
+	return "", fmt.Errorf("--partial-index %q: want refuse, filtered or original", s)
+}
+
+// ErrPartialIndex marks an image refused because its index lists children
+// that the target cannot get from the archive.
+var ErrPartialIndex = errors.New("partial index")
+
+// Options tune Push.
+type Options struct {
+	// Targets are the registries to push to; every image goes to each.
+	Targets []Target
+	// PerHost puts each source registry's repositories under a path
+	// component of its own: <target>/<source-host>/<path>.
+	PerHost bool
+	// PartialIndex: see the constants (default PartialRefuse).
+	PartialIndex PartialIndex
+	// Jobs is the number of blobs (and images' manifests) pushed at once
+	// (default 4).
+	Jobs int
+	// TempDir receives the decompressed copies of compressed archives
+	// (private: it must be the user's own, like the cache's tmp/).
+	TempDir string
+	// Spec gives the targets' TLS settings and credentials (its registries
+	// table); nil: verified TLS and the standard credential locations.
+	Spec *config.Spec
+	// Registry carries the user agent, logger and the retry Policy.
+	Registry registry.Options
+	// Progress reports bytes pushed, per target; nil reports nothing.
+	Progress progress.Reporter
+}
+
+// Result is what a push did: the mapping from source to target names and
+// digests, the counts of what was sent, and the targets as the run
+// reached them (for the node configuration).
+type Result struct {
+	Mapping   Mapping
+	Stats     Stats
+	Endpoints []Endpoint
+	// SourceHosts are the registries the images came from, sorted.
+	SourceHosts []string
+}
+
+// Stats counts requests' outcomes over every target.
+type Stats struct {
+	BlobsUploaded     int64 `json:"blobs-uploaded"`
+	BytesUploaded     int64 `json:"bytes-uploaded"`
+	BlobsMounted      int64 `json:"blobs-mounted"`
+	BlobsExisting     int64 `json:"blobs-existing"`
+	ManifestsPut      int64 `json:"manifests-put"`
+	ManifestsExisting int64 `json:"manifests-existing"`
+}
+
+// Endpoint is one target registry as the run reached it.
+type Endpoint struct {
+	Target Target
+	// Scheme is "https", or "http" for an insecure registry that answered
+	// only over plain HTTP.
+	Scheme   string
+	Insecure bool
+	// CAFile is the spec's ca-file for the host ("" for none).
+	CAFile string
+	// HasCredentials says whether the run used credentials for the host;
+	// Username is the spec's literal auth.username, if any. Passwords are
+	// never kept here.
+	HasCredentials bool
+	Username       string
+}
+
+// URL is the endpoint's scheme://host.
+func (e Endpoint) URL() string { return e.Scheme + "://" + e.Target.Host }
+
+// client is one target registry's connection.
+type client struct {
+	log      *slog.Logger
+	target   Target
+	endpoint *Endpoint
+	pusher   *remote.Pusher
+	puller   *remote.Puller
+	obs      *observer
+}
+
+// unit is one image going into one repository of one target.
+type unit struct {
+	c    *client
+	img  *sourceImage
+	repo name.Repository
+	// names are the image's source names that go into repo.
+	names []image.Reference
+	tags  []string
+	// docs are pushed in order; the last is the top.
+	docs []doc
+	kept bool
+	why  string
+}
+
+// Push pushes every image of the archives at paths to every target. It
+// reads and plans everything first (archives, names, which indexes the
+// targets can take): any problem there is reported, all at once, before
+// anything is pushed. Errors are classed errdefs.ErrRegistry (exit 1),
+// bad options errdefs.ErrUsage.
+func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
+	if len(opts.Targets) == 0 {
+		return nil, fmt.Errorf("%w: push: no target (--to)", errdefs.ErrUsage)
+	}
+	if opts.PartialIndex == "" {
+		opts.PartialIndex = PartialRefuse
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 4
+	}
+	if opts.Progress == nil {
+		opts.Progress = progress.New(nil, progress.Quiet)
+	}
+	log := opts.Registry.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	policy := opts.Registry.Policy.WithDefaults()
+	if opts.TempDir == "" {
+		opts.TempDir = os.TempDir()
+	}
+
+	// 1. The archives, each read once.
+	var problems []error
+	var sources []*source
+	defer func() {
+		for _, s := range sources {
+			if err := s.close(); err != nil {
+				log.Warn("closing an archive", "archive", s.path, "error", err)
+			}
+		}
+	}()
+	for _, p := range paths {
+		src, probs, err := openSource(ctx, p, opts.TempDir)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: p}, "%w", err))
+			continue
+		}
+		sources = append(sources, src)
+		for _, e := range probs {
+			problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: p}, "%w", e))
+		}
+	}
+
+	// 2. One registry set-up for every target: TLS and credentials as for
+	// sources.
+	spec := opts.Spec
+	if spec == nil {
+		spec = &config.Spec{}
+	}
+	var hosts []string
+	for _, t := range opts.Targets {
+		if !slices.Contains(hosts, t.Host) {
+			hosts = append(hosts, t.Host)
+		}
+	}
+	ropts := opts.Registry
+	ropts.Hosts = hosts
+	env, err := registry.New(spec, ropts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrRegistry, err)
+	}
+	defer env.Close()
+	sizes := map[digest.Digest]int64{}
+	for _, s := range sources {
+		for _, img := range s.images {
+			for _, b := range img.blobs {
+				sizes[b.Digest] = s.blobs[b.Digest].size
+			}
+		}
+	}
+	var clientList []*client
+	for _, t := range opts.Targets {
+		c, err := newClient(ctx, env, t, policy, opts.Registry.UserAgent, spec, sizes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, t, err)
+		}
+		c.log = log
+		clientList = append(clientList, c)
+	}
+
+	// 3. The plan: each image into each repository of each target.
+	var units []*unit
+	sourceHosts := map[string]bool{}
+	for _, c := range clientList {
+		for _, s := range sources {
+			for _, img := range s.images {
+				byRepo := map[string]*unit{}
+				for _, n := range img.names {
+					sourceHosts[n.Domain()] = true
+					rp := repoPath(c.target, n, opts.PerHost)
+					u := byRepo[rp]
+					if u == nil {
+						repo, err := name.NewRepository(c.target.Host+"/"+rp, name.StrictValidation)
+						if err != nil {
+							problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: s.path}, "%s: target repository %s/%s: %w", n, c.target.Host, rp, err))
+							continue
+						}
+						u = &unit{c: c, img: img, repo: repo, docs: img.docs, kept: !img.made}
+						if img.made {
+							u.why = WhyMadeManifest
+						}
+						byRepo[rp] = u
+						units = append(units, u)
+					}
+					u.names = append(u.names, n)
+					if t := n.Tag(); t != "" && !slices.Contains(u.tags, t) {
+						u.tags = append(u.tags, t)
+					}
+				}
+			}
+		}
+	}
+
+	// 4. Partial indexes: the absent children may already be in the target
+	// (pushed from another archive); else the user's choice applies.
+	if err := checkPartial(ctx, units, opts.PartialIndex, opts.Jobs, policy, &problems); err != nil {
+		if len(problems) == 0 || ctx.Err() != nil {
+			return nil, err
+		}
+		problems = append(problems, err)
+	}
+	problems = append(problems, tagConflicts(units)...)
+	if len(problems) > 0 {
+		return nil, errdefs.List(problems, "problems; nothing was pushed")
+	}
+
+	// 5. Blobs, then manifests.
+	if err := pushBlobs(ctx, clientList, units, opts, policy, log); err != nil {
+		return nil, err
+	}
+	var stats Stats
+	if err := pushManifests(ctx, units, opts.Jobs, policy, &stats); err != nil {
+		return nil, err
+	}
+	for _, c := range clientList {
+		stats.BlobsUploaded += c.obs.uploaded.Load()
+		stats.BytesUploaded += c.obs.bytes.Load()
+		stats.BlobsMounted += c.obs.mounted.Load()
+		stats.BlobsExisting += c.obs.existing.Load()
+	}
+
+	res := &Result{Stats: stats, Mapping: mapping(clientList, units)}
+	for _, c := range clientList {
+		if s := c.obs.scheme(); s != "" {
+			c.endpoint.Scheme = s
+		}
+		res.Endpoints = append(res.Endpoints, *c.endpoint)
+	}
+	for h := range sourceHosts {
+		res.SourceHosts = append(res.SourceHosts, h)
+	}
+	sort.Strings(res.SourceHosts)
+	return res, nil
+}
+
+func newClient(ctx context.Context, env *registry.Env, t Target, policy registry.Policy, ua string, spec *config.Spec, sizes map[digest.Digest]int64) (*client, error) {
+	rt, err := env.Target(t.Host, policy)
+	if err != nil {
+		return nil, err
+	}
+	obs := &observer{base: rt.Transport, sizes: sizes}
+	// go-containerregistry's own retries are off: the run's Policy retries
+	// each whole operation (registry.Policy.Do), with its backoff, its
+	// Retry-After handling and its log lines.
+	opts := []remote.Option{
+		remote.WithAuth(rt.Auth),
+		remote.WithTransport(obs),
+		remote.WithContext(ctx),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	}
+	if ua != "" {
+		opts = append(opts, remote.WithUserAgent(ua))
+	}
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, err
+	}
+	puller, err := remote.NewPuller(opts...)
+	if err != nil {
+		return nil, err
+	}
+	ep := &Endpoint{Target: t, Scheme: "https", Insecure: rt.Insecure, CAFile: rt.CAFile, HasCredentials: rt.HasCredentials}
+	if r, ok := spec.Registries[t.Host]; ok && r.Auth != nil && r.Auth.UsernameEnv == "" {
+		ep.Username = r.Auth.Username
+	}
+	return &client{target: t, endpoint: ep, pusher: pusher, puller: puller, obs: obs}, nil
+}
+
+// checkPartial decides, for each unit whose top index lists children
+// absent from its archive, which index is pushed. The absent children are
+// looked up in the target repository first (HEAD): when all are there (an
+// earlier push of the other platforms), the original index is complete
+// there and pushed as it is.
+func checkPartial(ctx context.Context, units []*unit, mode PartialIndex, jobs int, policy registry.Policy, problems *[]error) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, u := range units {
+		if len(u.img.absent) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			var missing []string
+			attestation := false
+			for _, m := range u.img.absent {
+				ok, err := u.c.hasManifest(gctx, policy, u.repo.Digest(m.Digest.String()), m.Digest)
+				if err != nil {
+					return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, u.repo, err)
+				}
+				if !ok {
+					p := m.Platform
+					if m.Attestation {
+						p, attestation = "attestation manifest", true
+					}
+					if p == "" {
+						p = m.Digest.String()
+					}
+					missing = append(missing, p)
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch mode {
+			case PartialFiltered:
+				f := *u.img.filtered
+				u.docs = append(slices.Clone(u.img.docs[:len(u.img.docs)-1]), f)
+				u.kept, u.why = false, WhyFilteredIndex
+			case PartialOriginal:
+				// pushed as it is; the registry decides.
+			default:
+				*problems = append(*problems, partialError(u, missing, attestation))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func partialError(u *unit, missing []string, attestation bool) error {
+	top := u.img.top().desc.Digest
+	keep := `To keep ` + top.String() + `, bundle every platform of the image (platforms = ["all"] for its group, then build again), or first push an archive that holds the missing platforms`
+	if attestation {
+		keep = `Attestation manifests are never bundled, so the index keeps ` + top.String() + ` only where the target already holds them (copy the image there from its registry first)`
+	}
+	filtered := ""
+	if u.img.filtered != nil {
+		filtered = " " + u.img.filtered.desc.Digest.String()
+	}
+	return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
+		"%s -> %s: its index %s lists %s, in neither the archive nor the target (%w), and distribution refuses such an index (MANIFEST_BLOB_UNKNOWN). %s; or push with --partial-index=filtered: the index of the platforms the archive holds, under a new digest%s recorded in the mapping",
+		u.names[0], u.repo, top, strings.Join(missing, ", "), ErrPartialIndex, keep, filtered)
+}
+
+// tagConflicts finds two images pushed under one target tag.
+func tagConflicts(units []*unit) []error {
+	type owner struct {
+		d digest.Digest
+		u *unit
+	}
+	seen := map[string]owner{}
+	var out []error
+	for _, u := range units {
+		top := u.docs[len(u.docs)-1].desc.Digest
+		for _, t := range u.tags {
+			k := u.repo.String() + ":" + t
+			if o, ok := seen[k]; ok && o.d != top {
+				out = append(out, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
+					"%s and %s (%s) would both be pushed as %s: push them to different targets, or use --to-per-host to keep each source registry's repositories apart",
+					u.img.label, o.u.img.label, o.u.img.archive, k))
+				continue
+			}
+			seen[k] = owner{top, u}
+		}
+	}
+	return out
+}
+
+// hasManifest reports whether ref (by digest) is in the target.
+func (c *client) hasManifest(ctx context.Context, policy registry.Policy, ref name.Reference, d digest.Digest) (bool, error) {
+	var found bool
+	err := policy.Do(ctx, "HEAD "+ref.String(), func(ctx context.Context) error {
+		desc, err := c.puller.Head(ctx, ref)
+		if err != nil {
+			var te *transport.Error
+			if errors.As(err, &te) && te.StatusCode == 404 {
+				found = false
+				return nil
+			}
+			return err
+		}
+		found = desc.Digest.String() == d.String()
+		return nil
+	})
+	return found, err
+}
+
+// blobJob is one blob for one target registry: the repositories that need
+// it, in the order they were planned.
+type blobJob struct {
+	c     *client
+	d     digest.Digest
+	size  int64
+	mt    image.MediaType
+	src   blobSource
+	repos []name.Repository
+}
+
+func pushBlobs(ctx context.Context, clients []*client, units []*unit, opts Options, policy registry.Policy, log *slog.Logger) error {
+	var jobs []*blobJob
+	byKey := map[string]*blobJob{}
+	totals := map[*client]int64{}
+	for _, u := range units {
+		for _, b := range u.img.blobs {
+			k := u.c.target.Host + "@" + b.Digest.String()
+			j := byKey[k]
+			if j == nil {
+				src := sourceOf(u.img, b.Digest)
+				j = &blobJob{c: u.c, d: b.Digest, size: src.size, mt: b.MediaType, src: src}
+				byKey[k] = j
+				jobs = append(jobs, j)
+				totals[u.c] += src.size
+			}
+			if !slices.ContainsFunc(j.repos, func(r name.Repository) bool { return r.String() == u.repo.String() }) {
+				j.repos = append(j.repos, u.repo)
+			}
+		}
+	}
+	// One task per registry host: blobs of several targets on one host are
+	// uploaded once and mounted for the others.
+	tasks := map[*client]progress.Task{}
+	for _, c := range clients {
+		if _, ok := totals[c]; ok {
+			tasks[c] = opts.Progress.Task("push "+c.target.Host, totals[c], progress.Bytes)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Jobs)
+	for _, j := range jobs {
+		g.Go(func() error {
+			err := j.push(gctx, policy, tasks[j.c])
+			if err != nil {
+				return fmt.Errorf("%w: blob %s -> %s: %w", errdefs.ErrRegistry, j.d, j.repos[0], err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, t := range tasks {
+		t.Done(err)
+	}
+	opts.Progress.Wait()
+	return err
+}
+
+// sourceOf finds where a blob of img lies.
+func sourceOf(img *sourceImage, d digest.Digest) blobSource {
+	return img.src.blobs[d]
+}
+
+// push uploads the blob into its first repository (skipped when there,
+// HEAD) and mounts it into the others from there, falling back to an
+// upload where the registry does not mount.
+func (j *blobJob) push(ctx context.Context, policy registry.Policy, task progress.Task) error {
+	var counted atomic.Int64
+	for i, repo := range j.repos {
+		l := &blobLayer{d: j.d, size: j.size, mt: j.mt, src: j.src}
+		if i == 0 {
+			l.read = func(n int64) {
+				// A retry sends the blob again: count only new bytes.
+				if c := counted.Add(n); c > j.size {
+					counted.Add(-n)
+					return
+				}
+				task.Add(n)
+			}
+		}
+		var layer = remoteLayer(l)
+		if i > 0 {
+			layer = &remote.MountableLayer{Layer: l, Reference: j.repos[0].Digest(j.d.String())}
+		}
+		what := fmt.Sprintf("blob %s -> %s", j.d.Encoded()[:12], repo)
+		if err := policy.Do(ctx, what, func(ctx context.Context) error {
+			return j.c.pusher.Upload(ctx, repo, layer)
+		}); err != nil {
+			return err
+		}
+		if i == 0 {
+			task.Add(j.size - counted.Load())
+		}
+		j.c.log.Info("blob pushed", "digest", j.d, "repository", repo.String(), "sent", i == 0 && counted.Load() > 0)
+	}
+	return nil
+}
+
+func pushManifests(ctx context.Context, units []*unit, jobs int, policy registry.Policy, stats *Stats) error {
+	var done sync.Map // repo@digest -> *onceErr
+	var put, existing atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, u := range units {
+		g.Go(func() error {
+			return u.pushManifests(gctx, policy, &done, &put, &existing)
+		})
+	}
+	err := g.Wait()
+	stats.ManifestsPut, stats.ManifestsExisting = put.Load(), existing.Load()
+	return err
+}
+
+type onceErr struct {
+	once sync.Once
+	err  error
+}
+
+func (u *unit) pushManifests(ctx context.Context, policy registry.Policy, done *sync.Map, put, existing *atomic.Int64) error {
+	last := len(u.docs) - 1
+	for i, d := range u.docs {
+		var refs []name.Reference
+		if i == last {
+			for _, t := range u.tags {
+				refs = append(refs, u.repo.Tag(t))
+			}
+		}
+		if len(refs) == 0 {
+			refs = []name.Reference{u.repo.Digest(d.desc.Digest.String())}
+		}
+		for _, ref := range refs {
+			v, _ := done.LoadOrStore(ref.String()+"|"+d.desc.Digest.String(), &onceErr{})
+			o := v.(*onceErr)
+			o.once.Do(func() {
+				o.err = u.putManifest(ctx, policy, ref, d, put, existing)
+			})
+			if o.err != nil {
+				return o.err
+			}
+		}
+	}
+	return nil
+}
+
+// putManifest PUTs a manifest byte for byte, unless ref already resolves
+// to its digest.
+func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name.Reference, d doc, put, existing *atomic.Int64) error {
+	ok, err := u.c.hasManifest(ctx, policy, ref, d.desc.Digest)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, ref, err)
+	}
+	if ok {
+		existing.Add(1)
+		u.c.log.Info("manifest already there", "ref", ref.String(), "digest", d.desc.Digest)
+		return nil
+	}
+	err = policy.Do(ctx, "PUT "+ref.String(), func(ctx context.Context) error {
+		return u.c.pusher.Put(ctx, ref, rawManifest(d))
+	})
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && slices.ContainsFunc(te.Errors, func(e transport.Diagnostic) bool { return e.Code == transport.ManifestBlobUnknownErrorCode }) && d.desc.MediaType.IsIndex() && len(u.img.absent) > 0 {
+			return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w: the registry refused the original index, whose platforms are not all in the archive (MANIFEST_BLOB_UNKNOWN): push with --partial-index=filtered, or bundle every platform", ref, err)
+		}
+		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w", ref, err)
+	}
+	put.Add(1)
+	u.c.log.Info("manifest put", "ref", ref.String(), "digest", d.desc.Digest)
+	return nil
+}

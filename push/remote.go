@@ -1,0 +1,129 @@
+package push
+
+// The client side. go-containerregistry's remote package, not
+// containers/image's docker ImageDestination: remote.Pusher.Upload does the
+// blob HEAD (skip), the cross-repository mount (POST ?mount=&from=, with
+// its fallback to an upload when the registry answers 202) and the upload
+// in one call, and Pusher.Put sends a manifest's raw bytes as given, so
+// digests cannot change; remote.Puller.Head answers "is this digest or tag
+// there". containers/image would need its BlobInfoCache primed with known
+// locations to mount, offers no manifest HEAD on a destination, and its
+// PutManifest path is built around copy's conversions. The transport under
+// both is the run's (registry.Env.Target): TLS and credentials from the
+// spec or the standard files, every request bounded by the Policy.
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
+)
+
+// blobLayer is a blob read in place from an archive file, as the v1.Layer
+// remote uploads (only Digest, Size, MediaType and Compressed are used).
+type blobLayer struct {
+	d    digest.Digest
+	size int64
+	mt   image.MediaType
+	src  blobSource
+	read func(int64) // bytes sent, for progress
+}
+
+var errNotNeeded = errors.New("push: not needed to upload a blob")
+
+func (l *blobLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.d.String()) }
+func (l *blobLayer) DiffID() (v1.Hash, error) { return v1.Hash{}, errNotNeeded }
+func (l *blobLayer) Size() (int64, error)     { return l.size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error) {
+	if l.mt == "" {
+		return types.MediaType("application/octet-stream"), nil
+	}
+	return types.MediaType(l.mt), nil
+}
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return nil, errNotNeeded }
+func (l *blobLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(&countingReader{r: io.NewSectionReader(l.src.file, l.src.off, l.src.size), add: l.read}), nil
+}
+
+func remoteLayer(l *blobLayer) v1.Layer { return l }
+
+type countingReader struct {
+	r   io.Reader
+	add func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 && c.add != nil {
+		c.add(int64(n))
+	}
+	return n, err
+}
+
+// raw is a manifest or index as stored, for remote.Put: its bytes and
+// media type, nothing re-encoded.
+type raw struct {
+	b  []byte
+	mt types.MediaType
+}
+
+func (r raw) RawManifest() ([]byte, error)        { return r.b, nil }
+func (r raw) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+func rawManifest(d doc) remote.Taggable { return raw{b: d.raw, mt: types.MediaType(d.desc.MediaType)} }
+
+// observer counts, under go-containerregistry's transport, what the
+// registry answered: a blob HEAD 200 (already there), a mount 201, an
+// upload's closing PUT 201. It also records the scheme that was used.
+type observer struct {
+	base  http.RoundTripper
+	sizes map[digest.Digest]int64
+
+	existing, mounted, uploaded, bytes atomic.Int64
+
+	mu   sync.Mutex
+	used string
+}
+
+func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.base.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	if strings.HasPrefix(req.URL.Path, "/v2/") {
+		o.mu.Lock()
+		o.used = req.URL.Scheme
+		o.mu.Unlock()
+	}
+	p := req.URL.Path
+	switch {
+	case req.Method == http.MethodHead && strings.Contains(p, "/blobs/") && resp.StatusCode == http.StatusOK:
+		o.existing.Add(1)
+	case req.Method == http.MethodPost && strings.HasSuffix(p, "/blobs/uploads/") && req.URL.Query().Get("mount") != "" && resp.StatusCode == http.StatusCreated:
+		o.mounted.Add(1)
+	case req.Method == http.MethodPut && strings.Contains(p, "/blobs/uploads/") && resp.StatusCode == http.StatusCreated:
+		o.uploaded.Add(1)
+		if d, err := digest.Parse(queryDigest(req.URL)); err == nil {
+			o.bytes.Add(o.sizes[d])
+		}
+	}
+	return resp, nil
+}
+
+func queryDigest(u *url.URL) string { return u.Query().Get("digest") }
+
+func (o *observer) scheme() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.used
+}
