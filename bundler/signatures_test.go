@@ -10,6 +10,10 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
+	cimage "go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/signature"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
@@ -18,7 +22,9 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/push"
 	"github.com/airgap-bundle/airgap-bundle/registry"
+	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
 // isolateCreds keeps the developer's registry credentials and
@@ -107,6 +113,12 @@ func startSignedRegistry(t *testing.T) *signedRegistry {
 // host) and loads it.
 func (s *signedRegistry) spec(t *testing.T, body string) *config.Spec {
 	t.Helper()
+	return s.specText(t, fmt.Sprintf("[registries.%q]\ninsecure = true\n", s.reg.Host)+fmt.Sprintf(body, s.reg.Host))
+}
+
+// specText loads the spec text as it is, with the keys beside it.
+func (s *signedRegistry) specText(t *testing.T, text string) *config.Spec {
+	t.Helper()
 	dir := t.TempDir()
 	for name, k := range map[string]*fixtures.Signer{"a.pub": s.keyA, "b.pub": s.keyB} {
 		if err := os.WriteFile(filepath.Join(dir, name), k.PublicPEM, 0o644); err != nil {
@@ -114,7 +126,6 @@ func (s *signedRegistry) spec(t *testing.T, body string) *config.Spec {
 		}
 	}
 	p := filepath.Join(dir, "bundle.toml")
-	text := fmt.Sprintf("[registries.%q]\ninsecure = true\n", s.reg.Host) + fmt.Sprintf(body, s.reg.Host)
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -411,6 +422,63 @@ func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
 		}
 	}
 
+	// Pushed into a second registry: the image, its cosign tags and its
+	// referrer arrive byte for byte, and containers/image's policy check
+	// accepts the relocated image with the key (the signature names the
+	// source repository: exactRepository, as a policy.json inside the gap
+	// says for cosign's repository-only identities).
+	reg2 := testregistry.Start(t, testregistry.Options{})
+	pushSpec := &config.Spec{Registries: map[string]*config.Registry{reg2.Host: {Host: reg2.Host, Insecure: true}}}
+	if _, err := push.Push(ctx, []string{results[0].Path}, push.Options{Targets: []push.Target{{Host: reg2.Host}}, Spec: pushSpec, TempDir: t.TempDir(),
+		Registry: registry.Options{Policy: registry.Policy{Attempts: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	inGap := s.specText(t, fmt.Sprintf("[registries.%q]\ninsecure = true\n[[group]]\nname = \"g\"\nimages = [\"%s/signed/app:v1\"]\nsignatures = { require = \"sigstoreSigned\", key = \"a.pub\" }\n", reg2.Host, reg2.Host))
+	env2, err := registry.New(inGap, registry.Options{UserAgent: "signatures-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env2.Close()
+	relocated := inGap.Group("g").Images[0].Ref
+	moved := &lockfile.Image{Digest: app.Digest, MediaType: app.MediaType, Platforms: app.Platforms}
+	found, err := (&trust.Finder{Sys: env2.Sys}).Attachments(ctx, relocated, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, a := range found {
+		if a.Digest != want[a.Kind+" "+a.Subject] {
+			t.Errorf("pushed %s of %s: %s, want %s", a.Kind, a.Subject, a.Digest, want[a.Kind+" "+a.Subject])
+		}
+		kinds = append(kinds, a.Kind)
+	}
+	if len(found) != len(want) { // the referrer too: push keeps the referrers tag schema up to date
+		t.Errorf("found at the target: %v", kinds)
+	}
+	pr, err := signature.NewPRSigstoreSigned(signature.PRSigstoreSignedWithKeyPath(filepath.Join(spec.Dir, "a.pub")),
+		signature.PRSigstoreSignedWithSignedIdentity(mustExactRepository(t, repo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{pr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Destroy()
+	named, _ := reference.ParseNormalizedNamed(reg2.Host + "/signed/app@" + app.Digest)
+	dref, err := docker.NewReference(named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := dref.NewImageSource(ctx, env2.Sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if ok, err := pc.IsRunningImageAllowed(ctx, cimage.UnparsedInstance(src, nil)); !ok || err != nil {
+		t.Errorf("relocated image not accepted: %v", err)
+	}
+
 	// A lockfile that no longer pins one of them: the archive carries
 	// something the lockfile does not account for.
 	short := *lock
@@ -428,4 +496,13 @@ func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
 	if len(reports) != 1 || len(reports[0].Problems) != 1 || reports[0].Problems[0].Kind != archive.KindNotInLockfile || !strings.Contains(reports[0].Problems[0].Image, "of "+repo+":v1") {
 		t.Errorf("unpinned artifact not reported: %+v", reports)
 	}
+}
+
+func mustExactRepository(t *testing.T, repo string) signature.PolicyReferenceMatch {
+	t.Helper()
+	m, err := signature.NewPRMExactRepository(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
