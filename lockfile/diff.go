@@ -324,7 +324,7 @@ func (c *comparer) update(oi, ni *Image, addBlobs func(map[string]int64) int64) 
 	}
 	if !slices.Equal(oi.Signatures, ni.Signatures) {
 		id.SignaturesChanged = true
-		id.OldSignedBy, id.NewSignedBy = signedBy(oi), signedBy(ni)
+		id.OldSignedBy, id.NewSignedBy = oi.SignedBy(), ni.SignedBy()
 	}
 	if !slices.Equal(oi.Artifacts, ni.Artifacts) {
 		id.ArtifactsChanged = true
@@ -333,8 +333,9 @@ func (c *comparer) update(oi, ni *Image, addBlobs func(map[string]int64) int64) 
 	return id
 }
 
-// signedBy lists who signed img's verified manifests, each once, sorted.
-func signedBy(img *Image) []string {
+// SignedBy lists who signed the image's verified manifests, each once,
+// sorted: "key FILE (FINGERPRINT)" or the Fulcio identity.
+func (img *Image) SignedBy() []string {
 	var out []string
 	for _, s := range img.Signatures {
 		who := s.Identity

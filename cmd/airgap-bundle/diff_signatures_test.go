@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-bundle/airgap-bundle/bundler"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
@@ -26,5 +27,19 @@ func TestPrintDiffSignatures(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestLockTrustNote(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	l := &lockfile.Lock{Groups: []lockfile.Group{{Name: "g", Attachments: true, Images: []lockfile.Image{{Ref: "docker.io/x/y:1", Digest: d,
+		Signatures: []lockfile.Signature{{Manifest: d, Digest: d, Key: "a.pub", Fingerprint: "sha256:1"}},
+		Artifacts:  []lockfile.Artifact{{Kind: "signature"}, {Kind: "sbom"}},
+	}, {Ref: "docker.io/x/z:1", Digest: d}}}}}
+	if got := trustNote(l, bundler.Entry{Group: "g", Ref: "docker.io/x/y:1"}); got != " (signed by key a.pub (sha256:1); 2 artifacts carried)" {
+		t.Errorf("note %q", got)
+	}
+	if got := trustNote(l, bundler.Entry{Group: "g", Ref: "docker.io/x/z:1"}); got != "" {
+		t.Errorf("unsigned note %q", got)
 	}
 }
