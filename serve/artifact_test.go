@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
@@ -45,8 +47,23 @@ func TestServeCarriedSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	refImg, err := fixtures.Referrer(v1.Descriptor{MediaType: "application/vnd.oci.image.index.v1+json", Digest: v1.Hash{Algorithm: "sha256", Hex: f.index.Digest.Encoded()}, Size: f.index.Size},
+		"application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`), "application/spdx+json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refRaw, _ := refImg.RawManifest()
+	refCfg, _ := refImg.RawConfigFile()
+	f.blobs.add(refRaw)
+	f.blobs.add(refCfg)
+	f.blobs.add([]byte(`{"spdxVersion":"SPDX-2.3"}`))
+	rm, err := archive.ParseManifest(refRaw, image.OCIManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	imgs := []archive.Image{ct.Images[0], {Top: m.Descriptor, Manifests: []archive.Manifest{m},
-		Artifact: &archive.Artifact{Kind: "signature", Subject: f.index.Digest, Image: "docker.io/library/busybox:1.36", Tag: tag}}}
+		Artifact: &archive.Artifact{Kind: "signature", Subject: f.index.Digest, Image: "docker.io/library/busybox:1.36", Tag: tag}},
+		{Top: rm.Descriptor, Manifests: []archive.Manifest{rm}, Artifact: &archive.Artifact{Kind: "referrer", Subject: f.index.Digest, Image: "docker.io/library/busybox:1.36"}}}
 	imgs[0].Absent, imgs[0].Docker = nil, nil
 	var buf bytes.Buffer
 	if err := archive.Write(context.Background(), &buf, imgs, f.blobs, archive.Options{}); err != nil {
@@ -69,6 +86,27 @@ func TestServeCarriedSignature(t *testing.T) {
 	resp, body = do(t, http.MethodGet, srv.URL+"/v2/library/busybox/blobs/"+m.Layers[0].Digest.String())
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), f.index.Digest.String()) {
 		t.Fatalf("GET signature layer: %s %s", resp.Status, body)
+	}
+	// The referrers API lists the carried referrer of the index.
+	resp, body = do(t, http.MethodGet, srv.URL+"/v2/library/busybox/referrers/"+f.index.Digest.String())
+	var idx struct {
+		MediaType string `json:"mediaType"`
+		Manifests []struct {
+			Digest       digest.Digest `json:"digest"`
+			ArtifactType string        `json:"artifactType"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(body, &idx); err != nil || resp.StatusCode != http.StatusOK || idx.MediaType != string(image.OCIIndex) ||
+		len(idx.Manifests) != 1 || idx.Manifests[0].Digest != rm.Digest || idx.Manifests[0].ArtifactType != "application/spdx+json" {
+		t.Fatalf("referrers: %s %s (%v)", resp.Status, body, err)
+	}
+	resp, body = do(t, http.MethodGet, srv.URL+"/v2/library/busybox/referrers/"+f.index.Digest.String()+"?artifactType=application/vnd.dev.cosign.artifact.sig.v1+json")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("OCI-Filters-Applied") != "artifactType" || !strings.Contains(string(body), `"manifests":[]`) {
+		t.Errorf("filtered referrers: %s %s", resp.Status, body)
+	}
+	resp, body = do(t, http.MethodGet, srv.URL+"/v2/library/busybox/referrers/"+f.amd64.Digest.String())
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"manifests":[]`) {
+		t.Errorf("no referrers: %s %s", resp.Status, body)
 	}
 	resp, body = do(t, http.MethodGet, srv.URL+"/v2/library/busybox/tags/list")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tag) {
