@@ -24,7 +24,7 @@ e2e:
 check: lint test fuzz e2e
 
 # Each fuzz target briefly (go test -fuzz takes one package and one target
-# per run), 8 targets, about a minute in CI. Crashers land in the package's
+# per run), 10 targets, about a minute in CI. Crashers land in the package's
 # testdata/fuzz/ and then run with every go test. The budget is a count of
 # runs, not a duration: with a duration, Go 1.26's fuzzing coordinator can
 # report "context deadline exceeded" as a failure when the time runs out
@@ -34,7 +34,8 @@ check: lint test fuzz e2e
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := ./config:FuzzParse ./config:FuzzLocator ./config:FuzzImageList ./config:FuzzManifestImages \
 	./lockfile:FuzzParse ./sums:FuzzParse \
-	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex
+	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex \
+	./trust:FuzzParseReferrers
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

@@ -225,6 +225,7 @@ type merged struct {
 	top       Descriptor
 	manifests []Manifest
 	names     []imageName
+	artifact  *Artifact
 }
 
 // plan checks images, merges those with the same Top and lays out every tar
@@ -260,11 +261,11 @@ func plan(images []Image) (*archivePlan, error) {
 		}
 		m, seen := byTop[img.Top.Digest]
 		if seen {
-			if m.top != img.Top || !sameManifests(m.manifests, img.Manifests) {
+			if m.top != img.Top || !sameManifests(m.manifests, img.Manifests) || (m.artifact == nil) != (img.Artifact == nil) {
 				return nil, fmt.Errorf("%s: same top digest %s as an earlier image but other descriptors or platforms", what, img.Top.Digest)
 			}
 		} else {
-			m = &merged{top: img.Top, manifests: img.Manifests}
+			m = &merged{top: img.Top, manifests: img.Manifests, artifact: img.Artifact}
 			byTop[img.Top.Digest] = m
 			order = append(order, m)
 			if err := addBlob(img.Top, what); err != nil {
@@ -338,7 +339,11 @@ func plan(images []Image) (*archivePlan, error) {
 
 // checkImage checks one Image's shape.
 func checkImage(img Image) error {
-	if len(img.Names) == 0 {
+	if img.Artifact != nil {
+		if err := checkArtifact(img); err != nil {
+			return err
+		}
+	} else if len(img.Names) == 0 {
 		return errors.New("no names")
 	}
 	if len(img.Manifests) == 0 {
@@ -406,6 +411,15 @@ func indexFile(images []*merged) ([]byte, error) {
 		Manifests: []ocispec.Descriptor{},
 	}
 	for _, m := range images {
+		if m.artifact != nil {
+			idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
+				MediaType:   string(m.top.MediaType),
+				Digest:      m.top.Digest,
+				Size:        m.top.Size,
+				Annotations: m.artifact.annotations(),
+			})
+			continue
+		}
 		for _, n := range m.names {
 			ann := map[string]string{AnnotationImageName: n.full}
 			if n.tag != "" {
@@ -444,6 +458,9 @@ type manifestItem struct {
 func manifestFile(images []*merged) ([]byte, error) {
 	items := make([]manifestItem, 0, len(images))
 	for _, m := range images {
+		if m.artifact != nil {
+			continue // not an image to load
+		}
 		first := m.manifests[0]
 		item := manifestItem{Config: blobPath(first.Config.Digest), Layers: []string{}}
 		for _, l := range first.Layers {

@@ -108,7 +108,9 @@ func (c *Contents) Check() []Problem {
 			for j, l := range m.Layers {
 				uses = append(uses, ref(l, fmt.Sprintf("layer %d of %s", j, of), label, pl))
 			}
-			c.checkConfig(img, m, label, add)
+			if img.Artifact == nil { // an artifact's config and layers are no image's
+				c.checkConfig(img, m, label, add)
+			}
 		}
 	}
 	if c.Format == FormatOCIDocker {
@@ -338,6 +340,9 @@ func (c *Contents) checkDockerAgainstIndex(add func(Problem)) {
 		}
 	}
 	for _, img := range c.Images {
+		if img.Docker == nil && img.Artifact != nil {
+			continue // artifacts stay out of manifest.json
+		}
 		if img.Docker == nil {
 			add(Problem{Kind: KindDockerEntryMissing, Image: img.Label(), Digest: img.Top.Digest})
 			continue

@@ -149,7 +149,7 @@ func (g *graph) indexImages() {
 			}
 			continue
 		}
-		img := &Image{Top: descriptorOf(d)}
+		img := &Image{Top: descriptorOf(d), Artifact: artifactOf(d)}
 		if n := entryName(d); n != "" {
 			img.Names = []string{n}
 		}

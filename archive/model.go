@@ -97,6 +97,10 @@ type Image struct {
 	// Docker is the manifest.json entry that describes the image, nil when
 	// none does. Read only.
 	Docker *DockerLink
+	// Artifact, when set, makes this a signature, SBOM or attestation
+	// carried for an image: Names are empty, and index.json lists it under
+	// artifact annotations only (see AnnotationArtifactKind).
+	Artifact *Artifact
 }
 
 // DockerLink ties an image to its manifest.json entry.
@@ -111,6 +115,8 @@ type DockerLink struct {
 // else its manifest.json entry.
 func (img Image) Label() string {
 	switch {
+	case img.Artifact != nil && len(img.Names) == 0:
+		return fmt.Sprintf("%s %s of %s", img.Artifact.Kind, img.Top.Digest, img.Artifact.Image)
 	case len(img.Names) > 0:
 		return img.Names[0]
 	case img.Top == (Descriptor{}) && img.Docker != nil:

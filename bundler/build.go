@@ -303,6 +303,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 		lg    *lockfile.Group
 		i     int
 		img   archive.Image
+		arts  []archive.Image // the image's carried artifacts
 	}
 	var all []*job
 	for _, g := range groups {
@@ -324,6 +325,9 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 				return err
 			}
 			j.img, err = b.image(ectx, ref, digest.Digest(e.Digest), e, j.group.Index)
+			if err == nil {
+				j.arts, err = b.artifacts(ectx, ref, e, j.img.Names[0])
+			}
 			if err != nil {
 				return fmt.Errorf("%w: group %q: image %q: %w", errdefs.ErrBuild, j.group.Name, e.Ref, err)
 			}
@@ -344,6 +348,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 			seen, byTop = map[digest.Digest]bool{}, map[digest.Digest]int{}
 		}
 		e, img := &j.lg.Images[j.i], j.img
+		ref, _ := image.ParseReference(e.Ref, "")
 		// One image under several names is stored once and named twice.
 		if k, ok := byTop[img.Top.Digest]; ok {
 			p.images[k].Names = append(p.images[k].Names, img.Names...)
@@ -351,7 +356,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 		}
 		byTop[img.Top.Digest] = len(p.images)
 		p.images = append(p.images, img)
-		ref, _ := image.ParseReference(e.Ref, "")
+		p.addArtifacts(j.arts, ref, digest.Digest(e.Digest), seen)
 		if !e.IsIndex() {
 			p.singles = append(p.singles, singleCheck{ref: e.Ref, config: img.Manifests[0].Config, platform: &e.Platforms[0]})
 		}
@@ -430,6 +435,50 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 	return img, nil
 }
 
+// artifacts builds the archive entries of the artifacts e pins (carried
+// signatures, SBOMs and attestations), each checked against its lockfile
+// entry. name is the image's name in the archive.
+func (b *builder) artifacts(ctx context.Context, ref image.Reference, e *lockfile.Image, name string) ([]archive.Image, error) {
+	var out []archive.Image
+	for _, a := range e.Artifacts {
+		d := digest.Digest(a.Digest)
+		blob, err := b.manifest(ctx, ref, digest.Digest(e.Digest), d)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", a.Kind, d, err)
+		}
+		m, err := archive.ParseManifest(blob, a.MediaType)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", a.Kind, d, lockMismatch("artifact media-type", a.MediaType, err))
+		}
+		if m.TotalSize() != a.Size {
+			return nil, lockMismatch("size of "+a.Kind+" "+a.Digest, a.Size, m.TotalSize())
+		}
+		m.Descriptor = archive.Descriptor{MediaType: a.MediaType, Digest: d, Size: int64(len(blob))}
+		out = append(out, archive.Image{Top: m.Descriptor, Manifests: []archive.Manifest{m},
+			Artifact: &archive.Artifact{Kind: a.Kind, Subject: digest.Digest(a.Subject), Image: name, Tag: a.Tag}})
+	}
+	return out, nil
+}
+
+// addArtifacts adds an image's artifacts after it, each once per archive,
+// and their configs and layers to the blobs to fetch.
+func (p *groupPlan) addArtifacts(arts []archive.Image, ref image.Reference, top digest.Digest, seen map[digest.Digest]bool) {
+	for _, a := range arts {
+		if seen[a.Top.Digest] {
+			continue
+		}
+		seen[a.Top.Digest] = true
+		p.images = append(p.images, a)
+		m := a.Manifests[0]
+		for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+			if !seen[d.Digest] {
+				seen[d.Digest] = true
+				p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: top})
+			}
+		}
+	}
+}
+
 // checkSingles compares each single-platform image's config with the
 // platform its lockfile entry names, as soon as the config is in.
 func (b *builder) checkSingles(ctx context.Context, p *groupPlan, g *gates) error {
@@ -481,7 +530,12 @@ func (p *groupPlan) payload() int64 {
 // On error nothing is left behind.
 func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates, follow bool) (_ ArchiveResult, _ *atomicfile.File, err error) {
 	start := time.Now()
-	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Images: len(p.images), Blobs: len(p.blobs)}
+	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Blobs: len(p.blobs)}
+	for _, img := range p.images {
+		if img.Artifact == nil {
+			res.Images++
+		}
+	}
 	task := b.progress.Task("write "+p.group.Archive, p.payload(), progress.Bytes)
 	defer func() { task.Done(err) }()
 	comp, err := archive.CompressionFor(p.group.Archive)

@@ -23,6 +23,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
 // Resolver resolves one reference for a set of platforms.
@@ -30,6 +31,18 @@ type Resolver interface {
 	// index is the group's index mode: with image.IndexFiltered the entry
 	// also records the digest of the filtered index the archive will hold.
 	Resolve(ctx context.Context, ref image.Reference, want image.PlatformSet, index image.IndexMode) (*lockfile.Image, error)
+}
+
+// Verifier checks a resolved image's signatures against the requirements
+// the spec makes of it and returns what it verified (see package trust).
+type Verifier interface {
+	Verify(ctx context.Context, ref image.Reference, e *lockfile.Image, reqs []*config.SignatureRequirement) ([]lockfile.Signature, error)
+}
+
+// AttachmentFinder finds the artifacts attached to a pinned image (see
+// trust.Finder).
+type AttachmentFinder interface {
+	Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error)
 }
 
 // LockOptions say how Lock treats the existing lockfile.
@@ -72,6 +85,9 @@ type Want struct {
 	Group  *config.Group
 	Image  config.Image
 	Reason string
+	// Pinned, when set, keeps its pin: only its signatures are verified
+	// again (the signature policy changed, or the lockfile predates it).
+	Pinned *lockfile.Image
 }
 
 type entryKey struct{ group, ref string }
@@ -107,6 +123,14 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 				case update(img.Ref):
 					reason = "update requested"
 				default:
+					why := signatureDrift(spec.SignatureRequirements(g, img.Ref), e)
+					if why == "" && lg.Attachments != g.CarrySignatures {
+						why = fmt.Sprintf("carry-signatures changed to %v", g.CarrySignatures)
+					}
+					if why != "" {
+						p.Resolve = append(p.Resolve, Want{Group: g, Image: img, Reason: why, Pinned: e})
+						continue
+					}
 					p.Reuse[entryKey{g.Name, ref}] = e
 					continue
 				}
@@ -204,18 +228,26 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	// The same reference asked for the same platforms in several groups is
 	// resolved once.
 	type job struct {
-		ref   image.Reference
-		want  image.PlatformSet
-		index image.IndexMode
-		wants []Want
+		ref    image.Reference
+		want   image.PlatformSet
+		index  image.IndexMode
+		pinned *lockfile.Image
+		reqs   []*config.SignatureRequirement
+		carry  bool
+		wants  []Want
 	}
 	jobsByKey := map[string]*job{}
 	var order []string
 	for _, w := range plan.Resolve {
-		k := jobKey(w.Image.Ref, w.Group)
+		reqs := spec.SignatureRequirements(w.Group, w.Image.Ref)
+		k := jobKey(w.Image.Ref, w.Group) + reqsKey(reqs)
+		if w.Pinned != nil {
+			k += "|pinned " + w.Pinned.Digest
+		}
+		k += fmt.Sprintf("|carry %v", w.Group.CarrySignatures)
 		j, ok := jobsByKey[k]
 		if !ok {
-			j = &job{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index}
+			j = &job{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index, pinned: w.Pinned, reqs: reqs, carry: w.Group.CarrySignatures}
 			jobsByKey[k] = j
 			order = append(order, k)
 		}
@@ -233,7 +265,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		defer func() { task.Done(outcome) }()
 	}
 	var mu sync.Mutex
-	results := map[string]*lockfile.Image{}
+	results := map[entryKey]*lockfile.Image{}
 	var errs []error
 	// A registry that cannot be reached fails every image on it the same
 	// way: after its first connection-level failure the rest of its images
@@ -252,9 +284,22 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 			mu.Unlock()
 			var img *lockfile.Image
 			var err error
-			if he == nil {
+			switch {
+			case he != nil:
+			case rejected(j.ref, j.reqs) != nil:
+				err = rejected(j.ref, j.reqs)
+			case j.pinned != nil:
+				pinned := *j.pinned
+				img = &pinned
+			default:
 				log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
 				img, err = r.Resolve(ctx, j.ref, j.want, j.index)
+			}
+			if he == nil && err == nil {
+				err = verifySignatures(ctx, r, j.ref, img, j.reqs, log)
+			}
+			if he == nil && err == nil {
+				err = findAttachments(ctx, r, j.ref, img, j.carry, log)
 			}
 			task.Add(1)
 			mu.Lock()
@@ -280,7 +325,9 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 				}
 				return nil
 			}
-			results[k] = img
+			for _, w := range j.wants {
+				results[entryKey{w.Group.Name, w.Image.Ref.String()}] = img
+			}
 			return nil
 		})
 	}
@@ -298,7 +345,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 
 	res := &LockResult{Lock: &lockfile.Lock{Version: lockfile.Version}, Removed: plan.Removed}
 	for _, sg := range spec.Groups {
-		lg := lockfile.Group{Name: sg.Name, Platforms: sg.Platforms.Strings(), Index: sg.Index}
+		lg := lockfile.Group{Name: sg.Name, Platforms: sg.Platforms.Strings(), Index: sg.Index, Attachments: sg.CarrySignatures}
 		for _, img := range sg.Images {
 			ref := img.Ref.String()
 			if e, ok := plan.Reuse[entryKey{sg.Name, ref}]; ok {
@@ -306,7 +353,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 				res.Kept = append(res.Kept, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest})
 				continue
 			}
-			e := *results[jobKey(img.Ref, sg)]
+			e := *results[entryKey{sg.Name, ref}]
 			e.Ref = ref
 			lg.Images = append(lg.Images, e)
 			res.Resolved = append(res.Resolved, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest})
@@ -319,6 +366,112 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 
 func jobKey(ref image.Reference, g *config.Group) string {
 	return ref.String() + "|" + g.Platforms.String() + "|" + string(g.Index)
+}
+
+// reqsKey tells apart images whose signature requirements differ.
+func reqsKey(reqs []*config.SignatureRequirement) string {
+	var b strings.Builder
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "|%p", r)
+	}
+	return b.String()
+}
+
+// rejected is the refusal of a reject requirement, decided without asking
+// the registry.
+func rejected(ref image.Reference, reqs []*config.SignatureRequirement) error {
+	for _, r := range reqs {
+		if r.Require == config.RequireReject {
+			return &trust.Error{Image: ref.String(), Registry: ref.Domain(), Requirement: r.String(), Reason: "the policy rejects every image of this scope"}
+		}
+	}
+	return nil
+}
+
+// verifySignatures checks img against reqs and records what was verified
+// in it. With no requirement it only clears old records.
+func verifySignatures(ctx context.Context, r Resolver, ref image.Reference, img *lockfile.Image, reqs []*config.SignatureRequirement, log *slog.Logger) error {
+	img.Signatures = nil
+	if len(reqs) == 0 {
+		return nil
+	}
+	v, ok := r.(Verifier)
+	if !ok {
+		return fmt.Errorf("%w: this resolver cannot verify signatures", errdefs.ErrSignature)
+	}
+	log.Info("verifying signatures", "image", ref.String(), "digest", img.Digest)
+	sigs, err := v.Verify(ctx, ref, img, reqs)
+	if err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		if !slices.Contains(img.Signatures, s) {
+			img.Signatures = append(img.Signatures, s)
+		}
+	}
+	return nil
+}
+
+// findAttachments pins the artifacts attached to img when its group
+// carries them, and clears them otherwise.
+func findAttachments(ctx context.Context, r Resolver, ref image.Reference, img *lockfile.Image, carry bool, log *slog.Logger) error {
+	img.Artifacts = nil
+	if !carry {
+		return nil
+	}
+	f, ok := r.(AttachmentFinder)
+	if !ok {
+		return errors.New("this resolver cannot find attached artifacts")
+	}
+	log.Info("finding signatures, SBOMs and attestations", "image", ref.String(), "digest", img.Digest)
+	arts, err := f.Attachments(ctx, ref, img)
+	if err != nil {
+		return fmt.Errorf("finding attached artifacts: %w", err)
+	}
+	img.Artifacts = arts
+	return nil
+}
+
+// signatureDrift says why a pinned image's signature records no longer
+// answer the spec's requirements, or "" when they do: every manifest a
+// requirement covers has a record made with one of its keys (by
+// fingerprint, so a renamed key file is the same key) or its identity,
+// and no record is left from a requirement that is gone.
+func signatureDrift(reqs []*config.SignatureRequirement, e *lockfile.Image) string {
+	used := map[int]bool{}
+	for _, r := range reqs {
+		switch {
+		case r.Require == config.RequireReject:
+			return "the signature policy rejects it (" + r.Where() + ")"
+		case !r.NeedsSignatures():
+			continue
+		}
+		manifests := []string{e.Digest}
+		if r.VerifyPlatforms {
+			manifests = e.Manifests()
+		}
+		for _, m := range manifests {
+			found := false
+			for i, s := range e.Signatures {
+				if s.Manifest != m {
+					continue
+				}
+				ok := r.Fulcio != nil && s.Identity == r.Fulcio.Identity() ||
+					r.Fulcio == nil && slices.ContainsFunc(r.Keys, func(k config.Key) bool { return k.Fingerprint == s.Fingerprint })
+				if ok {
+					used[i] = true
+					found = true
+				}
+			}
+			if !found {
+				return "signature of " + m + " not verified for " + r.String()
+			}
+		}
+	}
+	if len(used) != len(e.Signatures) {
+		return "its signature records do not match the signature policy"
+	}
+	return ""
 }
 
 // ImageError is the failure of one image of one group to resolve. It is
@@ -337,7 +490,12 @@ func (e *ImageError) Error() string {
 // Position implements errdefs.Positioned.
 func (e *ImageError) Position() errdefs.Pos { return e.Pos }
 
-func (e *ImageError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry} }
+func (e *ImageError) Unwrap() []error {
+	if errors.Is(e.Err, errdefs.ErrSignature) {
+		return []error{e.Err}
+	}
+	return []error{e.Err, errdefs.ErrRegistry}
+}
 
 // HostError is the failure of every image of one registry host that could
 // not be reached (connection refused, no such host, a timeout, a failed TLS

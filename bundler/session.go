@@ -16,6 +16,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/registry"
 	"github.com/airgap-bundle/airgap-bundle/resolve"
+	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
 // Session is one run's access to the registries of a spec. It is both the
@@ -96,6 +97,40 @@ func (s *Session) Resolve(ctx context.Context, ref image.Reference, want image.P
 		s.dl.prefetch(ref, img)
 	}
 	return img, err
+}
+
+// Verify implements Verifier, through containers/image's policy engine.
+func (s *Session) Verify(ctx context.Context, ref image.Reference, e *lockfile.Image, reqs []*config.SignatureRequirement) ([]lockfile.Signature, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if err := s.env.Check(ref.Domain()); err != nil {
+		return nil, err
+	}
+	v := &trust.Verifier{Sys: s.env.Sys}
+	var sigs []lockfile.Signature
+	err := s.opts.Policy.Do(ctx, "verify "+ref.String(), func(ctx context.Context) (err error) {
+		sigs, err = v.Verify(ctx, ref, e, reqs)
+		return err
+	})
+	return sigs, err
+}
+
+// Attachments implements AttachmentFinder.
+func (s *Session) Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if err := s.env.Check(ref.Domain()); err != nil {
+		return nil, err
+	}
+	f := &trust.Finder{Sys: s.env.Sys, Referrers: s.env}
+	var arts []lockfile.Artifact
+	err := s.opts.Policy.Do(ctx, "attachments of "+ref.String(), func(ctx context.Context) (err error) {
+		arts, err = f.Attachments(ctx, ref, e)
+		return err
+	})
+	return arts, err
 }
 
 // Manifest implements Fetcher.

@@ -134,7 +134,12 @@ func readArchive(ctx context.Context, path string) (ArchiveReport, *archive.Cont
 		}
 		return r, nil
 	}
-	r.Size, r.SHA256, r.Format, r.Images, r.Blobs, r.Files = c.Size, c.SHA256, c.Format, len(c.Images), len(c.Blobs), len(c.Files)
+	r.Size, r.SHA256, r.Format, r.Blobs, r.Files = c.Size, c.SHA256, c.Format, len(c.Blobs), len(c.Files)
+	for _, img := range c.Images {
+		if img.Artifact == nil { // carried signatures and SBOMs are not images
+			r.Images++
+		}
+	}
 	r.add(c.Check()...)
 	return r, c
 }
@@ -266,6 +271,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 			}
 		}
 	}
+	verifyArtifacts(r, c, lg, expected, explained)
 	refs := c.References()
 	var extra []digest.Digest
 	for d := range c.Blobs {
@@ -277,5 +283,66 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	slices.Sort(extra)
 	for _, d := range extra {
 		r.add(archive.Problem{Kind: archive.KindBlobExtra, Digest: d, Detail: strconv.FormatInt(c.Blobs[d].Size, 10)})
+	}
+}
+
+// verifyArtifacts compares the artifacts an archive carries (signatures,
+// SBOMs, attestations) with those the lockfile pins: each is there, whole,
+// attached to the same manifest of the same image, and nothing else is.
+func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, expected, explained map[digest.Digest]bool) {
+	byTop := map[digest.Digest]archive.Image{}
+	for _, img := range c.Images {
+		if img.Artifact != nil {
+			byTop[img.Top.Digest] = img
+		}
+	}
+	mismatch := func(name, format string, args ...any) {
+		r.add(archive.Problem{Kind: archive.KindLockMismatch, Image: name, Detail: fmt.Sprintf(format, args...)})
+	}
+	pinned := map[digest.Digest]bool{}
+	for _, e := range lg.Images {
+		ref, err := image.ParseReference(e.Ref, "")
+		if err != nil {
+			continue // reported by verifyLocked
+		}
+		name := ref.StoredName()
+		for _, a := range e.Artifacts {
+			d := digest.Digest(a.Digest)
+			pinned[d] = true
+			img, ok := byTop[d]
+			if !ok {
+				mismatch(name, "%s %s of %s is missing", a.Kind, a.Digest, a.Subject)
+				continue
+			}
+			got := img.Artifact
+			switch {
+			case got.Kind != a.Kind || got.Subject.String() != a.Subject || got.Tag != a.Tag:
+				mismatch(name, "%s %s: index.json says %s of %s (tag %q), the lockfile %s of %s (tag %q)", a.Kind, a.Digest, got.Kind, got.Subject, got.Tag, a.Kind, a.Subject, a.Tag)
+			case img.Top.MediaType != a.MediaType:
+				mismatch(name, "%s %s: media type %q, the lockfile %q", a.Kind, a.Digest, img.Top.MediaType, a.MediaType)
+			}
+			expected[d] = true
+			if len(img.Manifests) != 1 {
+				continue // the archive's own check reports it
+			}
+			m := img.Manifests[0]
+			whole := c.Blobs[d] != nil && c.Blobs[d].ComputedDigest == d
+			for _, b := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+				expected[b.Digest] = true
+				bi := c.Blobs[b.Digest]
+				whole = whole && bi != nil && bi.ComputedDigest == b.Digest && bi.Size == b.Size
+			}
+			if whole && m.TotalSize() != a.Size {
+				mismatch(name, "%s %s: %d bytes, the lockfile %d", a.Kind, a.Digest, m.TotalSize(), a.Size)
+			}
+		}
+	}
+	for _, img := range c.Images {
+		if d := img.Top.Digest; img.Artifact != nil && !pinned[d] {
+			r.add(archive.Problem{Kind: archive.KindNotInLockfile, Image: img.Label(), Digest: d})
+			for x := range img.References() {
+				explained[x] = true
+			}
+		}
 	}
 }

@@ -26,6 +26,7 @@ type rawSpec struct {
 	OutputDir       *string                 `toml:"output-dir"`
 	Registries      map[string]*rawRegistry `toml:"registries"`
 	Groups          []*rawGroup             `toml:"group"`
+	Signatures      []*rawSignature         `toml:"signatures"`
 }
 
 type rawRegistry struct {
@@ -52,22 +53,25 @@ type rawAuth struct {
 }
 
 type rawGroup struct {
-	Name       string    `toml:"name"`
-	Archive    *string   `toml:"archive"`
-	Platforms  *[]string `toml:"platforms"`
-	Index      *string   `toml:"index"`
-	Images     []string  `toml:"images"`
-	ImageLists []string  `toml:"image-lists"`
-	Manifests  []string  `toml:"manifests"`
+	Name       string        `toml:"name"`
+	Archive    *string       `toml:"archive"`
+	Platforms  *[]string     `toml:"platforms"`
+	Index      *string       `toml:"index"`
+	Images     []string      `toml:"images"`
+	ImageLists []string      `toml:"image-lists"`
+	Manifests  []string      `toml:"manifests"`
+	Signatures *rawSignature `toml:"signatures"`
+	CarrySigs  *bool         `toml:"carry-signatures"`
 }
 
 // Valid keys of each table, for "unknown key" messages.
 var validKeys = map[string][]string{
-	"":         {"default-registry", "platforms", "index", "output-dir", "registries", "group"},
-	"registry": {"mirrors", "insecure", "ca-file", "auth"},
-	"auth":     {"username", "username-env", "password-env", "file", "helper"},
-	"mirror":   {"location", "pull-from-mirror", "insecure"},
-	"group":    {"name", "archive", "platforms", "index", "images", "image-lists", "manifests"},
+	"":           {"default-registry", "platforms", "index", "output-dir", "registries", "signatures", "group"},
+	"registry":   {"mirrors", "insecure", "ca-file", "auth"},
+	"auth":       {"username", "username-env", "password-env", "file", "helper"},
+	"mirror":     {"location", "pull-from-mirror", "insecure"},
+	"group":      {"name", "archive", "platforms", "index", "images", "image-lists", "manifests", "signatures", "carry-signatures"},
+	"signatures": {"scope", "require", "key", "keys", "fulcio-ca", "oidc-issuer", "subject-email", "rekor-key", "rekor-keys", "verify-platforms"},
 }
 
 var (
@@ -161,6 +165,12 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 			table = "auth"
 		case len(k) == 2 && k[0] == "group":
 			table = "group"
+		case len(k) == 2 && k[0] == "signatures":
+			d.errs.add(errdefs.Pos{File: d.path, Line: d.findArrayKey("signatures", k[1])}, "unknown key %q in [[signatures]] (valid: %s)", k[1], strings.Join(validKeys["signatures"], ", "))
+			continue
+		case len(k) == 3 && k[0] == "group" && k[1] == "signatures":
+			d.errs.add(errdefs.Pos{File: d.path, Line: d.findGroupKey("signatures")}, "unknown key %q in a group's signatures (valid: %s)", k[2], strings.Join(validKeys["signatures"], ", "))
+			continue
 		case len(k) == 1:
 		default:
 			continue // below an unknown key: that key is already reported
@@ -184,16 +194,19 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 
 // findGroupKey finds the first group that has key: BurntSushi's key paths
 // do not carry the array index.
-func (d *decoder) findGroupKey(key string) int {
+func (d *decoder) findGroupKey(key string) int { return d.findArrayKey("group", key) }
+
+// findArrayKey finds the first entry of the array of tables that has key.
+func (d *decoder) findArrayKey(array, key string) int {
 	for i := 0; ; i++ {
-		if _, ok := d.loc.Exact("group", i); !ok {
+		if _, ok := d.loc.Exact(array, i); !ok {
 			break
 		}
-		if line, ok := d.loc.Exact("group", i, key); ok {
+		if line, ok := d.loc.Exact(array, i, key); ok {
 			return line
 		}
 	}
-	return d.loc.Line("group")
+	return d.loc.Line(array)
 }
 
 func (d *decoder) spec(raw *rawSpec) *Spec {
@@ -240,6 +253,24 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		if r := d.registry(h, raw.Registries[h]); r != nil {
 			s.Registries[h] = r
 		}
+	}
+
+	scopes := map[string]int{}
+	for i, rs := range raw.Signatures {
+		r := d.signature(rs, []any{"signatures", i}, fmt.Sprintf("signatures #%d", i+1), true)
+		if r == nil {
+			continue
+		}
+		if first, dup := scopes[r.Scope]; dup {
+			what := "an unscoped entry (the default)"
+			if r.Scope != "" {
+				what = fmt.Sprintf("scope %q", r.Scope)
+			}
+			d.add([]any{"signatures", i}, "signatures #%d: %s is also given at line %d; one entry per scope", i+1, what, d.loc.Line("signatures", first))
+			continue
+		}
+		scopes[r.Scope] = i
+		s.Signatures = append(s.Signatures, r)
 	}
 
 	if len(raw.Groups) == 0 {
@@ -473,6 +504,12 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 	if raw.Index != nil {
 		g.Index = d.indexMode(*raw.Index, append(p, "index")...)
 	}
+	if raw.Signatures != nil {
+		if r := d.signature(raw.Signatures, append(slices.Clip(p), "signatures"), label+" signatures", false); r != nil {
+			r.Group = raw.Name
+			g.Signatures = r
+		}
+	}
 
 	seen := map[string]bool{}
 	addImage := func(img Image) {
@@ -515,6 +552,15 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 		}
 		for _, img := range parseManifests(data, file, s.DefaultRegistry, d.errs) {
 			addImage(img)
+		}
+	}
+	if raw.CarrySigs != nil {
+		g.CarrySignatures = *raw.CarrySigs
+	} else {
+		for _, img := range g.Images {
+			for _, r := range s.SignatureRequirements(g, img.Ref) {
+				g.CarrySignatures = g.CarrySignatures || r.NeedsSignatures()
+			}
 		}
 	}
 	switch {

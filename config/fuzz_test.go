@@ -12,6 +12,7 @@ import (
 )
 
 var specSeeds = []string{
+	"[[signatures]]\nrequire = \"insecureAcceptAnything\"\n[[signatures]]\nscope = \"r.example.com/team\"\nrequire = \"sigstoreSigned\"\nkeys = [\"a.pub\", \"b.pub\"]\nverify-platforms = true\n[[signatures]]\nscope = \"quay.io\"\nrequire = \"reject\"\n[[group]]\nname = \"a\"\nimages = [\"r.example.com/team/x:1\"]\nsignatures = { require = \"sigstoreSigned\", fulcio-ca = \"ca.pem\", oidc-issuer = \"https://i\", subject-email = \"e@x\", rekor-key = \"r.pub\" }\ncarry-signatures = true\n",
 	"[[group]]\nname = \"a\"\nimages = [\"busybox\"]\n",
 	"default-registry = \"docker.io\"\nplatforms = [\"linux/amd64\", \"linux/arm64/v8\"]\nregistries.\"docker.io\" = { mirrors = [\"m.example.com\", { location = \"m2.example.com:5000/hub\", pull-from-mirror = \"digest-only\" }] }\n\n[registries.\"r.example.com\"]\ninsecure = true\nauth = { username = \"ci\", password-env = \"P\" }\n\n[[group]]\nname = \"core\"\narchive = \"core.tar.zst\"\nimages = [\n  \"busybox\",   # c\n  'alpine:3.19',\n]\n",
 	"group = [ { name = \"a\", images = [\"busybox\"], extra = 1 } ]\n",

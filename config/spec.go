@@ -28,6 +28,8 @@ type Spec struct {
 	OutputDir       string // absolute, or relative to the working directory
 	Registries      map[string]*Registry
 	Groups          []*Group
+	// Signatures are the [[signatures]] entries, in spec order.
+	Signatures []*SignatureRequirement
 }
 
 // Registry holds the settings of one registry host.
@@ -89,7 +91,14 @@ type Group struct {
 	Platforms image.PlatformSet
 	Index     image.IndexMode
 	Images    []Image
-	Pos       errdefs.Pos
+	// Signatures, when set, is required of every image of the group on
+	// top of the spec's [[signatures]].
+	Signatures *SignatureRequirement
+	// CarrySignatures bundles each image's signatures, SBOMs and
+	// attestations (default: on when the group's own requirement reads
+	// signatures).
+	CarrySignatures bool
+	Pos             errdefs.Pos
 }
 
 // Image is one reference of a group and where it was written.

@@ -30,7 +30,7 @@ var (
 	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString}
 	registryKinds = map[string]kind{"mirrors": kArray, "insecure": kBool, "ca-file": kString, "auth": kTable, "password": kAny, "username": kAny, "token": kAny}
 	authKinds     = map[string]kind{"username": kString, "username-env": kString, "password-env": kString, "file": kString, "helper": kString, "password": kAny, "token": kAny}
-	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings}
+	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings, "signatures": kTable, "carry-signatures": kBool}
 )
 
 // examples show the right form in a type error.
@@ -69,6 +69,8 @@ func (k kind) want(key string) string {
 		s = "an array"
 	}
 	if ex, ok := examples[key]; ok {
+		s += ", e.g. " + ex
+	} else if ex, ok := signatureExamples[key]; ok {
 		s += ", e.g. " + ex
 	}
 	return s
@@ -137,6 +139,15 @@ func checkTypes(data map[string]any, loc *tomlpos.Locator, path string, errs *er
 			}
 		}
 	}
+	if v, ok := data["signatures"]; ok {
+		entries, ok := tables(v)
+		if !ok {
+			errs.add(at("signatures"), "signatures must be an array of tables: write each entry as [[signatures]]")
+		}
+		for i, e := range entries {
+			check(signatureKinds, e, fmt.Sprintf("signatures #%d: ", i+1), "signatures", i)
+		}
+	}
 	if v, ok := data["group"]; ok {
 		groups, ok := tables(v)
 		if !ok {
@@ -149,6 +160,9 @@ func checkTypes(data map[string]any, loc *tomlpos.Locator, path string, errs *er
 				label = fmt.Sprintf("group %q: ", name)
 			}
 			check(groupKinds, g, label, "group", i)
+			if sg, ok := g["signatures"].(map[string]any); ok {
+				check(signatureKinds, sg, label+"signatures.", "group", i, "signatures")
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ var (
 	ErrRegistry      = errors.New("registry")                // resolving or fetching from a registry
 	ErrBuild         = errors.New("build failed")            // writing archives
 	ErrVerify        = errors.New("verification failed")     // archives do not match
+	ErrSignature     = errors.New("signature policy")        // an image's signatures do not meet the spec's requirements
 )
 
 // Pos is a place in a spec, image list or lockfile.

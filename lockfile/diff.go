@@ -78,6 +78,17 @@ type ImageDiff struct {
 	// the same manifest.
 	UnchangedPlatforms []string `json:"unchanged-platforms,omitempty"`
 	DownloadBytes      int64    `json:"download-bytes"` // as Diff's, for this image
+	// SignaturesChanged says the verified signatures differ; OldSignedBy
+	// and NewSignedBy then say who signed on each side: "key FILE
+	// (FINGERPRINT)" or the Fulcio identity, each once, sorted.
+	SignaturesChanged bool     `json:"signatures-changed,omitempty"`
+	OldSignedBy       []string `json:"old-signed-by,omitempty"`
+	NewSignedBy       []string `json:"new-signed-by,omitempty"`
+	// ArtifactsChanged says the carried signatures, SBOMs and attestations
+	// differ; OldArtifacts and NewArtifacts count them.
+	ArtifactsChanged bool `json:"artifacts-changed,omitempty"`
+	OldArtifacts     int  `json:"old-artifacts,omitempty"`
+	NewArtifacts     int  `json:"new-artifacts,omitempty"`
 }
 
 // Ref is the image's new ref, or its old one when it was removed.
@@ -311,12 +322,38 @@ func (c *comparer) update(oi, ni *Image, addBlobs func(map[string]int64) int64) 
 			id.Platforms = append(id.Platforms, PlatformDiff{Platform: op.Platform, Change: Removed, OldDigest: op.Digest})
 		}
 	}
+	if !slices.Equal(oi.Signatures, ni.Signatures) {
+		id.SignaturesChanged = true
+		id.OldSignedBy, id.NewSignedBy = oi.SignedBy(), ni.SignedBy()
+	}
+	if !slices.Equal(oi.Artifacts, ni.Artifacts) {
+		id.ArtifactsChanged = true
+		id.OldArtifacts, id.NewArtifacts = len(oi.Artifacts), len(ni.Artifacts)
+	}
 	return id
+}
+
+// SignedBy lists who signed the image's verified manifests, each once,
+// sorted: "key FILE (FINGERPRINT)" or the Fulcio identity.
+func (img *Image) SignedBy() []string {
+	var out []string
+	for _, s := range img.Signatures {
+		who := s.Identity
+		if s.Key != "" {
+			who = "key " + s.Key + " (" + s.Fingerprint + ")"
+		}
+		if !slices.Contains(out, who) {
+			out = append(out, who)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func imagesEqual(a, b *Image) bool {
 	return a.Ref == b.Ref && a.Digest == b.Digest && a.MediaType == b.MediaType && a.Size == b.Size &&
-		a.FilteredDigest == b.FilteredDigest && slices.Equal(a.Platforms, b.Platforms)
+		a.FilteredDigest == b.FilteredDigest && slices.Equal(a.Platforms, b.Platforms) &&
+		slices.Equal(a.Signatures, b.Signatures) && slices.Equal(a.Artifacts, b.Artifacts)
 }
 
 // repoName is the repository of a canonical ref, or "" if it does not parse.

@@ -21,6 +21,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(strings.Replace(string(good), "[[group]]\nname = \"a\"", "[[group]\nname = \"a\"", 1)))
 	f.Add([]byte(strings.Replace(string(good), "size = 30", "size = 30.0", 1)))
 	f.Add([]byte("version = 1\n"))
+	signed, err := withArtifacts().Encode("bundle.toml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(signed)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := Parse(data, "bundle.lock")
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,7 +38,11 @@ type Group struct {
 	Name      string          `toml:"name"`
 	Platforms []string        `toml:"platforms"`
 	Index     image.IndexMode `toml:"index"`
-	Images    []Image         `toml:"image"`
+	// Attachments records that the group carries its images' signatures,
+	// SBOMs and attestations (spec: carry-signatures): each image's
+	// artifacts were looked for, and a change looks again.
+	Attachments bool    `toml:"attachments,omitempty"`
+	Images      []Image `toml:"image"`
 }
 
 // Image pins one reference.
@@ -50,6 +55,82 @@ type Image struct {
 	// when the group's index mode is "filtered".
 	FilteredDigest string     `toml:"filtered-digest,omitempty"`
 	Platforms      []Platform `toml:"platform"`
+	// Signatures record what lock verified: absent when no signature
+	// requirement applies to the image.
+	Signatures []Signature `toml:"signature,omitempty"`
+	// Artifacts are the signatures, SBOMs and attestations attached to
+	// the image's manifests that the archive carries (groups with
+	// attachments only).
+	Artifacts []Artifact `toml:"artifact,omitempty"`
+}
+
+// Kinds of artifacts.
+const (
+	ArtifactSignature   = "signature"   // cosign's sha256-<hex>.sig
+	ArtifactAttestation = "attestation" // cosign's sha256-<hex>.att
+	ArtifactSBOM        = "sbom"        // cosign's sha256-<hex>.sbom
+	ArtifactReferrer    = "referrer"    // an OCI 1.1 referrer (subject)
+)
+
+// Artifact pins one manifest attached to a manifest of an image.
+type Artifact struct {
+	Kind    string `toml:"kind"`
+	Subject string `toml:"subject"` // the image's digest or a platform's
+	// Tag is the cosign tag it was found under; empty for a referrer.
+	Tag          string          `toml:"tag,omitempty"`
+	Digest       string          `toml:"digest"`
+	MediaType    image.MediaType `toml:"media-type"`
+	ArtifactType string          `toml:"artifact-type,omitempty"`
+	Size         int64           `toml:"size"` // manifest + config + layers
+}
+
+// Signature records one verified signature: which manifest it signs,
+// the cosign signature manifest (tag sha256-<hex>.sig) that held it, and
+// the key or identity that it was verified with. Keys are public; no
+// secret is ever recorded.
+type Signature struct {
+	Manifest string `toml:"manifest"` // the image's digest, or one of its platforms'
+	Digest   string `toml:"digest"`   // the signature manifest
+	// Key is the public key file as the spec names it, Fingerprint the
+	// sha256 of its DER SubjectPublicKeyInfo; Identity the Fulcio issuer
+	// and subject instead.
+	Key         string `toml:"key,omitempty"`
+	Fingerprint string `toml:"fingerprint,omitempty"`
+	Identity    string `toml:"identity,omitempty"`
+}
+
+// ArtifactTag is the cosign tag of an artifact of kind attached to
+// manifest subject (sha256-<hex>.sig, .att, .sbom); "" for a referrer.
+func ArtifactTag(subject, kind string) string {
+	suffix := map[string]string{ArtifactSignature: ".sig", ArtifactAttestation: ".att", ArtifactSBOM: ".sbom"}[kind]
+	if suffix == "" {
+		return ""
+	}
+	return strings.Replace(subject, ":", "-", 1) + suffix
+}
+
+// SignatureFor returns the recorded signature of manifest verified with a
+// key of that fingerprint (or with that identity), or nil.
+func (i *Image) SignatureFor(manifest, fingerprint, identity string) *Signature {
+	for k := range i.Signatures {
+		s := &i.Signatures[k]
+		if s.Manifest == manifest && (fingerprint != "" && s.Fingerprint == fingerprint || identity != "" && s.Identity == identity) {
+			return s
+		}
+	}
+	return nil
+}
+
+// Manifests lists the manifests an image pins: its own digest, then each
+// platform's that differs from it.
+func (i *Image) Manifests() []string {
+	out := []string{i.Digest}
+	for _, p := range i.Platforms {
+		if p.Digest != i.Digest {
+			out = append(out, p.Digest)
+		}
+	}
+	return out
 }
 
 // Platform pins one platform's manifest of an image.
@@ -190,6 +271,62 @@ func Parse(data []byte, path string) (*Lock, error) {
 					add(iline("filtered-digest"), "group %q: image %q: filtered-digest: %v", g.Name, img.Ref, err)
 				}
 			}
+			seenSig := map[Signature]bool{}
+			for si, sg := range img.Signatures {
+				sline := func(k string) int { return iline("signature", si, k) }
+				switch {
+				case checkDigest(sg.Manifest) != nil:
+					add(sline("manifest"), "group %q: image %q: signature: manifest: %v", g.Name, img.Ref, checkDigest(sg.Manifest))
+				case !slices.Contains(img.Manifests(), sg.Manifest):
+					add(sline("manifest"), "group %q: image %q: signature of %s, which is neither the image nor one of its platforms", g.Name, img.Ref, sg.Manifest)
+				}
+				if err := checkDigest(sg.Digest); err != nil {
+					add(sline("digest"), "group %q: image %q: signature: digest: %v", g.Name, img.Ref, err)
+				}
+				switch {
+				case sg.Identity != "" && (sg.Key != "" || sg.Fingerprint != ""):
+					add(sline("identity"), "group %q: image %q: a signature is verified with a key or an identity, not both", g.Name, img.Ref)
+				case sg.Identity == "" && (sg.Key == "" || sg.Fingerprint == ""):
+					add(sline("key"), "group %q: image %q: signature of %s: key and fingerprint (or identity) are required", g.Name, img.Ref, sg.Manifest)
+				case sg.Fingerprint != "":
+					if err := checkDigest(sg.Fingerprint); err != nil {
+						add(sline("fingerprint"), "group %q: image %q: signature: fingerprint: %v", g.Name, img.Ref, err)
+					}
+				}
+				if seenSig[sg] {
+					add(sline("manifest"), "group %q: image %q: signature listed twice", g.Name, img.Ref)
+				}
+				seenSig[sg] = true
+			}
+			seenArt := map[string]bool{}
+			for ai, a := range img.Artifacts {
+				aline := func(k string) int { return iline("artifact", ai, k) }
+				what := fmt.Sprintf("group %q: image %q: artifact %d", g.Name, img.Ref, ai+1)
+				if !slices.Contains([]string{ArtifactSignature, ArtifactAttestation, ArtifactSBOM, ArtifactReferrer}, a.Kind) {
+					add(aline("kind"), "%s: kind %q: want %q, %q, %q or %q", what, a.Kind, ArtifactSignature, ArtifactAttestation, ArtifactSBOM, ArtifactReferrer)
+				}
+				if !slices.Contains(img.Manifests(), a.Subject) {
+					add(aline("subject"), "%s: subject %q is neither the image nor one of its platforms", what, a.Subject)
+				}
+				if err := checkDigest(a.Digest); err != nil {
+					add(aline("digest"), "%s: digest: %v", what, err)
+				} else if seenArt[a.Digest] {
+					add(aline("digest"), "%s: %s is listed twice", what, a.Digest)
+				}
+				seenArt[a.Digest] = true
+				if want := ArtifactTag(a.Subject, a.Kind); (a.Kind == ArtifactReferrer) != (a.Tag == "") || a.Tag != "" && a.Tag != want {
+					add(aline("tag"), "%s: tag %q: want %q", what, a.Tag, want)
+				}
+				if !a.MediaType.IsManifest() {
+					add(aline("media-type"), "%s: media-type %q is not a manifest", what, a.MediaType)
+				}
+				if a.Size <= 0 {
+					add(aline("size"), "%s: size must be positive", what)
+				}
+			}
+			if !g.Attachments && len(img.Artifacts) > 0 {
+				add(iline("artifact", 0, "kind"), "group %q: image %q: artifacts in a group without attachments", g.Name, img.Ref)
+			}
 			if !img.IsIndex() && len(img.Platforms) > 1 {
 				add(iline("platform", 1), "group %q: image %q: a single manifest has exactly one platform entry", g.Name, img.Ref)
 			}
@@ -225,6 +362,29 @@ func (l *Lock) Sort() {
 	for gi := range l.Groups {
 		imgs := l.Groups[gi].Images
 		sort.Slice(imgs, func(i, j int) bool { return imgs[i].Ref < imgs[j].Ref })
+		for ii := range imgs {
+			sigs := imgs[ii].Signatures
+			sort.Slice(sigs, func(i, j int) bool {
+				a, b := sigs[i], sigs[j]
+				if a.Manifest != b.Manifest {
+					return a.Manifest < b.Manifest
+				}
+				if a.Fingerprint != b.Fingerprint {
+					return a.Fingerprint < b.Fingerprint
+				}
+				return a.Identity < b.Identity
+			})
+			arts := imgs[ii].Artifacts
+			sort.Slice(arts, func(i, j int) bool {
+				if arts[i].Subject != arts[j].Subject {
+					return arts[i].Subject < arts[j].Subject
+				}
+				if arts[i].Kind != arts[j].Kind {
+					return arts[i].Kind < arts[j].Kind
+				}
+				return arts[i].Digest < arts[j].Digest
+			})
+		}
 	}
 }
 

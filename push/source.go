@@ -219,6 +219,16 @@ func (src *source) readDoc(c *archive.Contents, d archive.Descriptor) (doc, erro
 // image turns one image of the model into what is pushed.
 func (src *source) image(c *archive.Contents, img archive.Image) (*sourceImage, error) {
 	out := &sourceImage{src: src, archive: src.path, label: img.Label()}
+	if a := img.Artifact; a != nil && len(img.Names) == 0 {
+		// A carried signature, SBOM or attestation goes into its image's
+		// repository, under cosign's tag (sha256-<hex>.sig, .att, .sbom)
+		// so that cosign finds it there, or by digest alone (a referrer).
+		ref, err := artifactRef(a, img.Top.Digest)
+		if err != nil {
+			return nil, err
+		}
+		out.names = append(out.names, ref)
+	}
 	for _, n := range img.Names {
 		// A plain OCI layout may name an image by tag alone
 		// (org.opencontainers.image.ref.name "v1"): no repository.
@@ -363,4 +373,17 @@ func (src *source) makeManifest(c *archive.Contents, m archive.Manifest) (doc, e
 		return doc{}, err
 	}
 	return doc{desc: archive.Descriptor{MediaType: image.MediaType(v.MediaType), Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw: raw}, nil
+}
+
+// artifactRef is where a carried artifact is pushed: its image's
+// repository, tagged as cosign tags it, else by digest.
+func artifactRef(a *archive.Artifact, top digest.Digest) (image.Reference, error) {
+	of, err := image.ParseReference(a.Image, "")
+	if err != nil {
+		return image.Reference{}, fmt.Errorf("artifact of %q: %w", a.Image, err)
+	}
+	if a.Tag != "" {
+		return image.ParseReference(of.Name()+":"+a.Tag, "")
+	}
+	return image.ParseReference(of.Name()+"@"+top.String(), "")
 }

@@ -520,6 +520,20 @@ registries."d.example.com".auth = { helper = "ecr-login" }` + okGroup},
 		"[[group]]\nname = \"c\"\narchive = \"c.tgz\"\nimages = [\"busybox\"]\n" +
 		"[[group]]\nname = \"d\"\narchive = \"d.tar.zst\"\nimages = [\"busybox\"]\n" +
 		"[[group]]\nname = \"e\"\narchive = \"E_v1.2-final.tzst\"\nimages = [\"busybox\"]\n"},
+	{name: "signature requirements", valid: true, spec: `
+[[signatures]]
+require = "insecureAcceptAnything"
+
+[[signatures]]
+scope = "registry.example.com/team"
+require = "sigstoreSigned"
+keys = ["keys/a.pub"]
+verify-platforms = true
+
+[[signatures]]
+scope = "quay.io"
+require = "reject"
+` + group(`images = ["busybox"]`, `signatures = { require = "sigstoreSigned", key = "keys/a.pub" }`, `carry-signatures = false`), files: map[string]string{"keys/a.pub": "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"}},
 	{name: "group names with dots, dashes and underscores", valid: true, spec: "[[group]]\nname = \"K3s_core-v1.28.5\"\nimages = [\"busybox\"]\n"},
 	{name: "reference forms", valid: true, spec: group(`images = [
   "busybox",
@@ -676,6 +690,35 @@ var lockCases = []lockCase{
 		lockImage("quay.io/x/y@"+dig, ociIndex, dig2) +
 		lockImage("registry.k8s.io/pause:3.9@"+dig, ociIndex, dig2) +
 		lockImage("localhost:5000/team/app:Dev_1", ociIndex, dig2)},
+	{name: "verified signatures and carried artifacts", valid: true, lock: strings.Replace(lockHead, `index = "original"`, "index = \"original\"\nattachments = true", 1) +
+		lockImage("docker.io/library/busybox:1.36.1", ociIndex, dig2) + `
+[[group.image.signature]]
+manifest = "` + dig + `"
+digest = "` + dig2 + `"
+key = "keys/cosign.pub"
+fingerprint = "` + dig + `"
+
+[[group.image.signature]]
+manifest = "` + dig2 + `"
+digest = "` + dig + `"
+identity = "issuer=https://issuer.example.com subject=rel@example.com"
+
+[[group.image.artifact]]
+kind = "signature"
+subject = "` + dig + `"
+tag = "sha256-` + strings.TrimPrefix(dig, "sha256:") + `.sig"
+digest = "` + dig2 + `"
+media-type = "` + ociManifest + `"
+size = 1234
+
+[[group.image.artifact]]
+kind = "referrer"
+subject = "` + dig2 + `"
+digest = "` + dig + `"
+media-type = "` + ociManifest + `"
+artifact-type = "application/spdx+json"
+size = 99
+`},
 	{name: "arm variant", valid: true, lock: strings.ReplaceAll(edit(`platforms = ["linux/amd64"]`, `platforms = ["linux/arm/v7", "linux/arm64"]`), `platform = "linux/amd64"`, `platform = "linux/arm/v7"`)},
 
 	{name: "version 2", lock: edit("version = 1", "version = 2"), schema: "/version const", decoder: "version = 2"},

@@ -63,6 +63,18 @@ type repo struct {
 	tags      map[string]archive.Descriptor
 	manifests map[digest.Digest]image.MediaType
 	blobs     map[digest.Digest]bool
+	// referrers are the carried OCI referrers, by subject (the referrers
+	// API answers from them).
+	referrers map[digest.Digest][]referrer
+}
+
+// referrer is one entry of a referrers index.
+type referrer struct {
+	MediaType    image.MediaType   `json:"mediaType"`
+	Digest       digest.Digest     `json:"digest"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
 // Registry serves archives; it is an http.Handler. Close closes the files.
@@ -232,7 +244,14 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 		*skipped = append(*skipped, img.Label()+": no index.json entry (a Docker archive): nothing to serve")
 		return nil
 	}
-	for _, n := range img.Names {
+	names, artifactTag := img.Names, ""
+	if a := img.Artifact; a != nil && len(names) == 0 {
+		// A carried signature, SBOM or attestation: served in its image's
+		// repository, under cosign's tag (sha256-<hex>.sig, .att, .sbom)
+		// when it has one, else by digest only.
+		names, artifactTag = []string{a.Image}, a.Tag
+	}
+	for _, n := range names {
 		ref, err := image.ParseReference(n, "")
 		if err != nil {
 			*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
@@ -243,7 +262,17 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 			rp = &repo{tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
 			r.repos[ref.Name()] = rp
 		}
-		if t := ref.Tag(); t != "" {
+		t := ref.Tag()
+		if a := img.Artifact; a != nil && len(img.Names) == 0 {
+			t = artifactTag
+			if a.Kind == "referrer" && !slices.ContainsFunc(rp.referrers[a.Subject], func(x referrer) bool { return x.Digest == img.Top.Digest }) {
+				if rp.referrers == nil {
+					rp.referrers = map[digest.Digest][]referrer{}
+				}
+				rp.referrers[a.Subject] = append(rp.referrers[a.Subject], referrerOf(c, img.Top))
+			}
+		}
+		if t != "" {
 			if old, ok := rp.tags[t]; ok && old.Digest != img.Top.Digest {
 				return fmt.Errorf("%s: tagged %s here and %s in another archive", n, img.Top.Digest, old.Digest)
 			}
@@ -333,6 +362,12 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			Tags []string `json:"tags"`
 		}{name, sortedTags(rp)})
 		serveBytes(w, req, "application/json", body)
+		return
+	}
+	if i := strings.LastIndex(rest, "/referrers/"); i >= 0 {
+		if rp := r.repo(w, rest[:i], req.URL.Query().Get("ns")); rp != nil {
+			serveReferrers(w, req, rp, rest[i+len("/referrers/"):])
+		}
 		return
 	}
 	var name, kind, ref string
@@ -445,4 +480,51 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// referrerOf describes a carried referrer as the referrers API lists it:
+// its artifactType (else its config's media type) and annotations, from
+// the manifest in the archive.
+func referrerOf(c *archive.Contents, top archive.Descriptor) referrer {
+	ref := referrer{MediaType: top.MediaType, Digest: top.Digest, Size: top.Size}
+	if doc, ok := c.BlobDocument(top.Digest); ok {
+		var m struct {
+			ArtifactType string                     `json:"artifactType"`
+			Config       struct{ MediaType string } `json:"config"`
+			Annotations  map[string]string          `json:"annotations"`
+		}
+		if json.Unmarshal(doc, &m) == nil {
+			ref.ArtifactType, ref.Annotations = m.ArtifactType, m.Annotations
+			if ref.ArtifactType == "" {
+				ref.ArtifactType = m.Config.MediaType
+			}
+		}
+	}
+	return ref
+}
+
+// serveReferrers answers the OCI 1.1 referrers API from the carried
+// referrers of subject (an empty index when there are none), filtered by
+// the artifactType query parameter when given.
+func serveReferrers(w http.ResponseWriter, req *http.Request, rp *repo, subject string) {
+	d, err := digest.Parse(subject)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "DIGEST_INVALID", "the referrers API takes a digest")
+		return
+	}
+	list := slices.Clone(rp.referrers[d])
+	slices.SortFunc(list, func(a, b referrer) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	if at := req.URL.Query().Get("artifactType"); at != "" {
+		list = slices.DeleteFunc(list, func(x referrer) bool { return x.ArtifactType != at })
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	if list == nil {
+		list = []referrer{}
+	}
+	body, _ := json.Marshal(struct {
+		SchemaVersion int             `json:"schemaVersion"`
+		MediaType     image.MediaType `json:"mediaType"`
+		Manifests     []referrer      `json:"manifests"`
+	}{2, image.OCIIndex, list})
+	serveBytes(w, req, string(image.OCIIndex), body)
 }

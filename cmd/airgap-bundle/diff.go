@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -153,6 +154,21 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 				fmt.Fprintf(w, "  ~ %s  %s  (+%s)\n", ref, digests, progress.HumanBytes(i.DownloadBytes))
 				if i.OldFilteredDigest != i.NewFilteredDigest {
 					fmt.Fprintf(w, "      filtered index: %s -> %s\n", shortDigest(i.OldFilteredDigest), shortDigest(i.NewFilteredDigest))
+				}
+				none := func(s []string) string {
+					if len(s) == 0 {
+						return "(none)"
+					}
+					return strings.Join(s, ", ")
+				}
+				switch {
+				case i.SignaturesChanged && !slices.Equal(i.OldSignedBy, i.NewSignedBy):
+					fmt.Fprintf(w, "      signed by: %s -> %s\n", none(i.OldSignedBy), none(i.NewSignedBy))
+				case i.SignaturesChanged:
+					fmt.Fprintf(w, "      new signatures, signed by: %s\n", none(i.NewSignedBy))
+				}
+				if i.ArtifactsChanged {
+					fmt.Fprintf(w, "      signatures, SBOMs and attestations carried: %d -> %d\n", i.OldArtifacts, i.NewArtifacts)
 				}
 				if !everyPlatformMoved(i) {
 					for _, p := range i.Platforms {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -77,6 +78,19 @@ type inspectImageJSON struct {
 	Platforms []inspectPlatformJSON `json:"platforms"`
 	// Absent are the platforms the index lists that the archive lacks.
 	Absent []inspectAbsentJSON `json:"absent,omitempty"`
+	// Artifacts are the signatures, SBOMs and attestations carried for
+	// the image: their own index.json entries, no image to any loader.
+	Artifacts []inspectArtifactJSON `json:"artifacts,omitempty"`
+}
+
+type inspectArtifactJSON struct {
+	Kind      string `json:"kind"`    // signature, attestation, sbom, referrer
+	Subject   string `json:"subject"` // the manifest it is attached to
+	Tag       string `json:"tag,omitempty"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"media-type"`
+	Layers    int    `json:"layers"`
+	Size      int64  `json:"size"` // manifest + config + layers
 }
 
 type inspectPlatformJSON struct {
@@ -123,8 +137,22 @@ func newInspectJSON(archivePath string, c *archive.Contents) inspectJSON {
 		}
 		return b
 	}
+	artifacts := map[string][]inspectArtifactJSON{} // by the name of their image
 	for _, img := range c.Images {
+		if a := img.Artifact; a != nil && len(img.Manifests) == 1 && slices.ContainsFunc(c.Images, func(o archive.Image) bool { return slices.Contains(o.Names, a.Image) }) {
+			m := img.Manifests[0]
+			artifacts[a.Image] = append(artifacts[a.Image], inspectArtifactJSON{Kind: a.Kind, Subject: a.Subject.String(), Tag: a.Tag,
+				Digest: img.Top.Digest.String(), MediaType: string(img.Top.MediaType), Layers: len(m.Layers), Size: m.TotalSize()})
+		}
+	}
+	for _, img := range c.Images {
+		if a := img.Artifact; a != nil && artifacts[a.Image] != nil {
+			continue // listed with its image
+		}
 		ij := inspectImageJSON{Names: img.Names, Bytes: c.ImageBytes(img), Platforms: []inspectPlatformJSON{}}
+		for _, n := range img.Names {
+			ij.Artifacts = append(ij.Artifacts, artifacts[n]...)
+		}
 		if ij.Names == nil {
 			ij.Names = []string{}
 		}
@@ -185,7 +213,7 @@ func printInspect(w io.Writer, j inspectJSON) {
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE / PLATFORM\tDIGEST\tCONFIG\tLAYERS\tSIZE")
-	names, platforms := 0, 0
+	names, platforms, artifacts := 0, 0, 0
 	for _, img := range j.Images {
 		names += len(img.Names)
 		first := "<none>"
@@ -217,6 +245,10 @@ func printInspect(w io.Writer, j inspectJSON) {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t-\t-\tnot in the archive\n", label, short(a.Digest))
 		}
+		for _, a := range img.Artifacts {
+			artifacts++
+			fmt.Fprintf(tw, "  %s of %s\t%s\t-\t%d\t%s\n", a.Kind, short(a.Subject), short(a.Digest), a.Layers, progress.HumanBytes(a.Size))
+		}
 	}
 	tw.Flush()
 	// Rows with empty last cells are padded: no trailing blanks.
@@ -225,7 +257,11 @@ func printInspect(w io.Writer, j inspectJSON) {
 			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 		}
 	}
-	fmt.Fprintf(w, "\n%s (%s, %s); %s\n", count(len(j.Images), "image", "images"), count(names, "name", "names"), count(platforms, "platform", "platforms"), count(j.Files, "file", "files"))
+	carried := ""
+	if artifacts > 0 {
+		carried = ", " + count(artifacts, "signature, SBOM or attestation", "signatures, SBOMs and attestations")
+	}
+	fmt.Fprintf(w, "\n%s (%s, %s%s); %s\n", count(len(j.Images), "image", "images"), count(names, "name", "names"), count(platforms, "platform", "platforms"), carried, count(j.Files, "file", "files"))
 	fmt.Fprintf(w, "payload %s (%d bytes); images %s, distinct blobs %s: sharing saved %s (%d bytes)\n",
 		progress.HumanBytes(j.PayloadBytes), j.PayloadBytes, progress.HumanBytes(j.ImagesBytes), progress.HumanBytes(j.UniqueBytes), progress.HumanBytes(j.SavedBytes), j.SavedBytes)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -131,7 +132,7 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 		return nil
 	}
 	for _, e := range res.Resolved {
-		fmt.Fprintf(w, "resolved  %s: %s\n", e.Group, e.Ref)
+		fmt.Fprintf(w, "resolved  %s: %s%s\n", e.Group, e.Ref, trustNote(res.Lock, e))
 	}
 	for _, e := range res.Removed {
 		fmt.Fprintf(w, "removed   %s: %s\n", e.Group, e.Ref)
@@ -218,4 +219,28 @@ func count(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// trustNote says, for a resolved image, who signed what lock verified and
+// how many signatures, SBOMs and attestations it carries; "" for neither.
+func trustNote(l *lockfile.Lock, e bundler.Entry) string {
+	g := l.Group(e.Group)
+	if g == nil {
+		return ""
+	}
+	img := g.Image(e.Ref)
+	if img == nil {
+		return ""
+	}
+	var parts []string
+	if by := img.SignedBy(); len(by) > 0 {
+		parts = append(parts, "signed by "+strings.Join(by, ", "))
+	}
+	if n := len(img.Artifacts); n > 0 {
+		parts = append(parts, count(n, "artifact", "artifacts")+" carried")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }

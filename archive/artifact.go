@@ -1,0 +1,71 @@
+package archive
+
+import (
+	"fmt"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// An archive may carry, beside its images, the signatures, SBOMs and
+// attestations attached to them: each is an ordinary OCI manifest with its
+// blobs and its own index.json entry, which has none of the name
+// annotations (io.containerd.image.name, org.opencontainers.image.ref.name)
+// and is not in manifest.json, so docker load, containerd's import (k3s,
+// RKE2) and podman load make no image of it. These annotations say what it
+// is and what it belongs to.
+const (
+	AnnotationArtifactKind    = "dev.airgap-bundle.artifact.kind"    // signature, attestation, sbom, referrer
+	AnnotationArtifactSubject = "dev.airgap-bundle.artifact.subject" // the manifest it is attached to
+	AnnotationArtifactImage   = "dev.airgap-bundle.artifact.image"   // the image's name in this archive
+	AnnotationArtifactTag     = "dev.airgap-bundle.artifact.tag"     // cosign's tag for it (sha256-<hex>.sig), if any
+)
+
+// Artifact says what an artifact entry of an archive is.
+type Artifact struct {
+	Kind    string
+	Subject digest.Digest
+	Image   string // the name of the image it belongs to
+	Tag     string // "" for a referrer
+}
+
+func (a *Artifact) annotations() map[string]string {
+	ann := map[string]string{
+		AnnotationArtifactKind:    a.Kind,
+		AnnotationArtifactSubject: a.Subject.String(),
+		AnnotationArtifactImage:   a.Image,
+	}
+	if a.Tag != "" {
+		ann[AnnotationArtifactTag] = a.Tag
+	}
+	return ann
+}
+
+// artifactOf reads an index.json entry's artifact annotations; nil for an
+// image.
+func artifactOf(d ocispec.Descriptor) *Artifact {
+	kind := d.Annotations[AnnotationArtifactKind]
+	if kind == "" {
+		return nil
+	}
+	return &Artifact{
+		Kind:    kind,
+		Subject: digest.Digest(d.Annotations[AnnotationArtifactSubject]),
+		Image:   d.Annotations[AnnotationArtifactImage],
+		Tag:     d.Annotations[AnnotationArtifactTag],
+	}
+}
+
+// checkArtifact checks an artifact's shape for Write.
+func checkArtifact(img Image) error {
+	a := img.Artifact
+	switch {
+	case len(img.Names) > 0:
+		return fmt.Errorf("artifact %s has names: it must stay invisible to loaders", img.Top.Digest)
+	case a.Kind == "" || a.Image == "":
+		return fmt.Errorf("artifact %s: kind and image are required", img.Top.Digest)
+	case a.Subject.Validate() != nil:
+		return fmt.Errorf("artifact %s: subject %q: not a digest", img.Top.Digest, a.Subject)
+	}
+	return nil
+}

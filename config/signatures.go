@@ -1,0 +1,371 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/image"
+)
+
+// Signature requirements, in the words of containers-policy.json(5).
+const (
+	RequireSigstoreSigned = "sigstoreSigned"
+	RequireAcceptAnything = "insecureAcceptAnything"
+	RequireReject         = "reject"
+)
+
+// SignatureRequirement is one [[signatures]] entry of a spec, or a group's
+// signatures table. An image must satisfy the most specific scoped entry
+// that matches it (the unscoped entry when none does) and its group's.
+type SignatureRequirement struct {
+	Require string // one of the Require* constants
+	// Scope is host[:port] or host[:port]/repository-prefix; empty for the
+	// spec's default entry and for a group's.
+	Scope string
+	Group string // the group whose requirement this is, if any
+	// Keys are the public keys of which one must have signed (sigstoreSigned
+	// with key or keys).
+	Keys []Key
+	// Fulcio, when set, accepts certificates from that CA for that identity
+	// instead of keys.
+	Fulcio *Fulcio
+	// RekorKeys are the public keys of the Rekor logs whose signed entry
+	// timestamps are accepted (required with Fulcio).
+	RekorKeys []Key
+	// VerifyPlatforms requires every bundled platform manifest of an index
+	// to be signed as well, not only the index.
+	VerifyPlatforms bool
+	Pos             errdefs.Pos
+}
+
+// Key is a public key file of a requirement.
+type Key struct {
+	Name        string // as written in the spec
+	Path        string // resolved against the spec's directory
+	Fingerprint string // sha256:<hex> of the DER SubjectPublicKeyInfo
+}
+
+// Fulcio names a certificate authority and the identity it must vouch for.
+type Fulcio struct {
+	CAFile       string // resolved
+	CAName       string // as written
+	OIDCIssuer   string
+	SubjectEmail string
+}
+
+// Identity is the signer identity a Fulcio requirement accepts, as
+// recorded in a lockfile.
+func (f *Fulcio) Identity() string {
+	return "issuer=" + f.OIDCIssuer + " subject=" + f.SubjectEmail
+}
+
+// NeedsSignatures says whether the requirement reads signatures.
+func (r *SignatureRequirement) NeedsSignatures() bool {
+	return r != nil && r.Require == RequireSigstoreSigned
+}
+
+// Where says which part of the spec the requirement comes from.
+func (r *SignatureRequirement) Where() string {
+	switch {
+	case r.Group != "":
+		return fmt.Sprintf("group %q signatures", r.Group)
+	case r.Scope != "":
+		return fmt.Sprintf("signatures scope %q", r.Scope)
+	}
+	return "default signatures"
+}
+
+// String describes the requirement for messages, without secrets (there
+// are none: keys are public).
+func (r *SignatureRequirement) String() string {
+	s := r.Require
+	switch {
+	case r.Fulcio != nil:
+		s += fmt.Sprintf(" by Fulcio CA %s for %s", r.Fulcio.CAName, r.Fulcio.Identity())
+	case len(r.Keys) == 1:
+		s += " by key " + r.Keys[0].Name
+	case len(r.Keys) > 1:
+		names := make([]string, len(r.Keys))
+		for i, k := range r.Keys {
+			names[i] = k.Name
+		}
+		s += " by one of the keys " + strings.Join(names, ", ")
+	}
+	return s + " (" + r.Where() + ")"
+}
+
+// Matches says whether a scoped requirement applies to ref: its scope is
+// the reference's host or a prefix of its repository at a '/' boundary.
+func (r *SignatureRequirement) Matches(ref image.Reference) bool {
+	if r.Scope == "" {
+		return true
+	}
+	name := ref.Name()
+	return name == r.Scope || strings.HasPrefix(name, r.Scope+"/")
+}
+
+// SignatureRequirements returns what an image of group g must satisfy: the
+// most specific matching [[signatures]] entry (or the unscoped one) and
+// the group's own. Requirements that accept anything are left out: an
+// empty result means no signature policy applies.
+func (s *Spec) SignatureRequirements(g *Group, ref image.Reference) []*SignatureRequirement {
+	var best, def *SignatureRequirement
+	for _, r := range s.Signatures {
+		switch {
+		case r.Scope == "":
+			def = r
+		case r.Matches(ref) && (best == nil || len(r.Scope) > len(best.Scope)):
+			best = r
+		}
+	}
+	if best == nil {
+		best = def
+	}
+	var out []*SignatureRequirement
+	for _, r := range []*SignatureRequirement{best, g.Signatures} {
+		if r != nil && r.Require != RequireAcceptAnything {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// SigstoreHosts lists the registry hosts of the images that need
+// signatures, sorted: their sigstore attachments are read.
+func (s *Spec) SigstoreHosts() []string {
+	var hosts []string
+	for _, g := range s.Groups {
+		for _, img := range g.Images {
+			for _, r := range s.SignatureRequirements(g, img.Ref) {
+				if r.NeedsSignatures() && !slices.Contains(hosts, img.Ref.Domain()) {
+					hosts = append(hosts, img.Ref.Domain())
+				}
+			}
+		}
+	}
+	slices.Sort(hosts)
+	return hosts
+}
+
+type rawSignature struct {
+	Scope           *string  `toml:"scope"`
+	Require         string   `toml:"require"`
+	Key             *string  `toml:"key"`
+	Keys            []string `toml:"keys"`
+	FulcioCA        *string  `toml:"fulcio-ca"`
+	OIDCIssuer      *string  `toml:"oidc-issuer"`
+	SubjectEmail    *string  `toml:"subject-email"`
+	RekorKey        *string  `toml:"rekor-key"`
+	RekorKeys       []string `toml:"rekor-keys"`
+	VerifyPlatforms *bool    `toml:"verify-platforms"`
+}
+
+var signatureKinds = map[string]kind{
+	"scope": kString, "require": kString, "key": kString, "keys": kStrings,
+	"fulcio-ca": kString, "oidc-issuer": kString, "subject-email": kString,
+	"rekor-key": kString, "rekor-keys": kStrings, "verify-platforms": kBool,
+}
+
+var signatureExamples = map[string]string{
+	"scope":         `"registry.example.com/team"`,
+	"require":       `"sigstoreSigned"`,
+	"key":           `"keys/cosign.pub"`,
+	"keys":          `["keys/a.pub", "keys/b.pub"]`,
+	"fulcio-ca":     `"fulcio.pem"`,
+	"oidc-issuer":   `"https://token.actions.githubusercontent.com"`,
+	"subject-email": `"release@example.com"`,
+	"rekor-key":     `"rekor.pub"`,
+	"rekor-keys":    `["rekor.pub"]`,
+}
+
+// signature decodes one requirement; p is its place in the spec, label
+// what messages call it.
+func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped bool) *SignatureRequirement {
+	at := func(k string) []any { return append(slices.Clip(p), k) }
+	r := &SignatureRequirement{Require: raw.Require, Pos: d.pos(p...)}
+	before := d.errs.count()
+	if raw.Scope != nil {
+		if !scoped {
+			d.add(at("scope"), "%s: scope belongs in a top-level [[signatures]] entry; a group's signatures apply to its images", label)
+		} else if s := *raw.Scope; !validScope(s) {
+			d.add(at("scope"), "%s: scope %q is not host[:port] or host[:port]/repository (no scheme, tag or digest)", label, s)
+		} else {
+			r.Scope = s
+		}
+	}
+	switch raw.Require {
+	case RequireSigstoreSigned, RequireAcceptAnything, RequireReject:
+	case "":
+		d.add(p, "%s: require is missing: want %q, %q or %q", label, RequireSigstoreSigned, RequireAcceptAnything, RequireReject)
+		return nil
+	default:
+		hint := ""
+		for _, w := range []string{RequireSigstoreSigned, RequireAcceptAnything, RequireReject} {
+			if strings.EqualFold(w, raw.Require) || strings.EqualFold(strings.ReplaceAll(w, "-", ""), strings.ReplaceAll(raw.Require, "-", "")) {
+				hint = fmt.Sprintf(" (did you mean %q?)", w)
+			}
+		}
+		if raw.Require == "signedBy" {
+			hint = " (GPG signatures are not supported: use sigstoreSigned)"
+		}
+		d.add(at("require"), "%s: require = %q: want %q, %q or %q%s", label, raw.Require, RequireSigstoreSigned, RequireAcceptAnything, RequireReject, hint)
+		return nil
+	}
+	fields := map[string]bool{
+		"key": raw.Key != nil, "keys": raw.Keys != nil, "fulcio-ca": raw.FulcioCA != nil,
+		"oidc-issuer": raw.OIDCIssuer != nil, "subject-email": raw.SubjectEmail != nil,
+		"rekor-key": raw.RekorKey != nil, "rekor-keys": raw.RekorKeys != nil, "verify-platforms": raw.VerifyPlatforms != nil,
+	}
+	if raw.Require != RequireSigstoreSigned {
+		for _, k := range sortedBoolKeys(fields) {
+			d.add(at(k), "%s: %s goes with require = %q only", label, k, RequireSigstoreSigned)
+		}
+		if d.errs.count() > before {
+			return nil
+		}
+		return r
+	}
+	if raw.VerifyPlatforms != nil {
+		r.VerifyPlatforms = *raw.VerifyPlatforms
+	}
+	keyFile := func(k, name string) (Key, bool) {
+		if name == "" {
+			d.add(at(k), "%s: %s is empty", label, k)
+			return Key{}, false
+		}
+		key := Key{Name: name, Path: d.relPath(name)}
+		fp, err := KeyFingerprint(key.Path)
+		if err != nil {
+			d.add(at(k), "%s: %s %s: %v", label, k, name, err)
+			return Key{}, false
+		}
+		key.Fingerprint = fp
+		return key, true
+	}
+	keys := func(k string, one *string, many []string) []Key {
+		var out []Key
+		if one != nil {
+			many = []string{*one}
+		}
+		if one == nil && many != nil && len(many) == 0 {
+			d.add(at(k), "%s: %s is empty", label, k)
+		}
+		for _, name := range many {
+			if key, ok := keyFile(k, name); ok {
+				if slices.ContainsFunc(out, func(o Key) bool { return o.Fingerprint == key.Fingerprint }) {
+					d.add(at(k), "%s: %s names the key %s twice", label, k, name)
+					continue
+				}
+				out = append(out, key)
+			}
+		}
+		return out
+	}
+	if raw.Key != nil && raw.Keys != nil {
+		d.add(at("keys"), "%s: key and keys exclude each other; keep one", label)
+	} else if raw.Key != nil || raw.Keys != nil {
+		k := "keys"
+		if raw.Key != nil {
+			k = "key"
+		}
+		r.Keys = keys(k, raw.Key, raw.Keys)
+	}
+	if raw.RekorKey != nil && raw.RekorKeys != nil {
+		d.add(at("rekor-keys"), "%s: rekor-key and rekor-keys exclude each other; keep one", label)
+	} else if raw.RekorKey != nil || raw.RekorKeys != nil {
+		k := "rekor-keys"
+		if raw.RekorKey != nil {
+			k = "rekor-key"
+		}
+		r.RekorKeys = keys(k, raw.RekorKey, raw.RekorKeys)
+	}
+	fulcio := raw.FulcioCA != nil || raw.OIDCIssuer != nil || raw.SubjectEmail != nil
+	switch {
+	case fulcio && (raw.Key != nil || raw.Keys != nil):
+		d.add(p, "%s: key(s) and fulcio-ca exclude each other; keep one", label)
+	case fulcio:
+		f := &Fulcio{}
+		for _, v := range []struct {
+			k   string
+			v   *string
+			dst *string
+		}{{"fulcio-ca", raw.FulcioCA, &f.CAName}, {"oidc-issuer", raw.OIDCIssuer, &f.OIDCIssuer}, {"subject-email", raw.SubjectEmail, &f.SubjectEmail}} {
+			switch {
+			case v.v == nil:
+				d.add(p, "%s: a Fulcio requirement needs fulcio-ca, oidc-issuer and subject-email; %s is missing", label, v.k)
+			case *v.v == "":
+				d.add(at(v.k), "%s: %s is empty", label, v.k)
+			default:
+				*v.dst = *v.v
+			}
+		}
+		if f.CAName != "" {
+			f.CAFile = d.relPath(f.CAName)
+			if st, err := os.Stat(f.CAFile); err != nil || st.IsDir() {
+				d.add(at("fulcio-ca"), "%s: fulcio-ca: %s is not a readable file", label, f.CAFile)
+			}
+		}
+		if raw.RekorKey == nil && raw.RekorKeys == nil {
+			d.add(p, "%s: a Fulcio requirement needs rekor-key (or rekor-keys): certificates are short-lived and are checked against the log's timestamp", label)
+		}
+		r.Fulcio = f
+	case raw.Key == nil && raw.Keys == nil:
+		d.add(p, "%s: require = %q needs key, keys, or fulcio-ca with oidc-issuer, subject-email and rekor-key", label, RequireSigstoreSigned)
+	}
+	if d.errs.count() > before {
+		return nil
+	}
+	return r
+}
+
+func sortedBoolKeys(m map[string]bool) []string {
+	var out []string
+	for k, v := range m {
+		if v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func validScope(s string) bool {
+	if strings.Contains(s, "://") || strings.ContainsAny(s, "@ ") {
+		return false
+	}
+	host, path, hasPath := strings.Cut(s, "/")
+	if !hostRE.MatchString(host) {
+		return false
+	}
+	if !hasPath {
+		return true
+	}
+	return locationRE.MatchString(s) && !strings.HasSuffix(path, "/") && !strings.Contains(path, ":")
+}
+
+// KeyFingerprint reads a PEM public key (as cosign writes cosign.pub) and
+// returns sha256:<hex> of its DER SubjectPublicKeyInfo.
+func KeyFingerprint(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", unwrapPathError(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return "", fmt.Errorf("not a PEM file")
+	}
+	// The key itself is parsed by containers/image when it is used; the
+	// spec only checks its form (crypto/x509 here would make go-digest
+	// accept sha512 references: see image.ParseReference).
+	if block.Type != "PUBLIC KEY" || len(block.Bytes) == 0 {
+		return "", fmt.Errorf("not a PEM public key (a %q block; want \"PUBLIC KEY\", as cosign writes cosign.pub)", block.Type)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
