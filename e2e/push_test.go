@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/google/go-containerregistry/pkg/crane"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
@@ -55,6 +60,38 @@ func TestPushThenPullThroughMirror(t *testing.T) {
 	filteredOCI := pushed["docker.io/fixtures/multi-oci:v1"]
 	if filteredOCI == "" || filteredOCI == b.std.MultiOCI.Digest {
 		t.Fatalf("multi-oci: %s", mb)
+	}
+
+	// crane's client (go-containerregistry) pulls what was pushed by the
+	// registry's original digests: manifests byte for byte, every layer of
+	// the bundled platform read and verified against its digest.
+	for repo, dg := range map[string]string{"fixtures/multi-docker": b.std.DockerList.Digest, "fixtures/single": b.std.SingleOCI.Digest} {
+		ref := reg.Host + "/" + repo + "@" + dg
+		raw, err := crane.Manifest(ref, crane.Insecure)
+		if err != nil {
+			t.Fatalf("crane manifest %s: %v", ref, err)
+		}
+		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); got != dg {
+			t.Fatalf("crane manifest %s: digest %s", ref, got)
+		}
+		img, err := crane.Pull(ref, crane.Insecure, crane.WithPlatform(&v1.Platform{OS: "linux", Architecture: "amd64"}))
+		if err != nil {
+			t.Fatalf("crane pull %s: %v", ref, err)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range layers {
+			rc, err := l.Compressed()
+			if err == nil {
+				_, err = io.Copy(io.Discard, rc) // verified against its digest at EOF
+				rc.Close()
+			}
+			if err != nil {
+				t.Fatalf("crane pull %s: layer: %v", ref, err)
+			}
+		}
 	}
 
 	// The k3s registries.yaml: docker.io mirrored by the registry, as the

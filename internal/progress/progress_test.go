@@ -61,7 +61,7 @@ func TestInterruptedTaskIsNotDone(t *testing.T) {
 		err  error
 		want string
 	}{
-		{context.Canceled, "download calico: interrupted, 1.0 MiB of 100.0 MiB in 0s"},
+		{context.Canceled, "download calico: interrupted, 1.0 MiB of 100.0 MiB in "}, // the time taken varies
 		{fmt.Errorf("fetching: %w", context.DeadlineExceeded), "download calico: interrupted,"},
 		{errors.New("connection reset"), "download calico: failed, 1.0 MiB of 100.0 MiB"},
 	} {
