@@ -104,7 +104,13 @@ func Write(ctx context.Context, w io.Writer, images []Image, blobs Blobs, opts O
 		return err
 	}
 
-	buf := bufio.NewWriterSize(w, 256<<10)
+	// Compressors write in small pieces: buffered. A plain tar is written
+	// in the blob copy's 256 KiB pieces already, and a buffer would only
+	// copy each of them once more.
+	var buf flusher = nopFlusher{w}
+	if opts.Compression != None {
+		buf = bufio.NewWriterSize(w, 256<<10)
+	}
 	cw, err := newCompressor(buf, opts.Compression)
 	if err != nil {
 		return err
@@ -157,6 +163,15 @@ func Write(ctx context.Context, w io.Writer, images []Image, blobs Blobs, opts O
 	}
 	return nil
 }
+
+type flusher interface {
+	io.Writer
+	Flush() error
+}
+
+type nopFlusher struct{ io.Writer }
+
+func (nopFlusher) Flush() error { return nil }
 
 // entryTime checks and normalises Options.ModTime.
 func entryTime(t time.Time) (time.Time, error) {
