@@ -163,6 +163,12 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 		return nil
 	})
 	if err := eg.Wait(); err != nil {
+		// Whichever goroutine saw a cancellation first may have returned it
+		// bare (the writer launcher, a wait for a config): still a build
+		// error.
+		if !errors.Is(err, errdefs.ErrBuild) {
+			err = fmt.Errorf("%w: %w", errdefs.ErrBuild, err)
+		}
 		return nil, nil, err
 	}
 	return results, files, nil
