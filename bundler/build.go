@@ -546,6 +546,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	if err != nil {
 		return res, nil, err
 	}
+	tmp.SyncAhead() // synced at the end anyway: flush as we go
 	// The archive's own sha256 (for SHA256SUMS) is computed on another
 	// goroutine: the writer only copies.
 	h := iox.NewAsyncHash(sha256.New())

@@ -33,11 +33,37 @@ type File struct {
 	done   bool
 	// written and flushed track the early writeback of large files.
 	written, flushed int64
+	// With SyncAhead, the data is also made durable in the background:
+	// dsynced is where the last background fdatasync started, syncing is
+	// closed when it ends (nil: none ran).
+	ahead   bool
+	dsynced int64
+	syncing chan struct{}
 }
 
 // writebackChunk is how much is written before the kernel is asked to start
 // putting it on disk.
 const writebackChunk = 8 << 20
+
+// syncAheadChunk is how much SyncAhead lets pile up before a background
+// fdatasync. Measured on a 250 MB archive (ext4 on a virtio disk): the
+// final fsync took 110-125 ms however early the writeback had started (the
+// cost is the flush, not the writing); with a background fdatasync every
+// 32 MiB it took 15 ms, and writing was no slower.
+const syncAheadChunk = 32 << 20
+
+// SyncAhead makes the file's data durable in the background while it is
+// written, so that the final Sync (or Commit) has little left to flush.
+// For large files that will be synced anyway; a scratch file would only
+// cost disk writes.
+func (f *File) SyncAhead() { f.ahead = true }
+
+// waitSyncing waits for the background fdatasync, if one runs.
+func (f *File) waitSyncing() {
+	if f.syncing != nil {
+		<-f.syncing
+	}
+}
 
 // Create starts writing a file that will replace path on Commit. The
 // temporary file is ".<base>.tmp-p<PID>-*" in path's directory: the PID of
@@ -78,6 +104,22 @@ func (f *File) Write(p []byte) (int, error) {
 		startWriteback(f.tmp, f.flushed, f.written-f.flushed)
 		f.flushed = f.written
 	}
+	if f.ahead && f.written-f.dsynced >= syncAheadChunk {
+		select {
+		case <-f.syncing:
+			f.syncing = nil
+		default:
+		}
+		if f.syncing == nil { // one at a time: the next starts when this one is done
+			f.dsynced = f.written
+			done := make(chan struct{})
+			f.syncing = done
+			go func(fd *os.File) {
+				defer close(done)
+				_ = dataSync(fd) // an optimisation: the final Sync reports errors
+			}(f.tmp)
+		}
+	}
 	return n, err
 }
 
@@ -94,6 +136,7 @@ func (f *File) Sync() error {
 	if f.synced {
 		return nil
 	}
+	f.waitSyncing()
 	err := f.err
 	if err == nil {
 		err = f.tmp.Chmod(f.mode)
@@ -141,6 +184,7 @@ func (f *File) Publish() error {
 		return ErrClosed
 	}
 	f.done = true
+	f.waitSyncing()
 	err := f.err
 	if err == nil {
 		err = f.tmp.Chmod(f.mode)
@@ -164,6 +208,7 @@ func (f *File) Abort() error {
 	}
 	f.done = true
 	if !f.synced {
+		f.waitSyncing() // the descriptor stays open until it is done
 		f.tmp.Close()
 	}
 	return os.Remove(f.tmp.Name())

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // failingReader gives some bytes, then an error: a download that breaks
@@ -347,5 +349,67 @@ func TestPublish(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("directory holds %d entries, want only the target", len(ents))
+	}
+}
+
+// SyncAhead flushes a large file in the background as it is written, one
+// fdatasync at a time; Commit and Abort wait for it, and the content is
+// whole.
+func TestSyncAhead(t *testing.T) {
+	var mu sync.Mutex
+	calls, running, overlap := 0, 0, false
+	real := dataSync
+	dataSync = func(f *os.File) error {
+		mu.Lock()
+		calls++
+		running++
+		overlap = overlap || running > 1
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		err := real(f)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return err
+	}
+	t.Cleanup(func() { dataSync = real })
+
+	chunk := make([]byte, 1<<20)
+	for _, commit := range []bool{true, false} {
+		calls = 0
+		dir := t.TempDir()
+		target := filepath.Join(dir, "big")
+		f, err := Create(target, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.SyncAhead()
+		for i := 0; i < 4*syncAheadChunk/len(chunk); i++ {
+			chunk[0] = byte(i)
+			if _, err := f.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !commit {
+			if err := f.Abort(); err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Fatalf("Abort left %d files", len(ents))
+			}
+			continue
+		}
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n, over, run := calls, overlap, running
+		mu.Unlock()
+		if n < 1 || over || run != 0 {
+			t.Errorf("background syncs: %d calls, overlapping %v, %d still running after Commit", n, over, run)
+		}
+		if st, err := os.Stat(target); err != nil || st.Size() != 4*syncAheadChunk {
+			t.Fatalf("target: %v, %v", st, err)
+		}
 	}
 }

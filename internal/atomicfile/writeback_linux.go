@@ -13,3 +13,7 @@ import (
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// dataSync is fdatasync: the data and what is needed to read it back.
+// A variable for tests.
+var dataSync = func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
