@@ -107,7 +107,7 @@ func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top dig
 	rc, err := f.Env.OpenBlobAt(reqCtx, ref.Named, d, offset)
 	switch {
 	case err == nil:
-		return &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}, nil
+		return registry.WatchedBody(wrap(rc), classify, stop), nil
 	case !errors.Is(err, registry.ErrNotServed):
 		stop()
 		return nil, classify(err)
@@ -123,7 +123,7 @@ func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top dig
 		stop()
 		return nil, classify(err)
 	}
-	body := &watchedBlob{ReadCloser: wrap(rc), classify: classify, stop: stop}
+	body := registry.WatchedBody(wrap(rc), classify, stop)
 	if offset > 0 {
 		if _, err := io.CopyN(io.Discard, body, offset); err != nil {
 			body.Close()
@@ -131,28 +131,6 @@ func (f *RegistryFetcher) Blob(ctx context.Context, ref image.Reference, top dig
 		}
 	}
 	return body, nil
-}
-
-// watchedBlob turns the watchdog's cancellations into ErrResponseTimeout
-// and ErrStalled, and releases it on Close.
-type watchedBlob struct {
-	io.ReadCloser
-	classify func(error) error
-	stop     func()
-}
-
-func (w *watchedBlob) Read(p []byte) (int, error) {
-	n, err := w.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		err = w.classify(err)
-	}
-	return n, err
-}
-
-func (w *watchedBlob) Close() error {
-	err := w.ReadCloser.Close()
-	w.stop()
-	return err
 }
 
 // Close closes every opened repository.

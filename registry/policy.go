@@ -250,3 +250,31 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 }
 
 func (b *watchedBody) Close() error { return b.rc.Close() }
+
+// WatchedBody ties a response body to the Watch its request ran under: a
+// read error is classified (the watchdog's cancellations become
+// ErrResponseTimeout and ErrStalled), and Close releases the watch. rc is
+// the body already wrapped by Watch's wrap.
+func WatchedBody(rc io.ReadCloser, classify func(error) error, stop func()) io.ReadCloser {
+	return &boundBody{rc: rc, classify: classify, stop: stop}
+}
+
+type boundBody struct {
+	rc       io.ReadCloser
+	classify func(error) error
+	stop     func()
+}
+
+func (w *boundBody) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = w.classify(err)
+	}
+	return n, err
+}
+
+func (w *boundBody) Close() error {
+	err := w.rc.Close()
+	w.stop()
+	return err
+}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 
@@ -113,29 +112,8 @@ func (b *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		stop()
 		return nil, classify(err)
 	}
-	resp.Body = &stoppingBody{rc: wrap(resp.Body), stop: stop, classify: classify}
+	resp.Body = WatchedBody(wrap(resp.Body), classify, stop)
 	return resp, nil
-}
-
-// stoppingBody releases the request's timer when the body is closed.
-type stoppingBody struct {
-	rc       io.ReadCloser
-	stop     func()
-	classify func(error) error
-}
-
-func (s *stoppingBody) Read(p []byte) (int, error) {
-	n, err := s.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = s.classify(err)
-	}
-	return n, err
-}
-
-func (s *stoppingBody) Close() error {
-	err := s.rc.Close()
-	s.stop()
-	return err
 }
 
 var _ http.RoundTripper = (*boundedTransport)(nil)
