@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/internal/faultproxy"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
@@ -288,5 +289,63 @@ func TestColdBuildDownloadsWhileLocking(t *testing.T) {
 	}
 	if a, b := mustRead(t, filepath.Join(out, "apps.tar")), mustRead(t, filepath.Join(again, "apps.tar")); a != b {
 		t.Error("archives of the cold build and of a build from the lockfile differ")
+	}
+}
+
+// A writer that reaches a layer still downloading copies it as it arrives
+// (from the partial file), instead of waiting for the whole: while a slowed
+// layer is being served, the archive's temporary file grows.
+func TestBuildWritesWhileDownloading(t *testing.T) {
+	w := newFaultWorld(t)
+	w.px.Add(faultproxy.Rule{Name: "slow layer", Method: "GET", Path: w.bigLayer + "$", When: faultproxy.Nth(1), Fault: faultproxy.Slow(w.bigSize / 3)})
+	out := t.TempDir()
+	done := make(chan int, 1)
+	go func() {
+		_, code := w.build(t, out)
+		done <- code
+	}()
+	inFlight := func() bool {
+		for _, e := range w.px.Log() {
+			if e.Fault == "slow layer" {
+				return e.End.IsZero()
+			}
+		}
+		return false
+	}
+	sizes := map[int64]bool{} // archive sizes seen while the layer was still being served
+	for running := true; running; {
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("build: exit %d", code)
+			}
+			running = false
+		case <-time.After(20 * time.Millisecond):
+			tmps, _ := filepath.Glob(filepath.Join(out, ".apps.tar.tmp-*"))
+			if len(tmps) == 1 && inFlight() {
+				if st, err := os.Stat(tmps[0]); err == nil {
+					sizes[st.Size()] = true
+				}
+			}
+		}
+	}
+	// Where the layer lies in the archive: without following, the archive
+	// could not get past its first byte before the download ended.
+	c, err := archive.ReadFile(context.Background(), filepath.Join(out, "apps.tar"), archive.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := c.Files["blobs/sha256/"+strings.TrimPrefix(w.bigLayer, "/blobs/sha256:")]
+	if layer == nil {
+		t.Fatalf("layer %s not in the archive", w.bigLayer)
+	}
+	var past int
+	for n := range sizes {
+		if n > layer.Offset+64<<10 {
+			past++
+		}
+	}
+	if past < 2 {
+		t.Errorf("while the layer was served (about 3 s), the archive got past its start (byte %d) %d times (sizes %v): the writer waited for the whole layer", layer.Offset, past, sizes)
 	}
 }
