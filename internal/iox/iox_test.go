@@ -1,9 +1,7 @@
 package iox
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"strings"
@@ -68,23 +66,5 @@ func TestCountingWriter(t *testing.T) {
 				t.Errorf("N = %d, want %d", c.N, tc.want)
 			}
 		})
-	}
-}
-
-func TestAsyncHash(t *testing.T) {
-	data := make([]byte, 3<<20+17)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	a := NewAsyncHash(sha256.New())
-	for off := 0; off < len(data); off += 65537 {
-		end := min(off+65537, len(data))
-		buf := append([]byte(nil), data[off:end]...)
-		a.Write(buf)
-		clear(buf) // the caller may reuse its buffer at once
-	}
-	want := sha256.Sum256(data)
-	if got := a.Sum(); !bytes.Equal(got, want[:]) || !bytes.Equal(a.Sum(), want[:]) {
-		t.Fatalf("sum %x, want %x", got, want)
 	}
 }
