@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -27,6 +28,10 @@ var ErrDigest = errors.New("content does not match its digest")
 type Cache struct {
 	dir    string
 	shared bool
+	// full is set once a write into the cache ran out of space: from then
+	// on no partial download is kept, not even one cut short by the
+	// cancellation that follows (it would hold space the user must free).
+	full atomic.Bool
 }
 
 // DefaultDir is $XDG_CACHE_HOME/airgap-bundle (~/.cache/airgap-bundle).

@@ -55,8 +55,13 @@ func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open Ope
 	}
 	defer func() {
 		// A partial proved wrong is useless, and one that filled the disk
-		// holds the very space the user must free: neither is kept.
-		if !shared || err != nil && (errors.Is(err, ErrDigest) || errors.Is(err, syscall.ENOSPC)) {
+		// holds the very space the user must free: neither is kept. Once
+		// the disk is full, neither is any partial cut short (the other
+		// downloads of the run, cancelled by that failure).
+		if errors.Is(err, syscall.ENOSPC) {
+			c.full.Store(true)
+		}
+		if !shared || err != nil && (errors.Is(err, ErrDigest) || errors.Is(err, syscall.ENOSPC) || c.full.Load()) {
 			os.Remove(f.Name())
 		}
 		f.Close() // releases the lock

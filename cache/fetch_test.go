@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -97,5 +98,41 @@ func TestFetchCorruptPartialStartsOver(t *testing.T) {
 	}
 	if src.offsets[len(src.offsets)-1] != 0 {
 		t.Errorf("second fetch asked from %d, want 0", src.offsets[len(src.offsets)-1])
+	}
+}
+
+// Once a download ran out of space, the downloads cut short after it (the
+// rest of the run, cancelled) keep no partial either: it would hold space
+// the user has to free. Before that, a cut download keeps its partial.
+func TestFetchKeepsNoPartialOnceFull(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	partials := func() int {
+		ents, _ := os.ReadDir(filepath.Join(c.Dir(), "tmp"))
+		return len(ents)
+	}
+	cut := func(data []byte, why error) OpenFunc {
+		return func(context.Context, int64) (io.ReadCloser, error) {
+			return io.NopCloser(io.MultiReader(bytes.NewReader(data[:len(data)/2]), errReader{why})), nil
+		}
+	}
+	a, b := bytes.Repeat([]byte("a"), 1<<16), bytes.Repeat([]byte("b"), 1<<16)
+	if _, err := c.Fetch(ctx, digest.FromBytes(a), int64(len(a)), cut(a, context.Canceled), FetchProgress{}); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if partials() != 1 {
+		t.Fatalf("a cancelled download kept %d partials, want 1 (to resume)", partials())
+	}
+	if _, err := c.Fetch(ctx, digest.FromBytes(b), int64(len(b)), cut(b, syscall.ENOSPC), FetchProgress{}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	if _, err := c.Fetch(ctx, digest.FromBytes(a), int64(len(a)), cut(a, context.Canceled), FetchProgress{}); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if n := partials(); n != 0 {
+		t.Errorf("after a full disk, %d partials kept, want none", n)
 	}
 }
