@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/registry"
 )
@@ -34,13 +34,8 @@ func (c *contactCounter) Resolve(ctx context.Context, ref image.Reference, want 
 // for the host, with the count and the first image's place, and the host is
 // not contacted once per image.
 func TestLockDeadHostIsOneLine(t *testing.T) {
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("REGISTRY_AUTH_FILE", "")
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+	testregistry.Isolate(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 
 	var b strings.Builder
 	b.WriteString("platforms = [\"linux/amd64\"]\n")

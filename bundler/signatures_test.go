@@ -27,18 +27,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
-// isolateCreds keeps the developer's registry credentials and
-// configuration out of a test.
-func isolateCreds(t *testing.T) {
-	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("REGISTRY_AUTH_FILE", "")
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-}
-
 // signedRegistry is a docker-registry holding images signed the way cosign
 // signs them, with keys made for the test.
 type signedRegistry struct {
@@ -55,7 +43,7 @@ type signedRegistry struct {
 
 func startSignedRegistry(t *testing.T) *signedRegistry {
 	t.Helper()
-	isolateCreds(t)
+	testregistry.Isolate(t)
 	ctx := context.Background()
 	s := &signedRegistry{reg: testregistry.Start(t, testregistry.Options{}), appSigs: map[string]string{}}
 	rt := s.reg.Transport()

@@ -123,11 +123,7 @@ func TestMadeManifest(t *testing.T) {
 // registry twice: the second time everything is found, nothing sent.
 func TestPushLibrary(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{})
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("REGISTRY_AUTH_FILE", "")
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
+	testregistry.Isolate(t)
 	spec := &config.Spec{Registries: map[string]*config.Registry{reg.Host: {Host: reg.Host, Insecure: true}}}
 	opts := Options{Targets: []Target{{Host: reg.Host}}, Spec: spec, TempDir: t.TempDir(), Registry: registry.Options{Policy: registry.Policy{Attempts: 1}}}
 	archive := filepath.Join("..", "cmd", "airgap-bundle", "testdata", "docker-save.tar")

@@ -13,6 +13,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 )
 
 // A hostile or broken registry is what docker-registry will not be made to
@@ -84,7 +85,7 @@ func entry(mt string, blob []byte, platform string) string {
 }
 
 func TestResolveHostileRegistry(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	goodConfig := []byte(`{"architecture":"arm64","os":"linux","variant":"v8","rootfs":{"type":"layers","diff_ids":[]}}`)
 	goodManifest := manifestFor(goodConfig, int64(len(goodConfig)), 1000)
 	// Same length as goodConfig, other bytes.

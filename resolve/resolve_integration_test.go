@@ -23,19 +23,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/registry"
 )
 
-// isolate keeps the developer's own registry credentials and configuration
-// out of a test: registry.New reads the standard locations for hosts the
-// spec is silent about.
-func isolate(t *testing.T) {
-	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("REGISTRY_AUTH_FILE", "")
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-}
-
 // sysFor builds the SystemContext the CLI would use for a spec whose
 // registry section is regs (TOML), through the project's registry package.
 func sysFor(t *testing.T, regs string) *types.SystemContext {
@@ -80,7 +67,7 @@ func platforms(t *testing.T, s string) image.PlatformSet {
 // standard fixtures to it.
 func plainRegistry(t *testing.T) (*testregistry.Registry, *fixtures.Standard) {
 	t.Helper()
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	std, err := fixtures.PushStandard(context.Background(), reg.Host, reg.Transport(), "", "")
 	if err != nil {
@@ -313,7 +300,7 @@ func TestSourceByDigest(t *testing.T) {
 
 // TLS and credentials: the errors users meet carry the hint for them.
 func TestResolveTLSAndAuthHints(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{TLS: true, Users: map[string]string{"ci": "s3cret-pw"}})
 	std, err := fixtures.PushStandard(context.Background(), reg.Host, reg.Transport(), "ci", "s3cret-pw")
 	if err != nil {

@@ -32,22 +32,12 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
-func isolate(t *testing.T) {
-	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("REGISTRY_AUTH_FILE", "")
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-}
-
 // A signature made by containers/image's own sigstore signer (as podman
 // push --sign-by-sigstore-private-key and skopeo copy write it) with a key
 // pair that containers/image generated is accepted, and one made by
 // another key is refused.
 func TestVerifyContainersImageSignature(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	ctx := context.Background()
 	reg := testregistry.Start(t, testregistry.Options{})
 	img, err := fixtures.Image("cimage-signed", fixtures.LinuxAMD64, 1)
@@ -158,7 +148,7 @@ func TestSignatureTag(t *testing.T) {
 // such: an image without signatures is refused for the identity, naming
 // it, and no key is tried.
 func TestVerifyFulcioRequirementUnsigned(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	ctx := context.Background()
 	reg := testregistry.Start(t, testregistry.Options{})
 	img, err := fixtures.Image("fulcio-unsigned", fixtures.LinuxAMD64, 1)
@@ -243,7 +233,7 @@ func testCA(t *testing.T) []byte {
 // verifies with the spec's Rekor key is accepted and recorded by identity;
 // one for another e-mail is refused.
 func TestVerifyKeyless(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	ctx := context.Background()
 	reg := testregistry.Start(t, testregistry.Options{})
 	kl, err := fixtures.NewKeyless()

@@ -96,7 +96,7 @@ func tarEntries(t *testing.T, p string) map[string][]byte {
 }
 
 func TestBuildAgainstRealRegistry(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	std := push(t, reg, "", "")
 	h := reg.Host

@@ -34,7 +34,7 @@ images = ["registry.test/fixtures/big:v1"]
 // spec of verifyGroups plus bigGroup, and a warm cache for it.
 func bigBundle(t *testing.T) (spec, cacheDir string) {
 	t.Helper()
-	isolate(t)
+	testregistry.Isolate(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")

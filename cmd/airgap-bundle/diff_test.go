@@ -103,7 +103,7 @@ func TestDiffExitCodesAndInputs(t *testing.T) {
 // registry, write nothing, and print the diff "airgap-bundle diff" prints
 // once the lockfile is written.
 func TestLockDryRun(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
 	dir := t.TempDir()

@@ -31,7 +31,7 @@ type faultWorld struct {
 
 func newFaultWorld(t *testing.T) *faultWorld {
 	t.Helper()
-	isolate(t)
+	testregistry.Isolate(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")

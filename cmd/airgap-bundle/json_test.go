@@ -107,7 +107,7 @@ images = ["registry.test/fixtures/single:v1", "registry.test/fixtures/twotags:a"
 `
 
 func TestLockJSON(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
 	dir := t.TempDir()
@@ -165,7 +165,7 @@ func TestLockJSON(t *testing.T) {
 }
 
 func TestBuildJSON(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
 	dir := t.TempDir()

@@ -49,18 +49,8 @@ func push(t *testing.T, r *testregistry.Registry, user, pass string) *fixtures.S
 	return std
 }
 
-// isolate keeps the developer's own credentials out of a test.
-func isolate(t *testing.T) {
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("REGISTRY_AUTH_FILE", "")
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-}
-
 func TestLockPlainRegistry(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	std := push(t, reg, "", "")
 	dir := t.TempDir()
@@ -154,7 +144,7 @@ func mustRead(t *testing.T, p string) string {
 }
 
 func TestLockTLSAndAuth(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{TLS: true, Users: map[string]string{"ci": "s3cret-pw"}})
 	std := push(t, reg, "ci", "s3cret-pw")
 	h := reg.Host
@@ -231,7 +221,7 @@ images = ["%s/fixtures/single:v1"]
 // canonical image. This is also the k3s set-up: docker.io names served by a
 // private registry, with docker.io itself unreachable from here.
 func TestLockThroughMirror(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	mirror := testregistry.Start(t, testregistry.Options{})
 	std := push(t, mirror, "", "")
 	down := testregistry.Start(t, testregistry.Options{})
@@ -267,7 +257,7 @@ images = ["%[1]s/fixtures/multi-oci:v1", "fixtures/multi-docker:v1"]
 
 // Every failure comes back in one run, each at its line.
 func TestLockReportsAllProblems(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
 	h := reg.Host
@@ -307,7 +297,7 @@ images = [
 // References pinned by digest (with or without a tag) resolve by digest; a
 // digest the registry does not have is an error at its line.
 func TestLockDigestPins(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	std := push(t, reg, "", "")
 	h := reg.Host

@@ -438,7 +438,7 @@ func TestPushUsage(t *testing.T) {
 // and a request that hangs, are retried under --retries and
 // --response-timeout; a registry that keeps failing fails the push (exit 1).
 func TestPushRetriesTransientFaults(t *testing.T) {
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	px := faultproxy.Start(t, reg.Host)
 	crane := filepath.Join("testdata", "crane.tar")

@@ -51,7 +51,7 @@ func TestProgressOnTerminalAndInCI(t *testing.T) {
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Skip("script(1) is not installed")
 	}
-	isolate(t)
+	testregistry.Isolate(t)
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
 	bin := cliBinary(t)

@@ -60,7 +60,7 @@ insecure = true
 // output directory and the pushed fixtures.
 func builtBundle(t *testing.T) (spec, dist string, std *fixtures.Standard) {
 	t.Helper()
-	isolate(t)
+	testregistry.Isolate(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	reg := testregistry.Start(t, testregistry.Options{})
 	std = push(t, reg, "", "")

@@ -480,3 +480,17 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Isolate keeps the developer's own registry credentials and container
+// configuration out of a test: registry.New (and containers/image) read
+// the standard locations under HOME, DOCKER_CONFIG, REGISTRY_AUTH_FILE,
+// XDG_RUNTIME_DIR and XDG_CONFIG_HOME for hosts a spec is silent about.
+func Isolate(t testing.TB) {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+}
