@@ -110,7 +110,7 @@ func newDownloads(c *cache.Cache, f Fetcher, policy registry.Policy, log *slog.L
 	return &downloads{cache: c, fetch: f, policy: policy.WithDefaults(), log: log, m: map[digest.Digest]*download{}, starts: make(chan struct{})}
 }
 
-// fetched reports whether this run has put d in the cache (and so verified
+// state reports whether this run has put d in the cache (and so verified
 // it) and whether a download of d is still running.
 func (dl *downloads) state(d digest.Digest) (verified, running bool) {
 	dl.mu.Lock()
