@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
 )
 
@@ -87,18 +89,31 @@ var (
 // secretHint is the one message for every literal secret in a spec.
 const secretHint = "literal secrets are not accepted in a spec; use auth.password-env (with auth.username or auth.username-env), auth.file (a Docker config.json or containers auth.json) or auth.helper (a docker-credential-* helper)"
 
-// Load reads and checks the spec at path.
+// Load is LoadContext without a deadline.
 func Load(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	return LoadContext(context.Background(), path)
+}
+
+// LoadContext reads and checks the spec at path, and the image lists,
+// manifests and keys it names. Every one of them must be a regular file
+// within its cap (see inputfile); the reads stop when ctx ends.
+func LoadContext(ctx context.Context, path string) (*Spec, error) {
+	data, err := inputfile.Read(ctx, path, inputfile.MaxSpec)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
 	}
-	return Parse(data, path)
+	return ParseContext(ctx, data, path)
 }
 
-// Parse checks a spec read from path. All problems are returned together as
-// one error (a *multierror.Error of *Error).
+// Parse is ParseContext without a deadline.
 func Parse(data []byte, path string) (*Spec, error) {
+	return ParseContext(context.Background(), data, path)
+}
+
+// ParseContext checks a spec read from path; files it names are read
+// relative to path's directory until ctx ends. All problems are returned
+// together as one error (a *multierror.Error of *Error).
+func ParseContext(ctx context.Context, data []byte, path string) (*Spec, error) {
 	var raw rawSpec
 	var errs errorList
 	var generic map[string]any
@@ -120,7 +135,7 @@ func Parse(data []byte, path string) (*Spec, error) {
 		}
 		return nil, errs.err()
 	}
-	d := &decoder{path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs}
+	d := &decoder{ctx: ctx, path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs}
 	d.unknownKeys(md.Undecoded())
 	for h, r := range raw.Registries {
 		r.caFileSet = md.IsDefined("registries", h, "ca-file")
@@ -141,6 +156,7 @@ func Parse(data []byte, path string) (*Spec, error) {
 }
 
 type decoder struct {
+	ctx  context.Context // ends the reads of the files the spec names
 	path string
 	dir  string
 	loc  *tomlpos.Locator
@@ -334,8 +350,8 @@ func (d *decoder) registry(host string, raw *rawRegistry) *Registry {
 	}
 	if raw.CAFile != "" {
 		r.CAFile = d.relPath(raw.CAFile)
-		if st, err := os.Stat(r.CAFile); err != nil || st.IsDir() {
-			d.add(append(p, "ca-file"), "registries.%q.ca-file: %s is not a readable file", host, r.CAFile)
+		if err := inputfile.Check(r.CAFile, inputfile.MaxSmall); err != nil {
+			d.add(append(p, "ca-file"), "registries.%q.ca-file: %s: %v", host, r.CAFile, unwrapPathError(err))
 		}
 	}
 	for i, m := range raw.Mirrors {
@@ -528,7 +544,7 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 	}
 	for j, l := range raw.ImageLists {
 		file := d.relPath(l)
-		data, err := os.ReadFile(file)
+		data, err := inputfile.Read(d.ctx, file, inputfile.MaxImageList)
 		if err != nil {
 			d.add(append(p, "image-lists", j), "%s: image list %s: %v", label, file, unwrapPathError(err))
 			continue
@@ -545,7 +561,7 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 	before := d.errs.count()
 	for _, m := range d.manifestFiles(append(p, "manifests"), label, raw.Manifests) {
 		file := m.file
-		data, err := os.ReadFile(file)
+		data, err := inputfile.Read(d.ctx, file, inputfile.MaxManifest)
 		if err != nil {
 			d.add(append(p, "manifests", m.glob), "%s: manifest %s: %v", label, file, unwrapPathError(err))
 			continue

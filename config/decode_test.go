@@ -139,7 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"registry scheme", "[registries.\"https://r.example.com\"]\ninsecure = true\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "not a registry host"},
 		{"mirror without location", "registries.\"docker.io\" = { mirrors = [{ insecure = true }] }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, "location is required"},
 		{"mirror bad key", "registries.\"docker.io\" = { mirrors = [{ location = \"m.example.com\", tls = false }] }\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `unknown key "tls" in a mirror`},
-		{"missing ca", "[registries.\"r.example.com\"]\nca-file = \"ca.pem\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "ca.pem is not a readable file"},
+		{"missing ca", "[registries.\"r.example.com\"]\nca-file = \"ca.pem\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 2, "ca.pem: no such file or directory"},
 		{"bad index", "index = \"sparse\"\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil, 1, `index = "sparse"`},
 	}
 	for _, c := range cases {

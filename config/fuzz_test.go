@@ -22,6 +22,10 @@ var specSeeds = []string{
 	"k = \"\"\"abc\n",
 	"[group]\nname = \"g\"\nimages = [\"busybox\"]\n",
 	"a.b.\"c\" = { d = [1, 2.5, 1979-05-27T07:32:00Z, [\"x\"]] }\n",
+	// Files that are not regular files: refused, never read (a read of
+	// /dev/zero ran until the kernel killed the process).
+	"[[signatures]]\nrequire = \"sigstoreSigned\"\nkey = \"/dev/zero\"\n[[group]]\nname = \"a\"\nmanifests = [\"/dev/zero\"]\nimage-lists = [\"/dev/zero\", \"/dev/stdin\"]\n",
+	"[registries.\"r.example.com\"]\nca-file = \"/dev/zero\"\n[[group]]\nname = \"a\"\nimages = [\"busybox\"]\nsignatures = { require = \"sigstoreSigned\", fulcio-ca = \"/dev/urandom\", oidc-issuer = \"https://i\", subject-email = \"e@x\", rekor-key = \"/dev/zero\" }\n",
 }
 
 // Parse never hangs or panics, and each of its errors is a spec error with

@@ -1,16 +1,17 @@
 package config
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 )
 
 // Signature requirements, in the words of containers-policy.json(5).
@@ -49,12 +50,16 @@ type Key struct {
 	Name        string // as written in the spec
 	Path        string // resolved against the spec's directory
 	Fingerprint string // sha256:<hex> of the DER SubjectPublicKeyInfo
+	// Data is the PEM file as read when the spec was checked: the key that
+	// is used is the key that was checked, read once within its cap.
+	Data []byte
 }
 
 // Fulcio names a certificate authority and the identity it must vouch for.
 type Fulcio struct {
 	CAFile       string // resolved
 	CAName       string // as written
+	CAData       []byte // the PEM certificates, read when the spec was checked
 	OIDCIssuer   string
 	SubjectEmail string
 }
@@ -240,12 +245,17 @@ func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped boo
 			return Key{}, false
 		}
 		key := Key{Name: name, Path: d.relPath(name)}
-		fp, err := KeyFingerprint(key.Path)
+		data, err := inputfile.Read(d.ctx, key.Path, inputfile.MaxSmall)
+		if err != nil {
+			d.add(at(k), "%s: %s %s: %v", label, k, name, unwrapPathError(err))
+			return Key{}, false
+		}
+		fp, err := fingerprint(data)
 		if err != nil {
 			d.add(at(k), "%s: %s %s: %v", label, k, name, err)
 			return Key{}, false
 		}
-		key.Fingerprint = fp
+		key.Fingerprint, key.Data = fp, data
 		return key, true
 	}
 	keys := func(k string, one *string, many []string) []Key {
@@ -307,9 +317,11 @@ func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped boo
 		}
 		if f.CAName != "" {
 			f.CAFile = d.relPath(f.CAName)
-			if st, err := os.Stat(f.CAFile); err != nil || st.IsDir() {
-				d.add(at("fulcio-ca"), "%s: fulcio-ca: %s is not a readable file", label, f.CAFile)
+			data, err := inputfile.Read(d.ctx, f.CAFile, inputfile.MaxSmall)
+			if err != nil {
+				d.add(at("fulcio-ca"), "%s: fulcio-ca: %s: %v", label, f.CAFile, unwrapPathError(err))
 			}
+			f.CAData = data
 		}
 		if raw.RekorKey == nil && raw.RekorKeys == nil {
 			d.add(p, "%s: a Fulcio requirement needs rekor-key (or rekor-keys): certificates are short-lived and are checked against the log's timestamp", label)
@@ -352,10 +364,14 @@ func validScope(s string) bool {
 // KeyFingerprint reads a PEM public key (as cosign writes cosign.pub) and
 // returns sha256:<hex> of its DER SubjectPublicKeyInfo.
 func KeyFingerprint(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(context.Background(), path, inputfile.MaxSmall)
 	if err != nil {
 		return "", unwrapPathError(err)
 	}
+	return fingerprint(data)
+}
+
+func fingerprint(data []byte) (string, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return "", fmt.Errorf("not a PEM file")

@@ -5,6 +5,7 @@ package lockfile
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/tomlpos"
 )
 
@@ -175,7 +177,7 @@ func Path(specPath string) string {
 // Read reads and checks a lockfile. A missing file gives an error that
 // matches os.ErrNotExist.
 func Read(path string) (*Lock, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(context.Background(), path, inputfile.MaxLockfile)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	spec "github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 )
 
 // Env owns the generated configuration of one run. Close removes it.
@@ -342,7 +344,7 @@ func writeCerts(dir string, s *spec.Spec) error {
 		if r.CAFile == "" {
 			continue
 		}
-		pem, err := os.ReadFile(r.CAFile)
+		pem, err := inputfile.Read(context.Background(), r.CAFile, inputfile.MaxSmall)
 		if err != nil {
 			return fmt.Errorf("%s: registries.%q.ca-file: %w", r.Pos, h, err)
 		}
@@ -453,10 +455,26 @@ func lookup(host string, a *spec.Auth, dir, regConf, empty string) (types.Docker
 		}
 		return types.DockerAuthConfig{Username: user, Password: pass}, nil
 	case a.File != "":
-		if _, err := os.Stat(a.File); err != nil {
+		// containers/image reads the file itself: it gets a copy read
+		// within the cap, in the run's private directory, so a device or
+		// FIFO named there cannot hang or exhaust the run.
+		data, err := inputfile.Read(context.Background(), a.File, inputfile.MaxSmall)
+		if err != nil {
 			return types.DockerAuthConfig{}, fmt.Errorf("%w: auth.file: %v", ErrCredentials, err)
 		}
-		sys.AuthFilePath = a.File
+		copied, err := os.CreateTemp(dir, "authfile-*.json")
+		if err != nil {
+			return types.DockerAuthConfig{}, err
+		}
+		defer os.Remove(copied.Name())
+		_, err = copied.Write(data)
+		if cerr := copied.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return types.DockerAuthConfig{}, err
+		}
+		sys.AuthFilePath = copied.Name()
 	case a.Helper != "":
 		// containers/image takes its list of helpers from registries.conf.
 		helperConf := filepath.Join(dir, "helper-"+a.Helper+".conf")

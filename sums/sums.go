@@ -16,6 +16,7 @@ package sums
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 )
 
 // FileName is the name of the checksum file beside the archives.
@@ -119,7 +121,9 @@ func checkName(name string) error {
 // `sha256sum -c` skips improperly formatted lines). A missing file gives
 // ErrMissing.
 func Read(path string) (Sums, error) {
-	data, err := os.ReadFile(path)
+	// It comes across the gap with the archives: within a cap, a regular
+	// file only.
+	data, err := inputfile.Read(context.Background(), path, inputfile.MaxSums)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrMissing
 	}

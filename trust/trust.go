@@ -120,11 +120,13 @@ type candidate struct {
 func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 	var rekor []signature.PRSigstoreSignedOption
 	if len(r.RekorKeys) > 0 {
-		paths := make([]string, len(r.RekorKeys))
+		// The keys as config read and checked them (within their cap), not
+		// the paths again.
+		datas := make([][]byte, len(r.RekorKeys))
 		for i, k := range r.RekorKeys {
-			paths[i] = k.Path
+			datas[i] = k.Data
 		}
-		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyPaths(paths))
+		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyDatas(datas))
 	}
 	// cosign names the repository alone in its payload; the payload's
 	// manifest digest binds the signature to the image.
@@ -132,7 +134,7 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 	var out []candidate
 	if r.Fulcio != nil {
 		f, err := signature.NewPRSigstoreSignedFulcio(
-			signature.PRSigstoreSignedFulcioWithCAPath(r.Fulcio.CAFile),
+			signature.PRSigstoreSignedFulcioWithCAData(r.Fulcio.CAData),
 			signature.PRSigstoreSignedFulcioWithOIDCIssuer(r.Fulcio.OIDCIssuer),
 			signature.PRSigstoreSignedFulcioWithSubjectEmail(r.Fulcio.SubjectEmail))
 		if err != nil {
@@ -145,7 +147,7 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 		return []candidate{{req: pr, identity: r.Fulcio.Identity()}}, nil
 	}
 	for _, k := range r.Keys {
-		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyPath(k.Path), ident)...)
+		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyData(k.Data), ident)...)
 		if err != nil {
 			return nil, err
 		}

@@ -74,7 +74,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
-	spec, lockPath, lock, err := loadSpecAndLock(specPath, f.lockPath)
+	spec, lockPath, lock, err := loadSpecAndLock(c.Context(), specPath, f.lockPath)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -95,7 +95,7 @@ func readLockArg(c *cobra.Command, name string) (*lockfile.Lock, error) {
 		data, err = io.ReadAll(c.InOrStdin())
 		name = "<stdin>"
 	} else {
-		data, err = os.ReadFile(name)
+		data, err = inputfile.Read(c.Context(), name, inputfile.MaxLockfile)
 	}
 	if err != nil {
 		return nil, usageError{fmt.Errorf("diff: %w", err)}

@@ -71,7 +71,7 @@ usual but writes nothing, and prints how the lockfile would change, as
 }
 
 func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, images []string) error {
-	spec, lockPath, old, err := loadSpecAndLock(specPath, f.lockPath)
+	spec, lockPath, old, err := loadSpecAndLock(c.Context(), specPath, f.lockPath)
 	if err != nil {
 		return err
 	}

@@ -128,7 +128,7 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 	}
 	var spec *config.Spec
 	if f.spec != "" {
-		if spec, err = config.Load(f.spec); err != nil {
+		if spec, err = config.LoadContext(c.Context(), f.spec); err != nil {
 			return err
 		}
 	}

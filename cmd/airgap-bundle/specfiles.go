@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 
@@ -10,8 +11,8 @@ import (
 
 // loadSpecAndLock reads a spec and its lockfile (at lockPath, or beside the
 // spec). A missing lockfile is not an error: lock is nil.
-func loadSpecAndLock(specPath, lockPath string) (spec *config.Spec, path string, lock *lockfile.Lock, err error) {
-	spec, err = config.Load(specPath)
+func loadSpecAndLock(ctx context.Context, specPath, lockPath string) (spec *config.Spec, path string, lock *lockfile.Lock, err error) {
+	spec, err = config.LoadContext(ctx, specPath)
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -20,7 +20,7 @@ func newValidateCmd(g *globalFlags) *cobra.Command {
   airgap-bundle validate --lockfile ci/bundle.lock bundle.toml`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			spec, err := config.Load(args[0])
+			spec, err := config.LoadContext(c.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -80,7 +80,7 @@ func isSpecArg(s string) bool {
 }
 
 func runVerifySpec(c *cobra.Command, g *globalFlags, f *verifyFlags, specPath string) error {
-	spec, lockPath, lock, err := loadSpecAndLock(specPath, f.lockPath)
+	spec, lockPath, lock, err := loadSpecAndLock(c.Context(), specPath, f.lockPath)
 	if err != nil {
 		return err
 	}
