@@ -140,9 +140,15 @@ func FuzzManifestImages(f *testing.F) {
 	f.Add([]byte("kind: Pod\nspec:\n  containers:\n  - name: a\n    image: 42\n  - image: \"UPPER/case\"\n"))
 	f.Add([]byte("kind: Pod\nspec: {containers: [{image: ok}]\n  bad: indent\n"))
 	f.Add([]byte("a: &x {kind: Pod}\nb: *x\n---\nkind: List\nitems: [&p {kind: Pod, spec: {containers: [{image: busybox}]}}, *p]\n"))
+	f.Add(aliasBomb(8, 8))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var errs errorList
 		imgs := parseManifests(data, "m.yaml", "docker.io", &errs)
+		// Each container is read once however many aliases name it, so
+		// no more images come out than image keys went in.
+		if keys := strings.Count(string(data), "image"); len(imgs) > keys {
+			t.Fatalf("%d images from %d image keys: aliased nodes were read more than once", len(imgs), keys)
+		}
 		n := strings.Count(string(data), "\n") + 1
 		for _, img := range imgs {
 			if img.Pos.File != "m.yaml" || img.Pos.Line < 1 || img.Pos.Line > n {

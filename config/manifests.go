@@ -47,7 +47,7 @@ func parseManifests(data []byte, file, defaultRegistry string, errs *errorList) 
 		}
 		return errdefs.Pos{File: file, Line: line}
 	}
-	var out []Image
+	w := &manifestWalk{defaultRegistry: defaultRegistry, at: at, errs: errs, done: map[*yaml.Node]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
@@ -71,68 +71,137 @@ func parseManifests(data []byte, file, defaultRegistry string, errs *errorList) 
 		if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 			root = root.Content[0]
 		}
-		out = objectImages(resolve(root), out, defaultRegistry, at, errs, true)
+		if !w.object(root, true) {
+			break
+		}
 	}
-	return out
+	return w.out
 }
 
-// objectImages adds the images of one Kubernetes object, or of the items
-// of a List when list is true (Lists do not nest).
-func objectImages(obj *yaml.Node, out []Image, defaultRegistry string, at func(int) errdefs.Pos, errs *errorList, list bool) []Image {
+// MaxManifestAliases bounds the YAML aliases one manifest file may use.
+// Kubernetes YAML rarely has any; an alias bomb has many.
+const MaxManifestAliases = 10000
+
+// manifestWalk gathers the images of one file's objects. An alias names
+// a node again; the walk reads each object and each container once,
+// whatever names it, so that "- *deployment" repeated M times over K
+// containers costs M+K, not M*K (an alias bomb: 100 KB of YAML took
+// 1.37 GB and 20 s). The image found the second time would be the same
+// image at the same line.
+type manifestWalk struct {
+	out             []Image
+	defaultRegistry string
+	at              func(int) errdefs.Pos
+	errs            *errorList
+	done            map[*yaml.Node]bool
+	aliases         int
+}
+
+// resolve follows an alias to its anchored node, counting it. false once
+// the file has used more aliases than MaxManifestAliases: reported once.
+func (w *manifestWalk) resolve(n *yaml.Node) (*yaml.Node, bool) {
+	if n != nil && n.Kind == yaml.AliasNode {
+		if w.aliases++; w.aliases > MaxManifestAliases {
+			if w.aliases == MaxManifestAliases+1 {
+				w.errs.add(w.at(n.Line), "Kubernetes YAML: more than %d aliases in one file; refusing to expand them (write the objects out, or split the file)", MaxManifestAliases)
+			}
+			return nil, false
+		}
+	}
+	return resolve(n), true
+}
+
+// once reports whether n is new to the walk, and marks it seen.
+func (w *manifestWalk) once(n *yaml.Node) bool {
+	if n == nil || w.done[n] {
+		return false
+	}
+	w.done[n] = true
+	return true
+}
+
+// object adds the images of one Kubernetes object, or of the items of a
+// List when list is true (Lists do not nest). false when the walk must
+// stop (too many aliases).
+func (w *manifestWalk) object(n *yaml.Node, list bool) bool {
+	obj, ok := w.resolve(n)
+	if !ok {
+		return false
+	}
+	if !w.once(obj) {
+		return true
+	}
 	kind, _ := str(field(obj, "kind"))
 	if kind == "List" && list {
 		if items := field(obj, "items"); items != nil && items.Kind == yaml.SequenceNode {
 			for _, it := range items.Content {
-				out = objectImages(resolve(it), out, defaultRegistry, at, errs, false)
+				if !w.object(it, false) {
+					return false
+				}
 			}
 		}
-		return out
+		return true
 	}
 	path, ok := podSpecPath[kind]
 	if !ok {
-		return out
+		return true
 	}
 	pod := obj
 	for _, k := range path {
 		if pod = field(pod, k); pod == nil {
-			return out
+			return true
 		}
 	}
 	if pod.Kind != yaml.MappingNode {
-		return out
+		return true
 	}
 	name, _ := str(field(field(obj, "metadata"), "name"))
 	for i := 0; i+1 < len(pod.Content); i += 2 {
-		key, list := pod.Content[i], resolve(pod.Content[i+1])
-		if key.Kind != yaml.ScalarNode || !containerKeys[key.Value] || list == nil || list.Kind != yaml.SequenceNode {
+		key := pod.Content[i]
+		list, ok := w.resolve(pod.Content[i+1])
+		if !ok {
+			return false
+		}
+		if key.Kind != yaml.ScalarNode || !containerKeys[key.Value] || list == nil || list.Kind != yaml.SequenceNode || !w.once(list) {
 			continue
 		}
-		for _, c := range list.Content {
-			v := field(c, "image")
-			if v == nil {
-				continue
-			}
-			where := kind
-			if name != "" {
-				where += " " + strconv.Quote(name)
-			}
-			if cn, ok := str(field(c, "name")); ok {
-				where += ": container " + strconv.Quote(cn)
-			}
-			s, ok := str(v)
+		for _, item := range list.Content {
+			c, ok := w.resolve(item)
 			if !ok {
-				errs.add(at(v.Line), "%s: image must be a string, found %s", where, describe(v))
-				continue
+				return false
 			}
-			ref, err := image.ParseReference(s, defaultRegistry)
-			if err != nil {
-				errs.add(at(v.Line), "%s: %v", where, err)
-				continue
+			if w.once(c) {
+				w.container(c, kind, name)
 			}
-			out = append(out, Image{Ref: ref, Pos: at(v.Line)})
 		}
 	}
-	return out
+	return true
+}
+
+// container adds the image of one container of a workload.
+func (w *manifestWalk) container(c *yaml.Node, kind, name string) {
+	v := field(c, "image")
+	if v == nil {
+		return
+	}
+	where := kind
+	if name != "" {
+		where += " " + strconv.Quote(name)
+	}
+	if cn, ok := str(field(c, "name")); ok {
+		where += ": container " + strconv.Quote(cn)
+	}
+	s, ok := str(v)
+	if !ok {
+		w.errs.add(w.at(v.Line), "%s: image must be a string, found %s", where, describe(v))
+		return
+	}
+	ref, err := image.ParseReference(s, w.defaultRegistry)
+	if err != nil {
+		w.errs.add(w.at(v.Line), "%s: %v", where, err)
+		return
+	}
+	w.out = append(w.out, Image{Ref: ref, Pos: w.at(v.Line)})
 }
 
 // describe names a YAML value that is not a string, for a message.
