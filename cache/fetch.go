@@ -19,16 +19,6 @@ import (
 // OpenFunc opens a blob's content from byte offset on.
 type OpenFunc func(ctx context.Context, offset int64) (io.ReadCloser, error)
 
-// Fetch downloads blob d of the given size into the cache through open.
-//
-// A download that stops midway (a dropped connection, Ctrl-C, kill -9)
-// leaves its bytes in tmp/<hex>.partial; the next Fetch of d, in this
-// process or a later one, re-hashes that prefix and asks open for the rest
-// only. The whole is checked against d and size before it enters the cache;
-// a partial proved wrong is deleted. Another process fetching the same blob
-// holds a lock on the partial: this one then downloads into a private
-// temporary file from the start.
-//
 // FetchProgress follows a download; either function may be nil.
 type FetchProgress struct {
 	// Started says where the blob's bytes land and how many of them are
@@ -40,6 +30,16 @@ type FetchProgress struct {
 	Received func(n int64)
 }
 
+// Fetch downloads blob d of the given size into the cache through open.
+//
+// A download that stops midway (a dropped connection, Ctrl-C, kill -9)
+// leaves its bytes in tmp/<hex>.partial; the next Fetch of d, in this
+// process or a later one, re-hashes that prefix and asks open for the rest
+// only. The whole is checked against d and size before it enters the cache;
+// a partial proved wrong is deleted. Another process fetching the same blob
+// holds a lock on the partial: this one then downloads into a private
+// temporary file from the start.
+//
 // resumed is how many bytes were already on disk.
 func (c *Cache) Fetch(ctx context.Context, d digest.Digest, size int64, open OpenFunc, prog FetchProgress) (resumed int64, err error) {
 	p, err := c.path(d)
