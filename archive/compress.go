@@ -1,6 +1,11 @@
 package archive
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -8,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
@@ -272,3 +278,85 @@ func (z *zstdFrames) Close() error {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// The reading side: the tar inside a compressed stream.
+
+// decompressor returns the tar stream inside raw: raw itself, or its gzip
+// or zstd decompressor (told by the first bytes), and what releases it.
+func decompressor(raw *bufio.Reader) (io.Reader, Compression, func(), error) {
+	comp, err := sniffCompression(raw)
+	if err != nil {
+		return nil, None, nil, err
+	}
+	switch comp {
+	case Gzip:
+		zr, err := gzip.NewReader(raw)
+		if err != nil {
+			return nil, comp, nil, fmt.Errorf("archive: gzip: %w", err)
+		}
+		return zr, comp, func() { zr.Close() }, nil
+	case Zstd:
+		zr, err := zstd.NewReader(raw, zstd.WithDecoderMaxWindow(ZstdMaxWindow))
+		if err != nil {
+			return nil, comp, nil, fmt.Errorf("archive: zstd: %w", err)
+		}
+		return zr, comp, zr.Close, nil
+	}
+	return raw, None, func() {}, nil
+}
+
+// NewDecompressor returns a reader of the tar inside r (a .tar, .tar.gz or
+// .tar.zst, told by its first bytes, with the same limits as Read) and says
+// how r was compressed. Close releases the decompressor, not r.
+func NewDecompressor(r io.Reader) (io.ReadCloser, Compression, error) {
+	tr, comp, closeFn, err := decompressor(bufio.NewReaderSize(r, 256<<10))
+	if err != nil {
+		return nil, None, err
+	}
+	return readCloser{tr, closeFn}, comp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func()
+}
+
+func (r readCloser) Close() error { r.close(); return nil }
+
+// Decompress copies the tar inside r (see NewDecompressor) to w, to the
+// end of the stream, so the compressor's own checksum is checked, and
+// says how r was compressed. Nothing else is checked: read the result
+// with Read.
+func Decompress(ctx context.Context, w io.Writer, r io.Reader) (Compression, error) {
+	tr, comp, err := NewDecompressor(r)
+	if err != nil {
+		return None, err
+	}
+	defer tr.Close()
+	if _, err := io.CopyBuffer(w, iox.ContextReader(ctx, tr), make([]byte, 256<<10)); err != nil {
+		return comp, fmt.Errorf("archive: %s: %w", comp, err)
+	}
+	return comp, nil
+}
+
+// sniffCompression tells the compression from the first bytes.
+func sniffCompression(br *bufio.Reader) (Compression, error) {
+	head, err := br.Peek(6)
+	if err != nil && len(head) == 0 {
+		if errors.Is(err, io.EOF) {
+			return None, errors.New("archive: empty file")
+		}
+		return None, fmt.Errorf("archive: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return Gzip, nil
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Zstd, nil
+	case bytes.HasPrefix(head, []byte("BZh")):
+		return None, errors.New("archive: bzip2-compressed: not supported (use .tar, .tar.gz or .tar.zst)")
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return None, errors.New("archive: xz-compressed: not supported (use .tar, .tar.gz or .tar.zst)")
+	}
+	return None, nil
+}
