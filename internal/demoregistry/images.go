@@ -11,8 +11,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 
@@ -37,11 +35,6 @@ type Image struct {
 func (im Image) String() string {
 	return fmt.Sprintf("%-26s %s  %s", im.Ref, im.Digest, im.Kind)
 }
-
-var (
-	linuxAMD64 = v1.Platform{OS: "linux", Architecture: "amd64"}
-	linuxARM64 = v1.Platform{OS: "linux", Architecture: "arm64"}
-)
 
 // Images builds the demo images from the files under dir (testdata/demo):
 //
@@ -89,30 +82,29 @@ func Images(dir string) ([]Image, error) {
 		out = append(out, im)
 		return nil
 	}
-	oci := func(p v1.Platform, title string, layers ...string) (v1.Image, error) {
+	oci := func(p fixtures.Platform, title string, layers ...string) (v1.Image, error) {
 		return image(dir, true, p, title, layers...)
 	}
 
 	// (a) A multi-platform OCI index.
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, p := range []v1.Platform{linuxAMD64, linuxARM64} {
+	var children []fixtures.Child
+	for _, p := range []fixtures.Platform{fixtures.LinuxAMD64, fixtures.LinuxARM64} {
 		img, err := oci(p, "hello", "base", "hello/"+p.Architecture)
 		if err != nil {
 			return nil, err
 		}
-		child, err := fixtures.PlainDescriptor(img)
-		if err != nil {
-			return nil, err
-		}
-		p := p
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: child, Descriptor: v1.Descriptor{Platform: &p}})
+		children = append(children, fixtures.Child{Platform: p, Image: img})
+	}
+	idx, err := fixtures.IndexOf(true, children...)
+	if err != nil {
+		return nil, err
 	}
 	if err := add("library/hello:1.0", "OCI index: linux/amd64, linux/arm64", idx); err != nil {
 		return nil, err
 	}
 
 	// (b) A Docker schema2 single-platform image.
-	pause, err := image(dir, false, linuxAMD64, "pause", "pause")
+	pause, err := image(dir, false, fixtures.LinuxAMD64, "pause", "pause")
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +113,7 @@ func Images(dir string) ([]Image, error) {
 	}
 
 	// (c) Whiteouts: a deleted file and an opaque directory in the upper layer.
-	webapp, err := oci(linuxAMD64, "webapp", "webapp/1-base", "webapp/2-update")
+	webapp, err := oci(fixtures.LinuxAMD64, "webapp", "webapp/1-base", "webapp/2-update")
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +122,7 @@ func Images(dir string) ([]Image, error) {
 	}
 
 	// (d) One image, two tags.
-	toolbox, err := oci(linuxAMD64, "toolbox", "base", "toolbox")
+	toolbox, err := oci(fixtures.LinuxAMD64, "toolbox", "base", "toolbox")
 	if err != nil {
 		return nil, err
 	}
@@ -144,43 +136,27 @@ func Images(dir string) ([]Image, error) {
 
 // image builds a single-platform image from the layer directories (relative
 // to dir), with OCI media types when oci is set, Docker schema2 otherwise.
-func image(dir string, oci bool, p v1.Platform, title string, layerDirs ...string) (v1.Image, error) {
-	img := empty.Image // Docker schema2 media types
+func image(dir string, oci bool, p fixtures.Platform, title string, layerDirs ...string) (v1.Image, error) {
 	layerType := types.DockerLayer
 	if oci {
-		img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
 		layerType = types.OCILayer
 	}
-	img, err := mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: p.Architecture,
-		OS:           p.OS,
-		Created:      v1.Time{Time: Epoch},
-		Config: v1.Config{
-			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-			Cmd: []string{"/bin/sh", "-c", "echo 'airgap-bundle demo image " + title + ": text files only, nothing to run'"},
-			Labels: map[string]string{
-				"org.opencontainers.image.title":  "airgap-bundle demo: " + title,
-				"org.opencontainers.image.source": "https://github.com/airgap-bundle/airgap-bundle/tree/main/testdata/demo",
-			},
-		},
-		RootFS: v1.RootFS{Type: "layers"},
-	})
-	if err != nil {
-		return nil, err
-	}
-	adds := make([]mutate.Addendum, 0, len(layerDirs))
+	layers := make([]fixtures.Layer, 0, len(layerDirs))
 	for _, ld := range layerDirs {
 		l, err := dirLayer(filepath.Join(dir, filepath.FromSlash(ld)), layerType)
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, mutate.Addendum{
-			Layer:     l,
-			MediaType: layerType,
-			History:   v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "COPY testdata/demo/" + ld + "/ /"},
-		})
+		layers = append(layers, fixtures.Layer{Layer: l, CreatedBy: "COPY testdata/demo/" + ld + "/ /"})
 	}
-	return mutate.Append(img, adds...)
+	return fixtures.Assemble(fixtures.ImageSpec{Platform: p, OCI: oci, Created: Epoch, Layers: layers, Config: v1.Config{
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Cmd: []string{"/bin/sh", "-c", "echo 'airgap-bundle demo image " + title + ": text files only, nothing to run'"},
+		Labels: map[string]string{
+			"org.opencontainers.image.title":  "airgap-bundle demo: " + title,
+			"org.opencontainers.image.source": "https://github.com/airgap-bundle/airgap-bundle/tree/main/testdata/demo",
+		},
+	}})
 }
 
 // dirLayer makes a layer of the files under root: one tar entry per
