@@ -21,6 +21,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/sums"
 )
@@ -84,24 +85,6 @@ func (w *threeWorld) build(ctx context.Context, t *testing.T, c *cache.Cache, ou
 	}
 	_, err := Build(ctx, w.spec, w.lock, c, w.fetch, BuildOptions{OutputDir: out, ModTime: mtime, Progress: rep, Groups: groups})
 	return err
-}
-
-// snapshot reads every file of dir.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m[e.Name()] = string(b)
-	}
-	return m
 }
 
 // checkSumsAgree is sha256sum -c SHA256SUMS, plus: every archive is listed.
@@ -170,7 +153,7 @@ func TestStoppedBuildChangesNothing(t *testing.T) {
 			if err := w.build(context.Background(), t, c, out, time.Unix(0, 0), nil); err != nil {
 				t.Fatal(err)
 			}
-			before := snapshot(t, out)
+			before := testdir.Snapshot(t, out)
 
 			// A new SOURCE_DATE_EPOCH: every archive would change.
 			ctx, cancel := context.WithCancel(context.Background())
@@ -194,7 +177,7 @@ func TestStoppedBuildChangesNothing(t *testing.T) {
 			if len(written) != 3 {
 				t.Fatalf("wrote %v: the stop did not come during the third group", written)
 			}
-			after := snapshot(t, out)
+			after := testdir.Snapshot(t, out)
 			if !maps.Equal(before, after) {
 				t.Errorf("output directory changed: before %v, after %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
 				for name := range before {
@@ -210,7 +193,7 @@ func TestStoppedBuildChangesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkSumsAgree(t, out, "one.tar", "two.tar.zst", "three.tar.gz")
-			if now := snapshot(t, out); now["one.tar"] == before["one.tar"] || len(now) != 4 {
+			if now := testdir.Snapshot(t, out); now["one.tar"] == before["one.tar"] || len(now) != 4 {
 				t.Errorf("rebuild: %v", slices.Sorted(maps.Keys(now)))
 			}
 		})
@@ -240,7 +223,7 @@ func TestBuildRecoversInterruptedCommit(t *testing.T) {
 	if err := sums.WritePending(out, newSums); err != nil {
 		t.Fatal(err)
 	}
-	cleanFiles := snapshot(t, clean)
+	cleanFiles := testdir.Snapshot(t, clean)
 	for name, body := range map[string]string{"two.tar.zst": cleanFiles["two.tar.zst"], ".three.tar.gz.tmp-42": cleanFiles["three.tar.gz"][:100]} {
 		if err := os.WriteFile(filepath.Join(out, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -252,7 +235,7 @@ func TestBuildRecoversInterruptedCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSumsAgree(t, out, "one.tar", "two.tar.zst", "three.tar.gz")
-	got := snapshot(t, out)
+	got := testdir.Snapshot(t, out)
 	if names := slices.Sorted(maps.Keys(got)); !slices.Equal(names, []string{"SHA256SUMS", "one.tar", "three.tar.gz", "two.tar.zst"}) {
 		t.Errorf("output directory holds %v", names)
 	}
@@ -261,7 +244,7 @@ func TestBuildRecoversInterruptedCommit(t *testing.T) {
 	if err := w.build(context.Background(), t, nil, out, time.Unix(3600, 0), nil); err != nil {
 		t.Fatal(err)
 	}
-	if !maps.Equal(snapshot(t, out), cleanFiles) {
+	if !maps.Equal(testdir.Snapshot(t, out), cleanFiles) {
 		t.Error("rebuild after recovery differs from a clean build")
 	}
 }

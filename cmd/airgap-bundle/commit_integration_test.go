@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
+	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 )
 
@@ -59,24 +60,6 @@ func bigBundle(t *testing.T) (spec, cacheDir string) {
 	return spec, cacheDir
 }
 
-// dirFiles reads every file of dir.
-func dirFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m[e.Name()] = string(b)
-	}
-	return m
-}
-
 // sameFiles reports the files of want that got lacks or holds differently,
 // and the files got has in excess.
 func sameFiles(t *testing.T, what string, got, want map[string]string) {
@@ -104,8 +87,8 @@ func sha256sumCheck(t *testing.T, dir string) {
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Errorf("sha256sum -c SHA256SUMS in %s: %v\n%s", dir, err, out)
 	}
-	sums := dirFiles(t, dir)["SHA256SUMS"]
-	for name := range dirFiles(t, dir) {
+	sums := testdir.Snapshot(t, dir)["SHA256SUMS"]
+	for name := range testdir.Snapshot(t, dir) {
 		if name != "SHA256SUMS" && !strings.HasPrefix(name, ".") && !strings.Contains(sums, "  "+name+"\n") {
 			t.Errorf("SHA256SUMS does not list %s", name)
 		}
@@ -162,7 +145,7 @@ func TestBuildInterruptedChangesNothing(t *testing.T) {
 	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
 		t.Fatalf("build: exit %d\n%s", code, out)
 	}
-	before := dirFiles(t, dist)
+	before := testdir.Snapshot(t, dist)
 
 	// A new SOURCE_DATE_EPOCH: every archive would change.
 	st, stderr := startBuildAndStop(t, spec, cacheDir, dist, syscall.SIGINT, "SOURCE_DATE_EPOCH=3600")
@@ -172,7 +155,7 @@ func TestBuildInterruptedChangesNothing(t *testing.T) {
 	if !strings.Contains(stderr, "context canceled") {
 		t.Errorf("stderr does not say the build was interrupted:\n%s", stderr)
 	}
-	sameFiles(t, "after Ctrl-C", dirFiles(t, dist), before)
+	sameFiles(t, "after Ctrl-C", testdir.Snapshot(t, dist), before)
 	sha256sumCheck(t, dist)
 }
 
@@ -185,13 +168,13 @@ func TestBuildKilledThenRerun(t *testing.T) {
 	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
 		t.Fatalf("build: exit %d\n%s", code, out)
 	}
-	before := dirFiles(t, dist)
+	before := testdir.Snapshot(t, dist)
 
 	st, stderr := startBuildAndStop(t, spec, cacheDir, dist, syscall.SIGKILL, "SOURCE_DATE_EPOCH=3600")
 	if st.Success() {
 		t.Fatalf("killed build succeeded\n%s", stderr)
 	}
-	after := dirFiles(t, dist)
+	after := testdir.Snapshot(t, dist)
 	for name := range before {
 		if after[name] != before[name] {
 			t.Errorf("after kill -9: %s changed", name)
@@ -207,7 +190,7 @@ func TestBuildKilledThenRerun(t *testing.T) {
 	if out, code := run(t, "build", "--cache-dir", cacheDir, "--output", clean, spec); code != 0 {
 		t.Fatalf("clean build: exit %d\n%s", code, out)
 	}
-	sameFiles(t, "rerun against a clean build", dirFiles(t, dist), dirFiles(t, clean))
+	sameFiles(t, "rerun against a clean build", testdir.Snapshot(t, dist), testdir.Snapshot(t, clean))
 }
 
 // mountTmpfs mounts a tmpfs of size at a new directory, unmounted when the
@@ -238,7 +221,7 @@ func TestBuildOutputDiskFull(t *testing.T) {
 	if out, code := run(t, "build", "--cache-dir", cacheDir, "--output", dist, small); code != 0 {
 		t.Fatalf("build: exit %d\n%s", code, out)
 	}
-	before := dirFiles(t, dist)
+	before := testdir.Snapshot(t, dist)
 
 	t.Setenv("SOURCE_DATE_EPOCH", "3600")
 	out, code := run(t, "build", "--cache-dir", cacheDir, "--output", dist, spec)
@@ -250,7 +233,7 @@ func TestBuildOutputDiskFull(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", want, out)
 		}
 	}
-	sameFiles(t, "after a full disk", dirFiles(t, dist), before)
+	sameFiles(t, "after a full disk", testdir.Snapshot(t, dist), before)
 	sha256sumCheck(t, dist)
 }
 
@@ -267,7 +250,7 @@ func TestBuildCacheDiskFull(t *testing.T) {
 	if !strings.Contains(out, "no space left on device") {
 		t.Errorf("error does not say the disk is full:\n%s", out)
 	}
-	if files := dirFiles(t, dist); len(files) != 0 {
+	if files := testdir.Snapshot(t, dist); len(files) != 0 {
 		t.Errorf("output directory holds %v", slices.Sorted(maps.Keys(files)))
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(cacheDir, "tmp")); len(tmp) != 0 {
