@@ -188,10 +188,6 @@ func Read(path string) (*Lock, error) {
 // error at its line, never silently replaced.
 func Parse(data []byte, path string) (*Lock, error) {
 	var l Lock
-	var errs []error
-	add := func(line int, format string, args ...any) {
-		errs = append(errs, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path, Line: line}, Msg: fmt.Sprintf(format, args...)})
-	}
 	md, err := toml.Decode(string(data), &l)
 	if err != nil {
 		var pe toml.ParseError
@@ -200,147 +196,181 @@ func Parse(data []byte, path string) (*Lock, error) {
 		}
 		return nil, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: path}, Msg: err.Error() + hint, Err: err}
 	}
-	loc := tomlpos.New(string(data))
+	c := &checker{path: path, loc: tomlpos.New(string(data))}
 	if len(md.Undecoded()) > 0 {
 		var doc map[string]any
 		if _, err := toml.Decode(string(data), &doc); err == nil {
-			unknownKeys(doc, func(p []any, name string) { add(loc.Line(p...), "unknown key %q", name) })
+			unknownKeys(doc, func(p []any, name string) { c.add(c.loc.Line(p...), "unknown key %q", name) })
 		}
 	}
 	if l.Version != Version {
-		add(loc.Line("version"), "version = %d: this airgap-bundle reads lockfile version %d", l.Version, Version)
+		c.add(c.loc.Line("version"), "version = %d: this airgap-bundle reads lockfile version %d", l.Version, Version)
 	}
 	groups := map[string]bool{}
 	for gi, g := range l.Groups {
-		line := func(p ...any) int { return loc.Line(append([]any{"group", gi}, p...)...) }
 		if g.Name == "" || groups[g.Name] {
-			add(line("name"), "group name %q is empty or repeated", g.Name)
+			c.add(c.loc.Line("group", gi, "name"), "group name %q is empty or repeated", g.Name)
 		}
 		groups[g.Name] = true
-		if len(g.Platforms) == 0 {
-			add(line("platforms"), "group %q: platforms is empty", g.Name)
-		} else if _, perrs := image.ParsePlatformSet(g.Platforms); len(perrs) > 0 {
-			add(line("platforms"), "group %q: %v", g.Name, perrs[0])
-		}
-		if _, err := image.ParseIndexMode(string(g.Index)); err != nil {
-			add(line("index"), "group %q: index = %q: want %q or %q", g.Name, g.Index, image.IndexOriginal, image.IndexFiltered)
-		}
-		refs := map[string]bool{}
-		for ii, img := range g.Images {
-			iline := func(p ...any) int { return line(append([]any{"image", ii}, p...)...) }
-			ref, rerr := image.ParseReference(img.Ref, "")
-			switch {
-			case rerr != nil:
-				add(iline("ref"), "group %q: %v", g.Name, rerr)
-			case ref.String() != img.Ref:
-				add(iline("ref"), "group %q: ref %q is not canonical (want %q)", g.Name, img.Ref, ref.String())
-			case refs[img.Ref]:
-				add(iline("ref"), "group %q: image %q is listed twice", g.Name, img.Ref)
-			}
-			refs[img.Ref] = true
-			if err := checkDigest(img.Digest); err != nil {
-				add(iline("digest"), "group %q: image %q: digest: %v", g.Name, img.Ref, err)
-			}
-			if !img.MediaType.IsImage() {
-				add(iline("media-type"), "group %q: image %q: media-type %q is not an image manifest or index", g.Name, img.Ref, img.MediaType)
-			}
-			if img.Size <= 0 {
-				add(iline("size"), "group %q: image %q: size must be positive", g.Name, img.Ref)
-			}
-			if len(img.Platforms) == 0 {
-				add(iline(), "group %q: image %q has no platform entries", g.Name, img.Ref)
-			}
-			for pi, p := range img.Platforms {
-				pline := func(k string) int { return iline("platform", pi, k) }
-				if _, err := image.ParsePlatform(p.Platform); err != nil {
-					add(pline("platform"), "group %q: image %q: %v", g.Name, img.Ref, err)
-				}
-				if err := checkDigest(p.Digest); err != nil {
-					add(pline("digest"), "group %q: image %q: platform %s: digest: %v", g.Name, img.Ref, p.Platform, err)
-				}
-				if err := checkDigest(p.Config); err != nil {
-					add(pline("config"), "group %q: image %q: platform %s: config: %v", g.Name, img.Ref, p.Platform, err)
-				}
-				if !p.MediaType.IsManifest() {
-					add(pline("media-type"), "group %q: image %q: platform %s: media-type %q is not an image manifest", g.Name, img.Ref, p.Platform, p.MediaType)
-				}
-				if p.Size <= 0 {
-					add(pline("size"), "group %q: image %q: platform %s: size must be positive", g.Name, img.Ref, p.Platform)
-				}
-			}
-			if img.FilteredDigest != "" {
-				if err := checkDigest(img.FilteredDigest); err != nil {
-					add(iline("filtered-digest"), "group %q: image %q: filtered-digest: %v", g.Name, img.Ref, err)
-				}
-			}
-			seenSig := map[Signature]bool{}
-			for si, sg := range img.Signatures {
-				sline := func(k string) int { return iline("signature", si, k) }
-				switch {
-				case checkDigest(sg.Manifest) != nil:
-					add(sline("manifest"), "group %q: image %q: signature: manifest: %v", g.Name, img.Ref, checkDigest(sg.Manifest))
-				case !slices.Contains(img.Manifests(), sg.Manifest):
-					add(sline("manifest"), "group %q: image %q: signature of %s, which is neither the image nor one of its platforms", g.Name, img.Ref, sg.Manifest)
-				}
-				if err := checkDigest(sg.Digest); err != nil {
-					add(sline("digest"), "group %q: image %q: signature: digest: %v", g.Name, img.Ref, err)
-				}
-				switch {
-				case sg.Identity != "" && (sg.Key != "" || sg.Fingerprint != ""):
-					add(sline("identity"), "group %q: image %q: a signature is verified with a key or an identity, not both", g.Name, img.Ref)
-				case sg.Identity == "" && (sg.Key == "" || sg.Fingerprint == ""):
-					add(sline("key"), "group %q: image %q: signature of %s: key and fingerprint (or identity) are required", g.Name, img.Ref, sg.Manifest)
-				case sg.Fingerprint != "":
-					if err := checkDigest(sg.Fingerprint); err != nil {
-						add(sline("fingerprint"), "group %q: image %q: signature: fingerprint: %v", g.Name, img.Ref, err)
-					}
-				}
-				if seenSig[sg] {
-					add(sline("manifest"), "group %q: image %q: signature listed twice", g.Name, img.Ref)
-				}
-				seenSig[sg] = true
-			}
-			seenArt := map[string]bool{}
-			for ai, a := range img.Artifacts {
-				aline := func(k string) int { return iline("artifact", ai, k) }
-				what := fmt.Sprintf("group %q: image %q: artifact %d", g.Name, img.Ref, ai+1)
-				if !slices.Contains([]string{ArtifactSignature, ArtifactAttestation, ArtifactSBOM, ArtifactReferrer}, a.Kind) {
-					add(aline("kind"), "%s: kind %q: want %q, %q, %q or %q", what, a.Kind, ArtifactSignature, ArtifactAttestation, ArtifactSBOM, ArtifactReferrer)
-				}
-				if !slices.Contains(img.Manifests(), a.Subject) {
-					add(aline("subject"), "%s: subject %q is neither the image nor one of its platforms", what, a.Subject)
-				}
-				if err := checkDigest(a.Digest); err != nil {
-					add(aline("digest"), "%s: digest: %v", what, err)
-				} else if seenArt[a.Digest] {
-					add(aline("digest"), "%s: %s is listed twice", what, a.Digest)
-				}
-				seenArt[a.Digest] = true
-				if want := ArtifactTag(a.Subject, a.Kind); (a.Kind == ArtifactReferrer) != (a.Tag == "") || a.Tag != "" && a.Tag != want {
-					add(aline("tag"), "%s: tag %q: want %q", what, a.Tag, want)
-				}
-				if !a.MediaType.IsManifest() {
-					add(aline("media-type"), "%s: media-type %q is not a manifest", what, a.MediaType)
-				}
-				if a.Size <= 0 {
-					add(aline("size"), "%s: size must be positive", what)
-				}
-			}
-			if !g.Attachments && len(img.Artifacts) > 0 {
-				add(iline("artifact", 0, "kind"), "group %q: image %q: artifacts in a group without attachments", g.Name, img.Ref)
-			}
-			if !img.IsIndex() && len(img.Platforms) > 1 {
-				add(iline("platform", 1), "group %q: image %q: a single manifest has exactly one platform entry", g.Name, img.Ref)
-			}
-			if !img.IsIndex() && len(img.Platforms) == 1 && img.Platforms[0].Digest != img.Digest {
-				add(iline("platform", 0, "digest"), "group %q: image %q: a single manifest's platform digest must equal its digest", g.Name, img.Ref)
-			}
-		}
+		c.group(gi, g)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w%s", errdefs.List(errs, "problems"), hint)
+	if len(c.errs) > 0 {
+		return nil, fmt.Errorf("%w%s", errdefs.List(c.errs, "problems"), hint)
 	}
 	return &l, nil
+}
+
+// checker gathers a lockfile's problems, each at its line.
+type checker struct {
+	path string
+	loc  *tomlpos.Locator
+	errs []error
+}
+
+func (c *checker) add(line int, format string, args ...any) {
+	c.errs = append(c.errs, &errdefs.Error{Class: errdefs.ErrLockfile, Pos: errdefs.Pos{File: c.path, Line: line}, Msg: fmt.Sprintf(format, args...)})
+}
+
+// at returns the line finder below a key path (group i, image j, ...).
+func (c *checker) at(base ...any) func(p ...any) int {
+	return func(p ...any) int { return c.loc.Line(append(slices.Clip(base), p...)...) }
+}
+
+func (c *checker) group(gi int, g Group) {
+	line := c.at("group", gi)
+	if len(g.Platforms) == 0 {
+		c.add(line("platforms"), "group %q: platforms is empty", g.Name)
+	} else if _, perrs := image.ParsePlatformSet(g.Platforms); len(perrs) > 0 {
+		c.add(line("platforms"), "group %q: %v", g.Name, perrs[0])
+	}
+	if _, err := image.ParseIndexMode(string(g.Index)); err != nil {
+		c.add(line("index"), "group %q: index = %q: want %q or %q", g.Name, g.Index, image.IndexOriginal, image.IndexFiltered)
+	}
+	refs := map[string]bool{}
+	for ii, img := range g.Images {
+		iline := c.at("group", gi, "image", ii)
+		ref, rerr := image.ParseReference(img.Ref, "")
+		switch {
+		case rerr != nil:
+			c.add(iline("ref"), "group %q: %v", g.Name, rerr)
+		case ref.String() != img.Ref:
+			c.add(iline("ref"), "group %q: ref %q is not canonical (want %q)", g.Name, img.Ref, ref.String())
+		case refs[img.Ref]:
+			c.add(iline("ref"), "group %q: image %q is listed twice", g.Name, img.Ref)
+		}
+		refs[img.Ref] = true
+		what := fmt.Sprintf("group %q: image %q", g.Name, img.Ref)
+		c.image(iline, what, img)
+		c.signatures(iline, what, img)
+		c.artifacts(iline, what, img)
+		if !g.Attachments && len(img.Artifacts) > 0 {
+			c.add(iline("artifact", 0, "kind"), "%s: artifacts in a group without attachments", what)
+		}
+	}
+}
+
+// image checks an image's own fields and its platforms.
+func (c *checker) image(iline func(...any) int, what string, img Image) {
+	if err := checkDigest(img.Digest); err != nil {
+		c.add(iline("digest"), "%s: digest: %v", what, err)
+	}
+	if !img.MediaType.IsImage() {
+		c.add(iline("media-type"), "%s: media-type %q is not an image manifest or index", what, img.MediaType)
+	}
+	if img.Size <= 0 {
+		c.add(iline("size"), "%s: size must be positive", what)
+	}
+	if len(img.Platforms) == 0 {
+		c.add(iline(), "%s has no platform entries", what)
+	}
+	for pi, p := range img.Platforms {
+		pline := func(k string) int { return iline("platform", pi, k) }
+		if _, err := image.ParsePlatform(p.Platform); err != nil {
+			c.add(pline("platform"), "%s: %v", what, err)
+		}
+		if err := checkDigest(p.Digest); err != nil {
+			c.add(pline("digest"), "%s: platform %s: digest: %v", what, p.Platform, err)
+		}
+		if err := checkDigest(p.Config); err != nil {
+			c.add(pline("config"), "%s: platform %s: config: %v", what, p.Platform, err)
+		}
+		if !p.MediaType.IsManifest() {
+			c.add(pline("media-type"), "%s: platform %s: media-type %q is not an image manifest", what, p.Platform, p.MediaType)
+		}
+		if p.Size <= 0 {
+			c.add(pline("size"), "%s: platform %s: size must be positive", what, p.Platform)
+		}
+	}
+	if img.FilteredDigest != "" {
+		if err := checkDigest(img.FilteredDigest); err != nil {
+			c.add(iline("filtered-digest"), "%s: filtered-digest: %v", what, err)
+		}
+	}
+	if !img.IsIndex() && len(img.Platforms) > 1 {
+		c.add(iline("platform", 1), "%s: a single manifest has exactly one platform entry", what)
+	}
+	if !img.IsIndex() && len(img.Platforms) == 1 && img.Platforms[0].Digest != img.Digest {
+		c.add(iline("platform", 0, "digest"), "%s: a single manifest's platform digest must equal its digest", what)
+	}
+}
+
+func (c *checker) signatures(iline func(...any) int, what string, img Image) {
+	seen := map[Signature]bool{}
+	for si, sg := range img.Signatures {
+		sline := func(k string) int { return iline("signature", si, k) }
+		switch {
+		case checkDigest(sg.Manifest) != nil:
+			c.add(sline("manifest"), "%s: signature: manifest: %v", what, checkDigest(sg.Manifest))
+		case !slices.Contains(img.Manifests(), sg.Manifest):
+			c.add(sline("manifest"), "%s: signature of %s, which is neither the image nor one of its platforms", what, sg.Manifest)
+		}
+		if err := checkDigest(sg.Digest); err != nil {
+			c.add(sline("digest"), "%s: signature: digest: %v", what, err)
+		}
+		switch {
+		case sg.Identity != "" && (sg.Key != "" || sg.Fingerprint != ""):
+			c.add(sline("identity"), "%s: a signature is verified with a key or an identity, not both", what)
+		case sg.Identity == "" && (sg.Key == "" || sg.Fingerprint == ""):
+			c.add(sline("key"), "%s: signature of %s: key and fingerprint (or identity) are required", what, sg.Manifest)
+		case sg.Fingerprint != "":
+			if err := checkDigest(sg.Fingerprint); err != nil {
+				c.add(sline("fingerprint"), "%s: signature: fingerprint: %v", what, err)
+			}
+		}
+		if seen[sg] {
+			c.add(sline("manifest"), "%s: signature listed twice", what)
+		}
+		seen[sg] = true
+	}
+}
+
+func (c *checker) artifacts(iline func(...any) int, image string, img Image) {
+	seen := map[string]bool{}
+	for ai, a := range img.Artifacts {
+		aline := func(k string) int { return iline("artifact", ai, k) }
+		what := fmt.Sprintf("%s: artifact %d", image, ai+1)
+		if !slices.Contains([]string{ArtifactSignature, ArtifactAttestation, ArtifactSBOM, ArtifactReferrer}, a.Kind) {
+			c.add(aline("kind"), "%s: kind %q: want %q, %q, %q or %q", what, a.Kind, ArtifactSignature, ArtifactAttestation, ArtifactSBOM, ArtifactReferrer)
+		}
+		if !slices.Contains(img.Manifests(), a.Subject) {
+			c.add(aline("subject"), "%s: subject %q is neither the image nor one of its platforms", what, a.Subject)
+		}
+		if err := checkDigest(a.Digest); err != nil {
+			c.add(aline("digest"), "%s: digest: %v", what, err)
+		} else if seen[a.Digest] {
+			c.add(aline("digest"), "%s: %s is listed twice", what, a.Digest)
+		}
+		seen[a.Digest] = true
+		if want := ArtifactTag(a.Subject, a.Kind); (a.Kind == ArtifactReferrer) != (a.Tag == "") || a.Tag != "" && a.Tag != want {
+			c.add(aline("tag"), "%s: tag %q: want %q", what, a.Tag, want)
+		}
+		if !a.MediaType.IsManifest() {
+			c.add(aline("media-type"), "%s: media-type %q is not a manifest", what, a.MediaType)
+		}
+		if a.Size <= 0 {
+			c.add(aline("size"), "%s: size must be positive", what)
+		}
+	}
 }
 
 const hint = "\n(the lockfile is generated: restore it from version control, or delete it and run \"airgap-bundle lock\")"
