@@ -41,9 +41,22 @@ func dockerLabel(i int, e DockerEntry) string {
 func (c *Contents) Check() []Problem {
 	_, out := buildImages(c)
 	add := func(p Problem) { out = append(out, p) }
+	c.checkLayout(add)
+	c.checkUses(c.uses(add), add)
+	switch c.Format {
+	case FormatOCIDocker:
+		c.checkDockerAgainstIndex(add)
+	case FormatDocker:
+		c.checkDockerFiles(add)
+	}
+	c.checkIndexNames(add)
+	return out
+}
 
-	oci := c.Format == FormatOCI || c.Format == FormatOCIDocker
-	if oci {
+// checkLayout checks the OCI layout file, index.json's presence and the
+// blobs' names and contents.
+func (c *Contents) checkLayout(add func(Problem)) {
+	if c.Format == FormatOCI || c.Format == FormatOCIDocker {
 		switch {
 		case c.Layout == nil:
 			add(Problem{Kind: KindLayoutMissing})
@@ -62,15 +75,21 @@ func (c *Contents) Check() []Problem {
 			add(Problem{Kind: KindBlobCorrupt, Digest: d, Detail: b.ComputedDigest.String()})
 		}
 	}
+}
 
-	// Every reference, in a fixed order; the first referrer of a missing
-	// blob names it.
-	type use struct {
-		d       Descriptor
-		file    *FileInfo // nil when absent
-		by      string
-		img, pl string
-	}
+// use is one reference to a blob: what it says the blob is, the file it
+// finds (nil when absent), and who makes it, for messages.
+type use struct {
+	d       Descriptor
+	file    *FileInfo
+	by      string
+	img, pl string
+}
+
+// uses lists every reference of the images, in a fixed order (the first
+// referrer of a missing blob names it), checking the documents it passes
+// (tops, manifests, configs) on the way.
+func (c *Contents) uses(add func(Problem)) []use {
 	var uses []use
 	ref := func(d Descriptor, by, img, pl string) use {
 		f, _ := c.File(d)
@@ -127,6 +146,12 @@ func (c *Contents) Check() []Problem {
 			}
 		}
 	}
+	return uses
+}
+
+// checkUses reports each missing blob once, and each size a reference
+// gets wrong once.
+func (c *Contents) checkUses(uses []use, add func(Problem)) {
 	missing := map[digest.Digest]bool{}
 	sizeSeen := map[string]bool{}
 	for _, u := range uses {
@@ -146,23 +171,20 @@ func (c *Contents) Check() []Problem {
 				Detail: fmt.Sprintf("is %d bytes; its reference (%s) says %d", u.file.Size, u.by, u.d.Size)})
 		}
 	}
+}
 
-	switch c.Format {
-	case FormatOCIDocker:
-		c.checkDockerAgainstIndex(add)
-	case FormatDocker:
-		c.checkDockerFiles(add)
+// checkIndexNames reports index.json names containerd would not take.
+func (c *Contents) checkIndexNames(add func(Problem)) {
+	if c.Index == nil {
+		return
 	}
-	if c.Index != nil {
-		for i, d := range c.Index.Manifests {
-			if n := d.Annotations[AnnotationImageName]; n != "" {
-				if _, err := parseName(n); err != nil {
-					add(Problem{Kind: KindIndexBadName, Image: n, Detail: fmt.Sprintf("entry %d: %v", i, err)})
-				}
+	for i, d := range c.Index.Manifests {
+		if n := d.Annotations[AnnotationImageName]; n != "" {
+			if _, err := parseName(n); err != nil {
+				add(Problem{Kind: KindIndexBadName, Image: n, Detail: fmt.Sprintf("entry %d: %v", i, err)})
 			}
 		}
 	}
-	return out
 }
 
 // Strays lists, in an OCI layout, the blobs nothing references and the
