@@ -25,6 +25,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
+	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/sums"
@@ -37,7 +38,7 @@ const SumsFile = sums.FileName
 // BuildOptions say where and how to build.
 type BuildOptions struct {
 	OutputDir string    // default: the spec's output-dir
-	Jobs      int       // parallel downloads; <= 0 means 8
+	Jobs      int       // parallel downloads; <= 0 means DefaultJobs
 	ModTime   time.Time // mtime of every archive entry (SOURCE_DATE_EPOCH)
 	Groups    []string  // only these groups; empty means all
 	Logger    *slog.Logger
@@ -66,10 +67,7 @@ type ArchiveResult struct {
 // temporary file is left, and no result is returned. A build first settles
 // what a killed build left in the output directory (see tidyOutputDir).
 func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache.Cache, f Fetcher, opts BuildOptions) ([]ArchiveResult, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := logs.OrDiscard(opts.Logger)
 	out := OutputDir(spec, opts.OutputDir)
 	groups, err := selectGroups(spec, opts.Groups)
 	if err != nil {
@@ -87,7 +85,7 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 
 	jobs := opts.Jobs
 	if jobs <= 0 {
-		jobs = 8
+		jobs = DefaultJobs
 	}
 	// Manifests first (small, and they say which blobs are needed).
 	plans, err := b.planGroups(ctx, groups, lock, jobs)

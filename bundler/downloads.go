@@ -14,6 +14,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/registry"
@@ -104,9 +105,7 @@ func (x *download) received(n int64) {
 }
 
 func newDownloads(c *cache.Cache, f Fetcher, policy registry.Policy, log *slog.Logger) *downloads {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log = logs.OrDiscard(log)
 	return &downloads{cache: c, fetch: f, policy: policy.WithDefaults(), log: log, m: map[digest.Digest]*download{}, starts: make(chan struct{})}
 }
 

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/trust"
@@ -52,7 +52,7 @@ type LockOptions struct {
 	// matches every tag of it).
 	Update       bool
 	UpdateImages []string
-	Jobs         int // parallel resolutions; <= 0 means 8
+	Jobs         int // parallel resolutions; <= 0 means DefaultJobs
 	Logger       *slog.Logger
 	Progress     progress.Reporter // nil: none
 }
@@ -212,17 +212,14 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 // Lock resolves what the plan needs and returns the new lockfile. Every
 // failed image is reported, with its place in the spec, in one error.
 func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver, opts LockOptions) (*LockResult, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := logs.OrDiscard(opts.Logger)
 	plan, err := NewPlan(spec, old, opts)
 	if err != nil {
 		return nil, err
 	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
-		jobs = 8
+		jobs = DefaultJobs
 	}
 
 	// The same reference asked for the same platforms in several groups is

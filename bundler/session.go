@@ -19,6 +19,11 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
+// DefaultJobs is how many requests a run makes to registries at once when
+// its options say nothing: lock's resolutions, build's downloads and the
+// prefetch. Measured: more than 8 gains nothing on a loopback registry.
+const DefaultJobs = 8
+
 // Session is one run's access to the registries of a spec. It is both the
 // Resolver that Lock uses and the Fetcher that Build uses, so a build that
 // locks first sets up registry access (and resolves credentials) once. It
@@ -57,7 +62,7 @@ func (s *Session) Prefetch(jobs int, log *slog.Logger) {
 		return
 	}
 	if jobs <= 0 {
-		jobs = 8
+		jobs = DefaultJobs
 	}
 	s.dl = newDownloads(s.keep, s, s.opts.Policy, log)
 	s.dl.startPrefetch(jobs)

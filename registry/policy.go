@@ -17,6 +17,8 @@ import (
 	"github.com/docker/distribution/registry/api/errcode"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.podman.io/image/v5/docker"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 )
 
 // Policy is how a run treats slow and failing registries. An air-gap bundle
@@ -69,9 +71,7 @@ func (p Policy) WithDefaults() Policy {
 	if p.MaxBackoff <= 0 {
 		p.MaxBackoff = DefaultMaxBackoff
 	}
-	if p.Logger == nil {
-		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	p.Logger = logs.OrDiscard(p.Logger)
 	return p
 }
 

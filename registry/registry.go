@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 )
 
 // Env owns the generated configuration of one run. Close removes it.
@@ -68,10 +68,7 @@ var ErrCredentials = errors.New("credentials")
 // the shared temporary directory), and removed by Close, or by a later run
 // if this one is killed before it can close.
 func New(s *spec.Spec, opts Options) (_ *Env, err error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := logs.OrDiscard(opts.Logger)
 	base, err := PrivateDir()
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ archives.`,
 	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
 	c.Flags().StringVarP(&f.output, "output", "o", "", "output directory (default: the spec's output-dir)")
 	c.Flags().StringVar(&f.cacheDir, "cache-dir", "", "blob cache (default: $XDG_CACHE_HOME/airgap-bundle)")
-	c.Flags().IntVarP(&f.jobs, "jobs", "j", 8, "parallel downloads (and images resolved in parallel when locking first)")
+	c.Flags().IntVarP(&f.jobs, "jobs", "j", bundler.DefaultJobs, "parallel downloads (and images resolved in parallel when locking first)")
 	c.Flags().BoolVar(&f.locked, "locked", false, "fail (exit 3) instead of updating a missing or stale lockfile")
 	c.Flags().StringArrayVar(&f.groups, "group", nil, "build only this group (repeatable)")
 	return c

@@ -66,7 +66,7 @@ usual but writes nothing, and prints how the lockfile would change, as
 	c.Flags().BoolVar(&f.check, "check", false, "exit 3 if the lockfile is missing or out of date; change nothing")
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "resolve as usual but write nothing; print how the lockfile would change")
 	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
-	c.Flags().IntVarP(&f.jobs, "jobs", "j", 8, "images resolved in parallel")
+	c.Flags().IntVarP(&f.jobs, "jobs", "j", bundler.DefaultJobs, "images resolved in parallel")
 	return c
 }
 
