@@ -119,11 +119,12 @@ func (m mappingDoc) entry(t *testing.T, target string) mappingEntry {
 
 type pushStats struct {
 	Stats struct {
-		BlobsUploaded     int `json:"blobs-uploaded"`
-		BlobsMounted      int `json:"blobs-mounted"`
-		BlobsExisting     int `json:"blobs-existing"`
-		ManifestsPut      int `json:"manifests-put"`
-		ManifestsExisting int `json:"manifests-existing"`
+		BlobsUploaded     int   `json:"blobs-uploaded"`
+		BytesUploaded     int64 `json:"bytes-uploaded"`
+		BlobsMounted      int   `json:"blobs-mounted"`
+		BlobsExisting     int   `json:"blobs-existing"`
+		ManifestsPut      int   `json:"manifests-put"`
+		ManifestsExisting int   `json:"manifests-existing"`
 	}
 }
 
