@@ -380,7 +380,7 @@ func checkPartial(ctx context.Context, units []*unit, mode PartialIndex, jobs in
 			for _, m := range u.img.absent {
 				ok, err := u.c.hasManifest(gctx, policy, u.repo.Digest(m.Digest.String()), m.Digest)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, u.repo, err)
+					return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, u.repo, u.c.reach(err))
 				}
 				if !ok {
 					p := m.Platform
@@ -442,6 +442,15 @@ func tagConflicts(units []*unit) []error {
 		for _, t := range u.tags {
 			k := u.repo.String() + ":" + t
 			if o, ok := seen[k]; ok && o.d != top {
+				// --to-per-host separates source registries, nothing else:
+				// one name with two contents (archives built at different
+				// times) clashes under it just the same.
+				if src := sourceNames(u, t); slices.Equal(src, sourceNames(o.u, t)) {
+					out = append(out, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
+						"%s and %s (%s) would both be pushed as %s, with different contents (%s, %s): both are %s, so --to-per-host cannot keep them apart; push the archives to different targets (--to HOST/PREFIX), or leave out the outdated one",
+						u.img.label, o.u.img.label, o.u.img.archive, k, top, o.d, strings.Join(src, ", ")))
+					continue
+				}
 				out = append(out, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
 					"%s and %s (%s) would both be pushed as %s: push them to different targets, or use --to-per-host to keep each source registry's repositories apart",
 					u.img.label, o.u.img.label, o.u.img.archive, k))
@@ -450,6 +459,23 @@ func tagConflicts(units []*unit) []error {
 			seen[k] = owner{top, u}
 		}
 	}
+	return out
+}
+
+// reach says why the target could not be reached, when that is what err
+// is (registry.Reach).
+func (c *client) reach(err error) error { return registry.Reach(c.target.Host, err) }
+
+// sourceNames are the names of u's image that go to its repository under
+// tag, sorted.
+func sourceNames(u *unit, tag string) []string {
+	var out []string
+	for _, n := range u.names {
+		if n.Tag() == tag {
+			out = append(out, n.String())
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
@@ -524,7 +550,7 @@ func pushBlobs(ctx context.Context, clients []*client, units []*unit, opts Optio
 		g.Go(func() error {
 			err := j.push(gctx, policy, tasks[j.c])
 			if err != nil {
-				return fmt.Errorf("%w: blob %s -> %s: %w", errdefs.ErrRegistry, j.d, j.repos[0], err)
+				return fmt.Errorf("%w: blob %s -> %s: %w", errdefs.ErrRegistry, j.d, j.repos[0], j.c.reach(err))
 			}
 			return nil
 		})
@@ -633,7 +659,7 @@ func (u *unit) pushManifests(ctx context.Context, policy registry.Policy, done *
 func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name.Reference, d doc, put, existing *atomic.Int64) error {
 	ok, err := u.c.hasManifest(ctx, policy, ref, d.desc.Digest)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, ref, err)
+		return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, ref, u.c.reach(err))
 	}
 	if ok {
 		existing.Add(1)
@@ -649,7 +675,7 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 		if errors.As(err, &te) && slices.ContainsFunc(te.Errors, func(e transport.Diagnostic) bool { return e.Code == transport.ManifestBlobUnknownErrorCode }) && d.desc.MediaType.IsIndex() && len(u.img.absent) > 0 {
 			return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w: the registry refused the original index, whose platforms are not all in the archive (MANIFEST_BLOB_UNKNOWN): push with --partial-index=filtered, or bundle every platform", ref, err)
 		}
-		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w", ref, err)
+		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w", ref, u.c.reach(err))
 	}
 	// The mapping says "digest kept" only if the registry holds these very
 	// bytes under ref: its answer is checked, or, when it gave none, what
@@ -657,7 +683,7 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 	got, how := answer.answered(), "answered the manifest PUT with Docker-Content-Digest"
 	if got == "" {
 		if got, err = u.c.resolve(ctx, policy, ref); err != nil {
-			return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: after its PUT: %w", ref, err)
+			return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: after its PUT: %w", ref, u.c.reach(err))
 		}
 		how = "sent no Docker-Content-Digest, and after the PUT resolves it to"
 		if got == "" {
