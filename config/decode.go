@@ -96,9 +96,33 @@ func Load(path string) (*Spec, error) {
 	return Parse(data, path)
 }
 
+// LoadRegistries reads and checks the file at path for its registries
+// table: a bundle spec, or a registries file, one whose only top-level key
+// is registries. Where an archive is pushed there is no bundle spec, only
+// the target registry's TLS settings and credentials to give; such a file
+// gives them in the same table as a spec, checked the same way, and comes
+// back with RegistriesOnly set and no groups.
+func LoadRegistries(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	return ParseRegistries(data, path)
+}
+
+// ParseRegistries is LoadRegistries of data read from path.
+func ParseRegistries(data []byte, path string) (*Spec, error) {
+	return parse(data, path, true)
+}
+
 // Parse checks a spec read from path. All problems are returned together as
 // one error (a *multierror.Error of *Error).
 func Parse(data []byte, path string) (*Spec, error) {
+	return parse(data, path, false)
+}
+
+// parse checks a spec, or with registriesFile also a registries file.
+func parse(data []byte, path string, registriesFile bool) (*Spec, error) {
 	var raw rawSpec
 	var errs errorList
 	var generic map[string]any
@@ -120,7 +144,7 @@ func Parse(data []byte, path string) (*Spec, error) {
 		}
 		return nil, errs.err()
 	}
-	d := &decoder{path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs}
+	d := &decoder{path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs, registriesFile: registriesFile}
 	d.unknownKeys(md.Undecoded())
 	for h, r := range raw.Registries {
 		r.caFileSet = md.IsDefined("registries", h, "ca-file")
@@ -145,6 +169,8 @@ type decoder struct {
 	dir  string
 	loc  *tomlpos.Locator
 	errs *errorList
+	// registriesFile accepts a file with only a registries table.
+	registriesFile bool
 }
 
 func (d *decoder) pos(path ...any) errdefs.Pos {
@@ -273,8 +299,12 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		s.Signatures = append(s.Signatures, r)
 	}
 
+	if d.registriesFile && raw.onlyRegistries() {
+		s.RegistriesOnly = true
+		return s
+	}
 	if len(raw.Groups) == 0 {
-		d.errs.add(errdefs.Pos{File: d.path}, "no [[group]]: a spec needs at least one group of images")
+		d.errs.add(errdefs.Pos{File: d.path}, `no [[group]]: a spec needs at least one group of images (a file with nothing but [registries."HOST"] tables is for push --spec)`)
 	}
 	names := map[string]int{}
 	archives := map[string]int{}
@@ -296,6 +326,13 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		s.Groups = append(s.Groups, g)
 	}
 	return s
+}
+
+// onlyRegistries reports whether a registries table is all the file
+// holds. Unknown top-level keys are reported on their own.
+func (raw *rawSpec) onlyRegistries() bool {
+	return len(raw.Registries) > 0 && raw.Groups == nil && raw.Signatures == nil &&
+		raw.DefaultRegistry == nil && raw.Platforms == nil && raw.Index == nil && raw.OutputDir == nil
 }
 
 func (d *decoder) relPath(p string) string {
