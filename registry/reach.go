@@ -14,9 +14,11 @@ import (
 // error comes in mislead: go-containerregistry tries plain HTTP after any
 // HTTPS failure on loopback and private addresses, and joins both errors,
 // so a closed port or a certificate problem used to read as "answers only
-// over HTTP". Reach looks through that to the cause, and is the one place
-// that tells these causes apart (bundler's connectionFailure and resolve's
-// explain are meant to become callers).
+// over HTTP". Reach looks through that to the cause, and is meant to be the
+// one place that tells these causes apart (bundler's connectionFailure and
+// resolve's explain are to become its callers).
+
+// ReachKind is why a registry could not be reached.
 type ReachKind int
 
 const (
