@@ -105,6 +105,25 @@ func LoadContext(ctx context.Context, path string) (*Spec, error) {
 	return ParseContext(ctx, data, path)
 }
 
+// LoadRegistries reads and checks the file at path for its registries
+// table: a bundle spec, or a registries file, one whose only top-level key
+// is registries. Where an archive is pushed there is no bundle spec, only
+// the target registry's TLS settings and credentials to give; such a file
+// gives them in the same table as a spec, checked the same way, and comes
+// back with RegistriesOnly set and no groups.
+func LoadRegistries(ctx context.Context, path string) (*Spec, error) {
+	data, err := inputfile.Read(ctx, path, inputfile.MaxSpec)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	return parse(ctx, data, path, true)
+}
+
+// ParseRegistries is LoadRegistries of data read from path.
+func ParseRegistries(data []byte, path string) (*Spec, error) {
+	return parse(context.Background(), data, path, true)
+}
+
 // Parse is ParseContext without a deadline.
 func Parse(data []byte, path string) (*Spec, error) {
 	return ParseContext(context.Background(), data, path)
@@ -114,6 +133,11 @@ func Parse(data []byte, path string) (*Spec, error) {
 // relative to path's directory until ctx ends. All problems are returned
 // together as one error (a *multierror.Error of *Error).
 func ParseContext(ctx context.Context, data []byte, path string) (*Spec, error) {
+	return parse(ctx, data, path, false)
+}
+
+// parse checks a spec, or with registriesFile also a registries file.
+func parse(ctx context.Context, data []byte, path string, registriesFile bool) (*Spec, error) {
 	var raw rawSpec
 	var errs errorList
 	var generic map[string]any
@@ -135,7 +159,7 @@ func ParseContext(ctx context.Context, data []byte, path string) (*Spec, error) 
 		}
 		return nil, errs.err()
 	}
-	d := &decoder{ctx: ctx, path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs}
+	d := &decoder{ctx: ctx, path: path, dir: filepath.Dir(path), loc: tomlpos.New(string(data)), errs: &errs, registriesFile: registriesFile}
 	d.unknownKeys(md.Undecoded())
 	for h, r := range raw.Registries {
 		r.caFileSet = md.IsDefined("registries", h, "ca-file")
@@ -161,6 +185,8 @@ type decoder struct {
 	dir  string
 	loc  *tomlpos.Locator
 	errs *errorList
+	// registriesFile accepts a file with only a registries table.
+	registriesFile bool
 }
 
 func (d *decoder) pos(path ...any) errdefs.Pos {
@@ -289,8 +315,12 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		s.Signatures = append(s.Signatures, r)
 	}
 
+	if d.registriesFile && raw.onlyRegistries() {
+		s.RegistriesOnly = true
+		return s
+	}
 	if len(raw.Groups) == 0 {
-		d.errs.add(errdefs.Pos{File: d.path}, "no [[group]]: a spec needs at least one group of images")
+		d.errs.add(errdefs.Pos{File: d.path}, `no [[group]]: a spec needs at least one group of images (a file with nothing but [registries."HOST"] tables is for push --spec)`)
 	}
 	names := map[string]int{}
 	archives := map[string]int{}
@@ -312,6 +342,13 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		s.Groups = append(s.Groups, g)
 	}
 	return s
+}
+
+// onlyRegistries reports whether a registries table is all the file
+// holds. Unknown top-level keys are reported on their own.
+func (raw *rawSpec) onlyRegistries() bool {
+	return len(raw.Registries) > 0 && raw.Groups == nil && raw.Signatures == nil &&
+		raw.DefaultRegistry == nil && raw.Platforms == nil && raw.Index == nil && raw.OutputDir == nil
 }
 
 func (d *decoder) relPath(p string) string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -266,5 +267,67 @@ func TestParseSyntaxColumnOnTheLine(t *testing.T) {
 		if n := len([]rune(lines[pe.Pos.Line-1])); pe.Pos.Col > n {
 			t.Errorf("%q: %v: column %d past the end of line %d (%d characters)", spec, err, pe.Pos.Col, pe.Pos.Line, n)
 		}
+	}
+}
+
+// TestLoadRegistries: push --spec takes a file with only registries, the
+// same table as a spec's checked the same way; Load (lock, build) still
+// wants a group, and says what such a file is for.
+func TestLoadRegistries(t *testing.T) {
+	p := writeSpec(t, `# the target, nothing else
+[registries."registry.internal:5000"]
+ca-file = "certs/ca.pem"
+auth = { username = "pusher", password-env = "REGISTRY_PASSWORD" }
+
+[registries."lab.internal"]
+insecure = true
+`, map[string]string{"certs/ca.pem": "x"})
+	s, err := LoadRegistries(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Registries["registry.internal:5000"]
+	if !s.RegistriesOnly || len(s.Groups) != 0 || len(s.Registries) != 2 || r == nil || r.CAFile != filepath.Join(filepath.Dir(p), "certs", "ca.pem") ||
+		r.Auth == nil || r.Auth.Username != "pusher" || !s.Registries["lab.internal"].Insecure || r.Pos.Line != 2 {
+		t.Fatalf("registries file: %+v, %+v", s, r)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "no [[group]]") || !strings.Contains(err.Error(), "push --spec") {
+		t.Errorf("Load of a registries file: %v", err)
+	}
+
+	// A bundle spec is read whole, as Load reads it.
+	full := writeSpec(t, "[registries.\"r.example.com\"]\ninsecure = true\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n", nil)
+	if s, err := LoadRegistries(context.Background(), full); err != nil || s.RegistriesOnly || len(s.Groups) != 1 || !s.Registries["r.example.com"].Insecure {
+		t.Errorf("LoadRegistries of a spec: %+v, %v", s, err)
+	}
+
+	for _, c := range []struct {
+		name, spec string
+		line       int
+		want       string
+	}{
+		{"literal password", "[registries.\"r.example.com\"]\nauth = { username = \"u\", password = \"hunter2\" }\n", 2, "literal secrets are not accepted"},
+		{"unknown key", "[registries.\"r.example.com\"]\ninsecur = true\n", 2, `unknown key "insecur" in registries.r.example.com`},
+		{"wrong type", "[registries.\"r.example.com\"]\ninsecure = \"yes\"\n", 2, "insecure must be true or false"},
+		{"missing ca", "[registries.\"r.example.com\"]\nca-file = \"ca.pem\"\n", 2, "ca.pem: no such file or directory"},
+		{"scheme in the host", "[registries.\"https://r.example.com\"]\ninsecure = true\n", 1, "not a registry host"},
+		// Anything but registries makes it a spec, and a spec needs a group.
+		{"spec without a group", "platforms = [\"all\"]\n[registries.\"r.example.com\"]\ninsecure = true\n", 0, "no [[group]]"},
+		{"empty", "", 0, "no [[group]]"},
+		{"empty registries", "[registries]\n", 0, "no [[group]]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeSpec(t, c.spec, nil)
+			_, err := LoadRegistries(context.Background(), p)
+			if err == nil || !errors.Is(err, errdefs.ErrSpec) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an ErrSpec with %q", err, c.want)
+			}
+			if c.line > 0 && !strings.Contains(err.Error(), p+":"+strconv.Itoa(c.line)+":") {
+				t.Errorf("error %q does not name %s:%d", err, p, c.line)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error leaks the secret: %q", err)
+			}
+		})
 	}
 }

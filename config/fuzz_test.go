@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -26,39 +27,53 @@ var specSeeds = []string{
 	// /dev/zero ran until the kernel killed the process).
 	"[[signatures]]\nrequire = \"sigstoreSigned\"\nkey = \"/dev/zero\"\n[[group]]\nname = \"a\"\nmanifests = [\"/dev/zero\"]\nimage-lists = [\"/dev/zero\", \"/dev/stdin\"]\n",
 	"[registries.\"r.example.com\"]\nca-file = \"/dev/zero\"\n[[group]]\nname = \"a\"\nimages = [\"busybox\"]\nsignatures = { require = \"sigstoreSigned\", fulcio-ca = \"/dev/urandom\", oidc-issuer = \"https://i\", subject-email = \"e@x\", rekor-key = \"/dev/zero\" }\n",
+	"[registries.\"registry.internal:5000\"]\nca-file = \"ca.pem\"\nauth = { username = \"pusher\", password-env = \"P\" }\n",
 }
 
 // Parse never hangs or panics, and each of its errors is a spec error with
-// a place: a line inside the file and a column inside that line.
+// a place: a line inside the file and a column inside that line. The same
+// holds for ParseRegistries, which accepts no groups only for a file with
+// nothing but registries.
 func FuzzParse(f *testing.F) {
 	for _, s := range specSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		spec, err := Parse(data, "bundle.toml")
-		if err == nil {
-			if spec == nil || len(spec.Groups) == 0 {
-				t.Fatalf("accepted a spec without groups: %+v", spec)
-			}
-			return
-		}
-		if !errors.Is(err, errdefs.ErrSpec) {
-			t.Fatalf("error is not ErrSpec: %v", err)
-		}
-		lines := strings.Split(string(data), "\n")
-		for _, e := range unwrapAll(err) {
-			var pe *errdefs.Error
-			if !errors.As(e, &pe) {
-				t.Fatalf("error without a place: %v", e)
-			}
-			if pe.Pos.File == "bundle.toml" && pe.Pos.Line > len(lines) {
-				t.Fatalf("%v: line %d of a %d-line file", e, pe.Pos.Line, len(lines))
-			}
-			if pe.Pos.Col > 0 && (pe.Pos.Line < 1 || pe.Pos.Col > len([]rune(lines[pe.Pos.Line-1]))) {
-				t.Fatalf("%v: column %d is not on line %d", e, pe.Pos.Col, pe.Pos.Line)
-			}
-		}
+		checkParsed(t, data, false)
+		checkParsed(t, data, true)
 	})
+}
+
+func checkParsed(t *testing.T, data []byte, registriesFile bool) {
+	t.Helper()
+	spec, err := parse(context.Background(), data, "bundle.toml", registriesFile)
+	if err == nil {
+		switch {
+		case spec == nil:
+			t.Fatal("no spec and no error")
+		case spec.RegistriesOnly && (!registriesFile || len(spec.Groups) > 0 || len(spec.Registries) == 0):
+			t.Fatalf("a registries file that is not one: %+v", spec)
+		case !spec.RegistriesOnly && len(spec.Groups) == 0:
+			t.Fatalf("accepted a spec without groups: %+v", spec)
+		}
+		return
+	}
+	if !errors.Is(err, errdefs.ErrSpec) {
+		t.Fatalf("error is not ErrSpec: %v", err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for _, e := range unwrapAll(err) {
+		var pe *errdefs.Error
+		if !errors.As(e, &pe) {
+			t.Fatalf("error without a place: %v", e)
+		}
+		if pe.Pos.File == "bundle.toml" && pe.Pos.Line > len(lines) {
+			t.Fatalf("%v: line %d of a %d-line file", e, pe.Pos.Line, len(lines))
+		}
+		if pe.Pos.Col > 0 && (pe.Pos.Line < 1 || pe.Pos.Col > len([]rune(lines[pe.Pos.Line-1]))) {
+			t.Fatalf("%v: column %d is not on line %d", e, pe.Pos.Col, pe.Pos.Line)
+		}
+	}
 }
 
 func unwrapAll(err error) []error {

@@ -30,6 +30,9 @@ type Spec struct {
 	Groups          []*Group
 	// Signatures are the [[signatures]] entries, in spec order.
 	Signatures []*SignatureRequirement
+	// RegistriesOnly marks a registries file (LoadRegistries): Registries
+	// is all it gives; it has no groups.
+	RegistriesOnly bool
 }
 
 // Registry holds the settings of one registry host.

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 )
 
 // Target is one --to: a registry host[:port] and an optional path prefix.
@@ -38,6 +39,9 @@ func ParseTarget(s string) (Target, error) {
 	}
 	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || strings.ToLower(host) != host {
 		return Target{}, fmt.Errorf("--to %q: %q is not a registry host[:port]", s, host)
+	}
+	if err := registry.CheckPort(host); err != nil {
+		return Target{}, fmt.Errorf("--to %w", err)
 	}
 	if prefix != "" {
 		for _, c := range strings.Split(prefix, "/") {

@@ -71,6 +71,10 @@ func ParsePartialIndex(s string) (PartialIndex, error) {
 // that the target cannot get from the archive.
 var ErrPartialIndex = errors.New("partial index")
 
+// ErrDigestNotKept marks a manifest the registry stored under another
+// digest than that of the bytes pushed.
+var ErrDigestNotKept = errors.New("digest not kept")
+
 // Options tune Push.
 type Options struct {
 	// Targets are the registries to push to; every image goes to each.
@@ -106,7 +110,11 @@ type Result struct {
 	SourceHosts []string
 }
 
-// Stats counts requests' outcomes over every target.
+// Stats counts what happened over every target. Uploads count blobs whose
+// bytes were read from the archive into a request the registry accepted,
+// wherever it had them sent (a Location on another host included), and
+// those bytes; a manifest counts as put only once the registry's answer, or
+// a HEAD after it, showed the pushed digest.
 type Stats struct {
 	BlobsUploaded     int64 `json:"blobs-uploaded"`
 	BytesUploaded     int64 `json:"bytes-uploaded"`
@@ -143,6 +151,9 @@ type client struct {
 	pusher   *remote.Pusher
 	puller   *remote.Puller
 	obs      *observer
+	// uploaded and sent count the blobs whose bytes went to the registry
+	// and were accepted, and those bytes.
+	uploaded, sent atomic.Int64
 }
 
 // unit is one image going into one repository of one target.
@@ -230,17 +241,9 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: %w", errdefs.ErrRegistry, err)
 	}
 	defer env.Close()
-	sizes := map[digest.Digest]int64{}
-	for _, s := range sources {
-		for _, img := range s.images {
-			for _, b := range img.blobs {
-				sizes[b.Digest] = s.blobs[b.Digest].size
-			}
-		}
-	}
 	var clientList []*client
 	for _, t := range opts.Targets {
-		c, err := newClient(ctx, env, t, policy, opts.Registry.UserAgent, spec, sizes)
+		c, err := newClient(ctx, env, t, policy, opts.Registry.UserAgent, spec)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, t, err)
 		}
@@ -303,8 +306,8 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	for _, c := range clientList {
-		stats.BlobsUploaded += c.obs.uploaded.Load()
-		stats.BytesUploaded += c.obs.bytes.Load()
+		stats.BlobsUploaded += c.uploaded.Load()
+		stats.BytesUploaded += c.sent.Load()
 		stats.BlobsMounted += c.obs.mounted.Load()
 		stats.BlobsExisting += c.obs.existing.Load()
 	}
@@ -323,12 +326,12 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func newClient(ctx context.Context, env *registry.Env, t Target, policy registry.Policy, ua string, spec *config.Spec, sizes map[digest.Digest]int64) (*client, error) {
+func newClient(ctx context.Context, env *registry.Env, t Target, policy registry.Policy, ua string, spec *config.Spec) (*client, error) {
 	rt, err := env.Target(t.Host, policy)
 	if err != nil {
 		return nil, err
 	}
-	obs := &observer{base: rt.Transport, sizes: sizes}
+	obs := &observer{base: rt.Transport}
 	// go-containerregistry's own retries are off: the run's Policy retries
 	// each whole operation (registry.Policy.Do), with its backoff, its
 	// Retry-After handling and its log lines.
@@ -377,7 +380,7 @@ func checkPartial(ctx context.Context, units []*unit, mode PartialIndex, jobs in
 			for _, m := range u.img.absent {
 				ok, err := u.c.hasManifest(gctx, policy, u.repo.Digest(m.Digest.String()), m.Digest)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, u.repo, err)
+					return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, u.repo, u.c.reach(err))
 				}
 				if !ok {
 					p := m.Platform
@@ -439,6 +442,15 @@ func tagConflicts(units []*unit) []error {
 		for _, t := range u.tags {
 			k := u.repo.String() + ":" + t
 			if o, ok := seen[k]; ok && o.d != top {
+				// --to-per-host separates source registries, nothing else:
+				// one name with two contents (archives built at different
+				// times) clashes under it just the same.
+				if src := sourceNames(u, t); slices.Equal(src, sourceNames(o.u, t)) {
+					out = append(out, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
+						"%s and %s (%s) would both be pushed as %s, with different contents (%s, %s): both are %s, so --to-per-host cannot keep them apart; push the archives to different targets (--to HOST/PREFIX), or leave out the outdated one",
+						u.img.label, o.u.img.label, o.u.img.archive, k, top, o.d, strings.Join(src, ", ")))
+					continue
+				}
 				out = append(out, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
 					"%s and %s (%s) would both be pushed as %s: push them to different targets, or use --to-per-host to keep each source registry's repositories apart",
 					u.img.label, o.u.img.label, o.u.img.archive, k))
@@ -450,23 +462,47 @@ func tagConflicts(units []*unit) []error {
 	return out
 }
 
-// hasManifest reports whether ref (by digest) is in the target.
+// reach says why the target could not be reached, when that is what err
+// is (registry.Reach).
+func (c *client) reach(err error) error { return registry.Reach(c.target.Host, err) }
+
+// sourceNames are the names of u's image that go to its repository under
+// tag, sorted.
+func sourceNames(u *unit, tag string) []string {
+	var out []string
+	for _, n := range u.names {
+		if n.Tag() == tag {
+			out = append(out, n.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// hasManifest reports whether ref resolves to d in the target.
 func (c *client) hasManifest(ctx context.Context, policy registry.Policy, ref name.Reference, d digest.Digest) (bool, error) {
-	var found bool
+	got, err := c.resolve(ctx, policy, ref)
+	return got == d.String(), err
+}
+
+// resolve returns the digest ref resolves to in the target (HEAD), "" when
+// it is not there.
+func (c *client) resolve(ctx context.Context, policy registry.Policy, ref name.Reference) (string, error) {
+	var got string
 	err := policy.Do(ctx, "HEAD "+ref.String(), func(ctx context.Context) error {
 		desc, err := c.puller.Head(ctx, ref)
 		if err != nil {
 			var te *transport.Error
 			if errors.As(err, &te) && te.StatusCode == 404 {
-				found = false
+				got = ""
 				return nil
 			}
 			return err
 		}
-		found = desc.Digest.String() == d.String()
+		got = desc.Digest.String()
 		return nil
 	})
-	return found, err
+	return got, err
 }
 
 // blobJob is one blob for one target registry: the repositories that need
@@ -514,7 +550,7 @@ func pushBlobs(ctx context.Context, clients []*client, units []*unit, opts Optio
 		g.Go(func() error {
 			err := j.push(gctx, policy, tasks[j.c])
 			if err != nil {
-				return fmt.Errorf("%w: blob %s -> %s: %w", errdefs.ErrRegistry, j.d, j.repos[0], err)
+				return fmt.Errorf("%w: blob %s -> %s: %w", errdefs.ErrRegistry, j.d, j.repos[0], j.c.reach(err))
 			}
 			return nil
 		})
@@ -562,7 +598,12 @@ func (j *blobJob) push(ctx context.Context, policy registry.Policy, task progres
 		if i == 0 {
 			task.Add(j.size - counted.Load())
 		}
-		j.c.log.Info("blob pushed", "digest", j.d, "repository", repo.String(), "sent", i == 0 && counted.Load() > 0)
+		sent := l.sent.Load()
+		if sent > 0 {
+			j.c.uploaded.Add(1)
+			j.c.sent.Add(sent)
+		}
+		j.c.log.Info("blob pushed", "digest", j.d, "repository", repo.String(), "sent", sent)
 	}
 	return nil
 }
@@ -618,14 +659,15 @@ func (u *unit) pushManifests(ctx context.Context, policy registry.Policy, done *
 func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name.Reference, d doc, put, existing *atomic.Int64) error {
 	ok, err := u.c.hasManifest(ctx, policy, ref, d.desc.Digest)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, ref, err)
+		return fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, ref, u.c.reach(err))
 	}
 	if ok {
 		existing.Add(1)
 		u.c.log.Info("manifest already there", "ref", ref.String(), "digest", d.desc.Digest)
 		return nil
 	}
-	err = policy.Do(ctx, "PUT "+ref.String(), func(ctx context.Context) error {
+	pctx, answer := expectManifest(ctx, ref)
+	err = policy.Do(pctx, "PUT "+ref.String(), func(ctx context.Context) error {
 		return u.c.pusher.Put(ctx, ref, rawManifest(d))
 	})
 	if err != nil {
@@ -633,7 +675,25 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 		if errors.As(err, &te) && slices.ContainsFunc(te.Errors, func(e transport.Diagnostic) bool { return e.Code == transport.ManifestBlobUnknownErrorCode }) && d.desc.MediaType.IsIndex() && len(u.img.absent) > 0 {
 			return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w: the registry refused the original index, whose platforms are not all in the archive (MANIFEST_BLOB_UNKNOWN): push with --partial-index=filtered, or bundle every platform", ref, err)
 		}
-		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w", ref, err)
+		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: %w", ref, u.c.reach(err))
+	}
+	// The mapping says "digest kept" only if the registry holds these very
+	// bytes under ref: its answer is checked, or, when it gave none, what
+	// ref resolves to now.
+	got, how := answer.answered(), "answered the manifest PUT with Docker-Content-Digest"
+	if got == "" {
+		if got, err = u.c.resolve(ctx, policy, ref); err != nil {
+			return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive}, "%s: after its PUT: %w", ref, u.c.reach(err))
+		}
+		how = "sent no Docker-Content-Digest, and after the PUT resolves it to"
+		if got == "" {
+			got = "nothing (not found)"
+		}
+	}
+	if got != d.desc.Digest.String() {
+		return errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: u.img.archive},
+			"%s -> %s: %w: pushed %s byte for byte, but the registry %s %s: it did not store the manifest as pushed (does it convert manifests?), so the image cannot be pulled there by its digest; push to a registry that stores manifests unchanged",
+			u.names[0], ref, ErrDigestNotKept, d.desc.Digest, how, got)
 	}
 	put.Add(1)
 	u.c.log.Info("manifest put", "ref", ref.String(), "digest", d.desc.Digest)

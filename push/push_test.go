@@ -186,18 +186,34 @@ func TestPartialErrorNamesRemedies(t *testing.T) {
 }
 
 // TestTagConflicts: two images under one target tag are refused; the same
-// image twice is not.
+// image twice is not. --to-per-host is suggested only where it separates
+// them: for names from different source registries.
 func TestTagConflicts(t *testing.T) {
+	ref := func(s string) image.Reference {
+		r, err := image.ParseReference(s, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
 	repo, _ := name.NewRepository("reg:5000/x/y")
-	a := &unit{img: &sourceImage{archive: "a.tar", label: "a"}, repo: repo, tags: []string{"1"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "a")}}}
-	a2 := &unit{img: &sourceImage{archive: "a2.tar", label: "a"}, repo: repo, tags: []string{"1"}, docs: a.docs}
-	b := &unit{img: &sourceImage{archive: "b.tar", label: "b"}, repo: repo, tags: []string{"1", "2"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "b")}}}
+	a := &unit{img: &sourceImage{archive: "a.tar", label: "a"}, repo: repo, names: []image.Reference{ref("quay.io/x/y:1")}, tags: []string{"1"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "a")}}}
+	a2 := &unit{img: &sourceImage{archive: "a2.tar", label: "a"}, repo: repo, names: a.names, tags: []string{"1"}, docs: a.docs}
+	b := &unit{img: &sourceImage{archive: "b.tar", label: "b"}, repo: repo, names: []image.Reference{ref("docker.io/x/y:1"), ref("docker.io/x/y:2")}, tags: []string{"1", "2"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "b")}}}
 	if errs := tagConflicts([]*unit{a, a2}); len(errs) != 0 {
 		t.Errorf("same image twice: %v", errs)
 	}
 	errs := tagConflicts([]*unit{a, b})
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "reg:5000/x/y:1") || !strings.Contains(errs[0].Error(), "--to-per-host") {
-		t.Errorf("conflict: %v", errs)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "reg:5000/x/y:1") || !strings.Contains(errs[0].Error(), "use --to-per-host") {
+		t.Errorf("conflict between quay.io and docker.io: %v", errs)
+	}
+
+	// One source name, two contents (archives built at different times):
+	// a directory per source host cannot tell them apart.
+	old := &unit{img: &sourceImage{archive: "old.tar", label: "quay.io/x/y:1"}, repo: repo, names: a.names, tags: []string{"1"}, docs: []doc{{desc: archiveDescriptor(image.OCIManifest, "old")}}}
+	errs = tagConflicts([]*unit{a, old})
+	if len(errs) != 1 || strings.Contains(errs[0].Error(), "use --to-per-host") || !strings.Contains(errs[0].Error(), "--to-per-host cannot") || !strings.Contains(errs[0].Error(), "quay.io/x/y:1") || !strings.Contains(errs[0].Error(), "old.tar") || !strings.Contains(errs[0].Error(), "a.tar") {
+		t.Errorf("conflict within quay.io: %v", errs)
 	}
 }
 

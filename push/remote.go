@@ -13,14 +13,15 @@ package push
 // spec or the standard files, every request bounded by the Policy.
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -37,6 +38,13 @@ type blobLayer struct {
 	mt   image.MediaType
 	src  blobSource
 	read func(int64) // bytes sent, for progress
+	// sent counts the bytes read into the last request body. An upload is
+	// counted where its bytes leave the archive, not by the URL they went
+	// to: a registry may hand uploads to another host, under any path.
+	// Each body starts at zero (a retry, or net/http's GetBody when it
+	// replays a body), so after a successful Upload it holds what the
+	// registry accepted, and zero when the blob was there or mounted.
+	sent atomic.Int64
 }
 
 var errNotNeeded = errors.New("push: not needed to upload a blob")
@@ -52,7 +60,14 @@ func (l *blobLayer) MediaType() (types.MediaType, error) {
 }
 func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return nil, errNotNeeded }
 func (l *blobLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(&countingReader{r: io.NewSectionReader(l.src.file, l.src.off, l.src.size), add: l.read}), nil
+	l.sent.Store(0)
+	add := func(n int64) {
+		l.sent.Add(n)
+		if l.read != nil {
+			l.read(n)
+		}
+	}
+	return io.NopCloser(&countingReader{r: io.NewSectionReader(l.src.file, l.src.off, l.src.size), add: add}), nil
 }
 
 func remoteLayer(l *blobLayer) v1.Layer { return l }
@@ -82,14 +97,14 @@ func (r raw) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 func rawManifest(d doc) remote.Taggable { return raw{b: d.raw, mt: types.MediaType(d.desc.MediaType)} }
 
-// observer counts, under go-containerregistry's transport, what the
-// registry answered: a blob HEAD 200 (already there), a mount 201, an
-// upload's closing PUT 201. It also records the scheme that was used.
+// observer notes, under go-containerregistry's transport, what the
+// registry answered: a blob HEAD 200 (already there), a mount 201, and the
+// Docker-Content-Digest of a manifest PUT (see expectManifest). It also
+// records the scheme that was used. Uploads are counted by blobLayer.
 type observer struct {
-	base  http.RoundTripper
-	sizes map[digest.Digest]int64
+	base http.RoundTripper
 
-	existing, mounted, uploaded, bytes atomic.Int64
+	existing, mounted atomic.Int64
 
 	mu   sync.Mutex
 	used string
@@ -111,16 +126,40 @@ func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
 		o.existing.Add(1)
 	case req.Method == http.MethodPost && strings.HasSuffix(p, "/blobs/uploads/") && req.URL.Query().Get("mount") != "" && resp.StatusCode == http.StatusCreated:
 		o.mounted.Add(1)
-	case req.Method == http.MethodPut && strings.Contains(p, "/blobs/uploads/") && resp.StatusCode == http.StatusCreated:
-		o.uploaded.Add(1)
-		if d, err := digest.Parse(queryDigest(req.URL)); err == nil {
-			o.bytes.Add(o.sizes[d])
+	case req.Method == http.MethodPut:
+		// Only the PUT of the manifest itself: go-containerregistry may
+		// PUT a referrers tag index too, under the same context.
+		if a, ok := req.Context().Value(answerKey{}).(*manifestAnswer); ok && p == a.path && resp.StatusCode < 300 {
+			a.mu.Lock()
+			a.digest = resp.Header.Get("Docker-Content-Digest")
+			a.mu.Unlock()
 		}
 	}
 	return resp, nil
 }
 
-func queryDigest(u *url.URL) string { return u.Query().Get("digest") }
+type answerKey struct{}
+
+// manifestAnswer is the Docker-Content-Digest a registry answered the PUT
+// of one manifest with ("" when it sent none).
+type manifestAnswer struct {
+	path   string // /v2/<repository>/manifests/<tag or digest>
+	mu     sync.Mutex
+	digest string
+}
+
+// expectManifest returns a context under which the observer records the
+// registry's answer to the PUT of ref.
+func expectManifest(ctx context.Context, ref name.Reference) (context.Context, *manifestAnswer) {
+	a := &manifestAnswer{path: "/v2/" + ref.Context().RepositoryStr() + "/manifests/" + ref.Identifier()}
+	return context.WithValue(ctx, answerKey{}, a), a
+}
+
+func (a *manifestAnswer) answered() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.digest
+}
 
 func (o *observer) scheme() string {
 	o.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -36,8 +38,25 @@ type Target struct {
 }
 
 // ErrPlainHTTP marks a request over plain HTTP to a registry the run must
-// reach over verified TLS.
+// reach over verified TLS. go-containerregistry makes one after any failed
+// HTTPS attempt on a loopback or private address, so it says nothing about
+// what the registry speaks: Reach finds the cause in the HTTPS attempt.
 var ErrPlainHTTP = errors.New("plain HTTP refused")
+
+// CheckPort refuses a host[:port] whose port is not a TCP port (1-65535):
+// such a name is a typo to report as one, not a registry to try and fail
+// to reach. A host without a port passes.
+func CheckPort(host string) error {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.HasSuffix(host, "]") {
+		return nil
+	}
+	p := host[i+1:]
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %s is not a TCP port (1-65535)", host, p)
+	}
+	return nil
+}
 
 // Target returns the settings of host (host[:port]) for writing. The host
 // must have been planned for (Options.Hosts or the spec; see Check).
@@ -99,7 +118,7 @@ type boundedTransport struct {
 
 func (b *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !b.allowHTTP {
-		return nil, fmt.Errorf("%w: %s answers only over HTTP; declare registries.%q with insecure = true to allow it", ErrPlainHTTP, b.host, b.host)
+		return nil, fmt.Errorf("%w: %s is reached only over verified HTTPS unless its [registries.%q] table says insecure = true", ErrPlainHTTP, b.host, b.host)
 	}
 	ctx, wrap, classify, stop := b.policy.Watch(req.Context())
 	req = req.Clone(ctx)

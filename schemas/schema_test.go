@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,6 +157,14 @@ func checkDecoderVerdict(t *testing.T, err error, valid bool, want string) {
 // directory, and runs the decoder on it.
 func loadSpec(t *testing.T, body string, files map[string]string) error {
 	t.Helper()
+	_, err := config.Load(writeFiles(t, body, files))
+	return err
+}
+
+// writeFiles writes body as bundle.toml, and files beside it, in a fresh
+// directory, and returns the path of bundle.toml.
+func writeFiles(t *testing.T, body string, files map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -170,8 +179,7 @@ func loadSpec(t *testing.T, body string, files map[string]string) error {
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := config.Load(p)
-	return err
+	return p
 }
 
 func findFiles(t *testing.T, root, ext string) []string {
@@ -560,6 +568,39 @@ func TestSpecAgreement(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			checkSchemaVerdict(t, validate(bundle, []byte(c.spec)), c.valid, c.schema)
 			checkDecoderVerdict(t, loadSpec(t, c.spec, c.files), c.valid, c.decoder)
+		})
+	}
+}
+
+// registriesCases: files with only a registries table, which push --spec
+// and validate take (config.LoadRegistries): the schema and the decoder
+// agree on them as on specs.
+var registriesCases = []specCase{
+	{name: "target with CA and credentials", valid: true, spec: `[registries."registry.internal:5000"]
+ca-file = "certs/ca.pem"
+auth = { username = "pusher", password-env = "REGISTRY_PASSWORD" }
+`, files: map[string]string{"certs/ca.pem": "x"}},
+	{name: "one-line insecure target", valid: true, spec: `registries."lab.internal:5000" = { insecure = true }`},
+	{name: "empty registries", spec: "[registries]\n", schema: "/registries minProperties", decoder: "no [[group]]"},
+	{name: "nothing", spec: "", schema: "/ required", decoder: "no [[group]]"},
+	{name: "registries and platforms, no group", spec: "platforms = [\"linux/amd64\"]\n" + `registries."lab.internal" = { insecure = true }`, schema: "/ maxProperties", decoder: "no [[group]]"},
+	{name: "unknown key in the registry", spec: `registries."lab.internal" = { insecur = true }`, schema: "/registries/lab.internal additionalProperties", decoder: `unknown key "insecur"`},
+	{name: "literal password", spec: `registries."lab.internal".auth = { username = "ci", password = "hunter2" }`, schema: "/registries/lab.internal/auth/password not", decoder: "literal secrets are not accepted"},
+}
+
+func TestRegistriesFileAgreement(t *testing.T) {
+	bundle, _ := schemasT(t)
+	for _, c := range registriesCases {
+		t.Run(c.name, func(t *testing.T) {
+			checkSchemaVerdict(t, validate(bundle, []byte(c.spec)), c.valid, c.schema)
+			p := writeFiles(t, c.spec, c.files)
+			_, err := config.LoadRegistries(context.Background(), p)
+			checkDecoderVerdict(t, err, c.valid, c.decoder)
+			if c.valid {
+				if _, err := config.Load(p); err == nil || !strings.Contains(err.Error(), "no [[group]]") {
+					t.Errorf("config.Load (lock, build) accepts a registries file: %v", err)
+				}
+			}
 		})
 	}
 }

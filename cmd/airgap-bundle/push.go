@@ -48,7 +48,15 @@ under PREFIX/, --to-per-host under the source host (TO/docker.io/rancher/...).
 
 Credentials and TLS for the target come from --spec's registries table, else
 from the standard auth files and credential helpers, never from the command
-line. --insecure allows plain HTTP or unverified TLS, as insecure = true in a spec.
+line. --spec takes a bundle spec, or a file with only [registries."HOST"]
+tables (the same keys, checked the same way; airgap-bundle validate FILE
+checks it too), for where there is no bundle spec:
+
+  [registries."registry.internal:5000"]
+  ca-file = "ca.pem"
+  auth = { username = "pusher", password-env = "REGISTRY_PASSWORD" }
+
+--insecure allows plain HTTP or unverified TLS, as insecure = true in a spec.
 
 An index some of whose platforms are neither in the archive nor in the
 target (index = "original" with some platforms) is refused by default:
@@ -80,7 +88,7 @@ hosts.toml files that make nodes pull the public names from the target.`,
 	c.Flags().StringArrayVar(&f.to, "to", nil, "target registry HOST[:PORT][/PREFIX] (repeatable: every image goes to each)")
 	c.Flags().BoolVar(&f.perHost, "to-per-host", false, "put each source registry's repositories under its host: TO/docker.io/rancher/...")
 	c.Flags().StringVar(&f.mapping, "mapping", "", "write the source -> target mapping (JSON, schemas/mapping.schema.json) to this file")
-	c.Flags().StringVar(&f.spec, "spec", "", "take the targets' TLS settings and credentials from this spec's registries table")
+	c.Flags().StringVar(&f.spec, "spec", "", "take the targets' TLS settings and credentials from this file's registries table (a bundle spec, or a file with only [registries.\"HOST\"] tables)")
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP or unverified TLS to the targets (as insecure = true in a spec)")
 	c.Flags().StringVar(&f.registriesYAML, "registries-yaml", "", "write a k3s/RKE2 registries.yaml mirroring the source registries to the targets")
 	c.Flags().StringVar(&f.hostsDir, "hosts-dir", "", "write containerd DIR/<source-host>/hosts.toml files mirroring the source registries to the targets")
@@ -128,7 +136,7 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 	}
 	var spec *config.Spec
 	if f.spec != "" {
-		if spec, err = config.LoadContext(c.Context(), f.spec); err != nil {
+		if spec, err = config.LoadRegistries(c.Context(), f.spec); err != nil {
 			return err
 		}
 	}

@@ -119,11 +119,12 @@ func (m mappingDoc) entry(t *testing.T, target string) mappingEntry {
 
 type pushStats struct {
 	Stats struct {
-		BlobsUploaded     int `json:"blobs-uploaded"`
-		BlobsMounted      int `json:"blobs-mounted"`
-		BlobsExisting     int `json:"blobs-existing"`
-		ManifestsPut      int `json:"manifests-put"`
-		ManifestsExisting int `json:"manifests-existing"`
+		BlobsUploaded     int   `json:"blobs-uploaded"`
+		BytesUploaded     int64 `json:"bytes-uploaded"`
+		BlobsMounted      int   `json:"blobs-mounted"`
+		BlobsExisting     int   `json:"blobs-existing"`
+		ManifestsPut      int   `json:"manifests-put"`
+		ManifestsExisting int   `json:"manifests-existing"`
 	}
 }
 
@@ -424,6 +425,8 @@ func TestPushUsage(t *testing.T) {
 		{"push", dir},
 		{"push", "--to", "https://x:5000", dir},
 		{"push", "--to", "x:5000/Bad", dir},
+		{"push", "--to", "127.0.0.1:99999", dir},
+		{"push", "--to", "x:0", dir},
 		{"push", "--to", "x:5000", "--partial-index", "maybe", dir},
 		{"push", "--to", "x:5000"},
 		{"push", "--to", "x:5000/a", "--to", "y:5000/b", "--registries-yaml", filepath.Join(t.TempDir(), "r.yaml"), dir},

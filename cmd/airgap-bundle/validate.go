@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,13 +18,26 @@ func newValidateCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "validate SPEC",
 		Short: "Check a spec (and its lockfile, if there is one) without network access",
+		Long: `validate checks a bundle spec, and its lockfile if there is one, without
+network access. It also checks a file with only [registries."HOST"] tables,
+the kind push --spec takes where there is no bundle spec.`,
 		Example: `  airgap-bundle validate bundle.toml
-  airgap-bundle validate --lockfile ci/bundle.lock bundle.toml`,
+  airgap-bundle validate --lockfile ci/bundle.lock bundle.toml
+  airgap-bundle validate target.toml`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			spec, err := config.LoadContext(c.Context(), args[0])
+			spec, err := config.LoadRegistries(c.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if spec.RegistriesOnly {
+				hosts := make([]string, 0, len(spec.Registries))
+				for h := range spec.Registries {
+					hosts = append(hosts, h)
+				}
+				sort.Strings(hosts)
+				fmt.Fprintf(g.out(c), "%s: registries only (%s): OK for push --spec; lock and build need a [[group]]\n", spec.Path, strings.Join(hosts, ", "))
+				return nil
 			}
 			images := 0
 			for _, gr := range spec.Groups {

@@ -1,8 +1,9 @@
 // Package faultproxy is an HTTP proxy for tests that sits in front of a real
 // registry (internal/testregistry) and injects faults on a schedule: error
 // statuses with Retry-After, connection resets and clean cuts mid-body, slow
-// and stalled bodies, a flipped byte, a 401 in the middle of a run, and a
-// listener that never answers (Blackhole).
+// and stalled bodies, a flipped byte, an edited response header, a 401 in
+// the middle of a run, and a listener that never answers (Blackhole); Forward
+// reaches a registry under another address, its TLS passed through.
 //
 // The registry stays real so that what a test exercises is the client's
 // handling of the failure, not a fake's idea of the protocol; the proxy only
@@ -373,9 +374,17 @@ func (p *Proxy) rewrite(v string) string {
 }
 
 // stream copies the body to the client chunk by chunk, flushing each, with
-// the Slow, StallAfter or FlipAt fault applied.
+// the Slow, StallAfter, FlipAt or EditHeader fault applied.
 func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, q request, resp *http.Response, f Fault) {
-	for k, vs := range p.header(resp) {
+	h := p.header(resp)
+	if f.kind == kHeader {
+		if v := f.edit(h.Get(f.header)); v != "" {
+			h.Set(f.header, v)
+		} else {
+			h.Del(f.header)
+		}
+	}
+	for k, vs := range h {
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
@@ -621,4 +630,68 @@ func Blackhole(t testing.TB) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// Forward listens on addr (e.g. "127.0.0.2:0": any address of the loopback
+// network on Linux) and relays each connection's bytes both ways to
+// upstream, until the test ends; it returns its host:port. Nothing is
+// parsed, so a TLS registry's own certificate reaches the client under a
+// name it may not be valid for.
+func Forward(t testing.TB, addr, upstream string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("faultproxy: forward: %v", err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			track(c)
+			up, err := net.DialTimeout("tcp", upstream, 10*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(up)
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(up, c); closeWrite(up) }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, up); closeWrite(c) }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		waitTimeout(&wg, drainTimeout)
+	})
+	return ln.Addr().String()
+}
+
+// closeWrite passes an end of stream on, so each side sees the other's.
+func closeWrite(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
 }

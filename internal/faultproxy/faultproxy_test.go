@@ -473,3 +473,44 @@ func TestBlackhole(t *testing.T) {
 		t.Fatalf("err %v after %s, want a timeout at the deadline", err, time.Since(start))
 	}
 }
+
+// TestEditHeader: the edited header replaces (or removes) the upstream's;
+// status and body are forwarded intact.
+func TestEditHeader(t *testing.T) {
+	w := newWorld(t)
+	const other = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	px := faultproxy.Start(t, w.reg.Host)
+	var seen string
+	h := px.Add(faultproxy.Rule{Method: "GET", Path: "/manifests/", When: faultproxy.Nth(1), Fault: faultproxy.EditHeader("docker-content-digest", func(v string) string { seen = v; return other })})
+	px.Add(faultproxy.Rule{Method: "GET", Path: "/manifests/", When: faultproxy.Nth(2), Fault: faultproxy.EditHeader("Docker-Content-Digest", func(string) string { return "" })})
+	r := fetch(t, px, "GET", w.manifestV1, "", 0)
+	if r.err != nil || r.status != 200 || r.header.Get("Docker-Content-Digest") != other || !bytes.Equal(r.body, w.manifest) || seen != "sha256:"+sha(w.manifest) || h.Fired() != 1 {
+		t.Fatalf("edited: %d %q (upstream's %q) err %v", r.status, r.header.Get("Docker-Content-Digest"), seen, r.err)
+	}
+	if r := fetch(t, px, "GET", w.manifestV1, "", 0); r.status != 200 || r.header.Values("Docker-Content-Digest") != nil {
+		t.Errorf("removed: %d %q", r.status, r.header.Values("Docker-Content-Digest"))
+	}
+	if log := px.Log(); log[0].Fault != "header Docker-Content-Digest" {
+		t.Errorf("log:\n%s", px.LogString())
+	}
+}
+
+// TestForward: another loopback address reaches the registry, byte for byte.
+func TestForward(t *testing.T) {
+	w := newWorld(t)
+	host := faultproxy.Forward(t, "127.0.0.2:0", w.reg.Host)
+	if !strings.HasPrefix(host, "127.0.0.2:") {
+		t.Fatalf("listening on %s", host)
+	}
+	c := &http.Client{Transport: newTransport(), Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + host + w.blobPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(b, w.blob) {
+		t.Fatalf("through the forward: %d, %d bytes, %v", resp.StatusCode, len(b), err)
+	}
+}

@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -60,6 +61,7 @@ const (
 	kSlow
 	kStall
 	kFlip
+	kHeader
 )
 
 var kindNames = map[kind]string{
@@ -71,6 +73,7 @@ var kindNames = map[kind]string{
 	kSlow:         "slow",
 	kStall:        "stall",
 	kFlip:         "flip",
+	kHeader:       "header",
 }
 
 // Fault is one misbehaviour; build it with the constructors below. Byte
@@ -84,6 +87,8 @@ type Fault struct {
 	retryAfter time.Duration
 	after      int64 // K
 	rate       int64 // bytes per second
+	header     string
+	edit       func(string) string
 }
 
 // Status answers code (e.g. 500, 502, 503, 408, 429) with a registry-style
@@ -134,6 +139,16 @@ func StallAfter(k int64) Fault { return Fault{kind: kStall, after: k} }
 // check can notice. A body shorter than k+1 bytes is left intact.
 func FlipAt(k int64) Fault { return Fault{kind: kFlip, after: k} }
 
+// EditHeader forwards the request and the response unchanged except for
+// the response header name, which becomes edit(its value) (the value after
+// the proxy's own rewriting of Location; "" when absent; an empty result
+// removes it). It stands for a registry that answers what it should not: a
+// Docker-Content-Digest other than the content's, an upload Location on
+// another host.
+func EditHeader(name string, edit func(string) string) Fault {
+	return Fault{kind: kHeader, header: http.CanonicalHeaderKey(name), edit: edit}
+}
+
 // String describes the fault for logs, e.g. "status 503 retry-after 2s".
 func (f Fault) String() string {
 	name := kindNames[f.kind]
@@ -150,6 +165,8 @@ func (f Fault) String() string {
 		return fmt.Sprintf("%s at %d", name, f.after)
 	case kSlow:
 		return fmt.Sprintf("%s %d B/s", name, f.rate)
+	case kHeader:
+		return name + " " + f.header
 	case 0:
 		return "none"
 	}
