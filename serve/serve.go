@@ -60,6 +60,9 @@ type location struct {
 // repo is one repository: its tags, the manifests and indexes it can be
 // asked for by digest (with their media types) and the blobs its images use.
 type repo struct {
+	// name is the repository's full name (127.0.0.1:5000/bench/multiarch);
+	// it is served under its per-host path (127.0.0.1_5000/bench/multiarch).
+	name      string
 	tags      map[string]archive.Descriptor
 	manifests map[digest.Digest]image.MediaType
 	blobs     map[digest.Digest]bool
@@ -257,10 +260,17 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 			*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
 			continue
 		}
-		rp := r.repos[ref.Name()]
+		// Keyed by the per-host path, the one name of a repository that
+		// every client can ask for; the mirror form (?ns=) maps to it.
+		key := ref.PerHostPath()
+		if !nameRE.MatchString(key) {
+			*skipped = append(*skipped, fmt.Sprintf("%s: %s: its per-host path %q is no repository name a client can ask for", img.Label(), n, key))
+			continue
+		}
+		rp := r.repos[key]
 		if rp == nil {
-			rp = &repo{tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
-			r.repos[ref.Name()] = rp
+			rp = &repo{name: ref.Name(), tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
+			r.repos[key] = rp
 		}
 		t := ref.Tag()
 		if a := img.Artifact; a != nil && len(img.Names) == 0 {
@@ -308,12 +318,24 @@ func (r *Registry) Close() error {
 	return errors.Join(errs...)
 }
 
-// Repositories lists the repositories served, with their tags, sorted.
-func (r *Registry) Repositories() map[string][]string {
-	out := map[string][]string{}
-	for name, rp := range r.repos {
-		out[name] = sortedTags(rp)
+// Repository is one repository served.
+type Repository struct {
+	// Path is what a client asks for: the per-host path
+	// (image.PerHostPath), the full name for a host without a port.
+	Path string
+	// Name is the full name of its images (127.0.0.1:5000/bench/multiarch).
+	Name string
+	Tags []string
+}
+
+// Repositories lists the repositories served, by path, with their tags
+// sorted.
+func (r *Registry) Repositories() []Repository {
+	out := make([]Repository, 0, len(r.repos))
+	for p, rp := range r.repos {
+		out = append(out, Repository{Path: p, Name: rp.name, Tags: sortedTags(rp)})
 	}
+	slices.SortFunc(out, func(a, b Repository) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
@@ -326,8 +348,12 @@ func sortedTags(rp *repo) []string {
 	return tags
 }
 
-// A repository name, as the distribution spec has it.
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+// A repository name, and one component of it, as the distribution spec
+// has them.
+var (
+	nameRE      = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+)
 
 // ServeHTTP answers the read-only part of the distribution API.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -392,23 +418,31 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.serveManifest(w, req, rp, ref)
 }
 
-// repo finds a repository, or answers 404 NAME_UNKNOWN. Images are stored
-// under their full names (docker.io/library/busybox), and a client that
-// asks for one by its full name gets it. A containerd or k3s node that uses
-// this registry as the mirror of another one asks by the path on that
-// registry (library/busybox) and says which registry in the "ns" query
-// parameter (?ns=docker.io): then the full name is ns + "/" + path. Without
-// ns, a path is looked up on docker.io, as docker would.
+// repo finds a repository, or answers 404 NAME_UNKNOWN. Repositories are
+// kept under their per-host paths (image.PerHostPath): the full name for a
+// host without a port (docker.io/library/busybox), the port's ":" made "_"
+// otherwise (127.0.0.1_5000/bench/multiarch), as push --to-per-host names
+// them; a client asks by that path. A containerd or k3s node that uses this
+// registry as the mirror of another one asks by the path on that registry
+// (library/busybox, bench/multiarch) and says which registry in the "ns"
+// query parameter (?ns=docker.io, ?ns=127.0.0.1:5000). Without ns, a path
+// that is not served is looked up on docker.io, as docker would.
 func (r *Registry) repo(w http.ResponseWriter, name, ns string) *repo {
 	if !nameRE.MatchString(name) {
 		apiError(w, http.StatusNotFound, "NAME_UNKNOWN", "invalid repository name")
 		return nil
 	}
-	rp := r.repos[name]
-	if rp == nil && ns != "" && nameRE.MatchString(ns) {
-		rp = r.repos[ns+"/"+name]
-	}
-	if rp == nil && ns == "" {
+	var rp *repo
+	if ns != "" {
+		if hc := image.HostComponent(ns); componentRE.MatchString(hc) {
+			rp = r.repos[hc+"/"+name]
+		}
+		// A mirror whose path a rewrite made per-host already (k3s's
+		// registries.yaml rewrite, as push writes it) still sends ns.
+		if rp == nil {
+			rp = r.repos[name]
+		}
+	} else if rp = r.repos[name]; rp == nil {
 		rp = r.repos["docker.io/"+name]
 	}
 	if rp == nil {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,8 +32,13 @@ answers pulls straight from the files: manifests and
 indexes by tag and by digest, exactly as stored (the original index of an
 image too, even when some of its platforms are not in the archive), blobs
 with Range requests, and tags/list. Nothing is extracted and nothing can be
-pushed. Repositories are the images' full names: docker.io/library/busybox:1.36
-is pulled as HOST:PORT/docker.io/library/busybox:1.36.
+pushed. Repositories are the images' full names, the port's ":" of a
+registry host made "_" (the paths push --to-per-host writes):
+docker.io/library/busybox:1.36 is pulled as HOST:PORT/docker.io/library/busybox:1.36,
+127.0.0.1:5000/bench/multiarch:1.0 as HOST:PORT/127.0.0.1_5000/bench/multiarch:1.0.
+As a containerd mirror (hosts.toml), a node asks by the path on the source
+registry and names it in ?ns= (library/busybox?ns=docker.io,
+bench/multiarch?ns=127.0.0.1:5000).
 
 A compressed archive (.tar.gz, .tar.zst) is decompressed once into
 --unpack-dir (by default the "unpacked" directory of the cache), named by
@@ -94,19 +98,18 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 			}
 		}
 		repos := reg.Repositories()
-		names := make([]string, 0, len(repos))
-		for n := range repos {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			fmt.Fprintf(out, "  %s %v\n", n, repos[n])
+		for _, rp := range repos {
+			if rp.Path != rp.Name {
+				fmt.Fprintf(out, "  %s %v (%s)\n", rp.Path, rp.Tags, rp.Name)
+			} else {
+				fmt.Fprintf(out, "  %s %v\n", rp.Path, rp.Tags)
+			}
 		}
 		scheme := "http"
 		if f.tlsCert != "" {
 			scheme = "https"
 		}
-		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(names), scheme, ln.Addr())
+		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(repos), scheme, ln.Addr())
 	}
 	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 30 * time.Second}
 	done := make(chan error, 1)
