@@ -24,12 +24,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
@@ -48,11 +50,63 @@ type Options struct {
 	// UnpackDir is where compressed archives are decompressed to; empty
 	// refuses them (ErrCompressed).
 	UnpackDir string
+	// Logger gets what happens while serving (an archive that changed on
+	// disk); nil discards it.
+	Logger *slog.Logger
+}
+
+// archiveFile is one file served from and what it was when it was read:
+// blobs are served in place under digests computed at start, so a file
+// changed since (rewritten in place, truncated) would serve other bytes
+// under those digests, or a Content-Length it cannot fill. Its size and
+// mtime are compared before every response; once they differ, nothing
+// more is served from it.
+type archiveFile struct {
+	f       *os.File
+	archive string // the archive as given
+	path    string // the file read: the archive, or its decompressed copy
+	size    int64
+	mtime   time.Time
+	changed atomic.Bool
+}
+
+// check says how the file differs from what was read, or "".
+func (a *archiveFile) check() string {
+	fi, err := a.f.Stat()
+	switch {
+	case err != nil:
+		return err.Error()
+	case fi.Size() != a.size:
+		return fmt.Sprintf("its size is %d bytes, it was %d", fi.Size(), a.size)
+	case !fi.ModTime().Equal(a.mtime):
+		return fmt.Sprintf("its mtime is %s, it was %s when serve read it", fi.ModTime().Format(time.RFC3339Nano), a.mtime.Format(time.RFC3339Nano))
+	}
+	return ""
+}
+
+// intact reports whether the file is as it was read, logging once when it
+// is not.
+func (a *archiveFile) intact(log *slog.Logger) bool {
+	if a.changed.Load() {
+		return false
+	}
+	why := a.check()
+	if why == "" {
+		return true
+	}
+	if a.changed.CompareAndSwap(false, true) {
+		attrs := []any{"archive", a.archive, "why", why}
+		if a.path != a.archive {
+			attrs = append(attrs, "file", a.path)
+		}
+		log.Error("serve: archive changed on disk: its content is no longer served (503 UNAVAILABLE); check it with airgap-bundle verify and restart serve", attrs...)
+	}
+	return false
 }
 
 // location is where one blob lies: [off, off+size) of an archive file.
 type location struct {
-	file *os.File
+	file *archiveFile
 	off  int64
 	size int64
 }
@@ -82,9 +136,12 @@ type referrer struct {
 
 // Registry serves archives; it is an http.Handler. Close closes the files.
 type Registry struct {
-	files []*os.File
-	blobs map[digest.Digest]location
+	files []*archiveFile
+	// blobs are where each blob lies, in every archive that holds it: one
+	// archive changed on disk leaves the others serving it.
+	blobs map[digest.Digest][]location
 	repos map[string]*repo
+	log   *slog.Logger
 }
 
 // Archive is one archive Open read.
@@ -104,7 +161,10 @@ type Archive struct {
 // (ErrCompressed); so is one whose blobs do not hash to their names, and a
 // tag two archives give different digests.
 func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archive, error) {
-	r := &Registry{blobs: map[digest.Digest]location{}, repos: map[string]*repo{}}
+	r := &Registry{blobs: map[digest.Digest][]location{}, repos: map[string]*repo{}, log: opts.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
 	files, err := archive.Files(paths)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: %w", err)
@@ -154,6 +214,18 @@ func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, er
 		f.Close()
 		return a, err
 	}
+	af := &archiveFile{f: f, archive: p, path: p}
+	if a.Unpacked != "" {
+		af.path = a.Unpacked
+	}
+	// Taken before the pass that hashes the blobs: a change during it
+	// shows too.
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return a, err
+	}
+	af.size, af.mtime = fi.Size(), fi.ModTime()
 	c, err := archive.Read(ctx, f, archive.ReadOptions{})
 	if err == nil && a.Unpacked != "" {
 		err = checkBlobs(c, a.Unpacked)
@@ -171,15 +243,16 @@ func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, er
 		f.Close()
 		return Archive{}, fmt.Errorf("serve: %s: %w (%s)", p, ErrCompressed, c.Compression)
 	}
-	r.files = append(r.files, f)
+	r.files = append(r.files, af)
 	if err := checkBlobs(c, p); err != nil {
 		return Archive{}, fmt.Errorf("serve: %w (run airgap-bundle verify)", err)
 	}
+	if why := af.check(); why != "" {
+		return Archive{}, fmt.Errorf("serve: %s changed while serve read it (%s): run serve again once nothing writes it", af.path, why)
+	}
 	for d, b := range c.Blobs {
 		fi := c.Files[b.Path]
-		if _, ok := r.blobs[d]; !ok {
-			r.blobs[d] = location{file: f, off: fi.Offset, size: fi.Size}
-		}
+		r.blobs[d] = append(r.blobs[d], location{file: af, off: fi.Offset, size: fi.Size})
 	}
 	a.Images, a.Blobs = len(c.Images), len(c.Blobs)
 	for _, img := range c.Images {
@@ -313,7 +386,7 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 func (r *Registry) Close() error {
 	var errs []error
 	for _, f := range r.files {
-		errs = append(errs, f.Close())
+		errs = append(errs, f.f.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -482,7 +555,7 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, rp *r
 	}
 	w.Header().Set("Content-Type", string(mt))
 	w.Header().Set("Docker-Content-Digest", d.String())
-	http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file, loc.off, loc.size))
+	r.serveLocation(w, req, loc)
 }
 
 func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, rp *repo, ref string) {
@@ -499,7 +572,27 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, rp *repo,
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.Header().Set("Etag", `"`+d.String()+`"`)
-	http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file, loc.off, loc.size))
+	r.serveLocation(w, req, loc)
+}
+
+// serveLocation serves a blob from the first archive holding it that is
+// as it was read, or answers 503 when every one has changed on disk.
+func (r *Registry) serveLocation(w http.ResponseWriter, req *http.Request, locs []location) {
+	for _, loc := range locs {
+		if !loc.file.intact(r.log) {
+			continue
+		}
+		http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file.f, loc.off, loc.size))
+		// A truncation while the body was sent cut it short (the client
+		// sees the connection close before Content-Length); later
+		// requests are refused.
+		loc.file.intact(r.log)
+		return
+	}
+	for _, k := range []string{"Docker-Content-Digest", "Etag"} {
+		w.Header().Del(k)
+	}
+	apiError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the archive holding this content changed on disk after serve read it: it is no longer served (the server's log names the archive)")
 }
 
 func serveBytes(w http.ResponseWriter, req *http.Request, ct string, body []byte) {

@@ -77,7 +77,7 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 		}
 		unpackDir = filepath.Join(dir, "unpacked")
 	}
-	reg, archives, err := serve.Open(ctx, args, serve.Options{UnpackDir: unpackDir})
+	reg, archives, err := serve.Open(ctx, args, serve.Options{UnpackDir: unpackDir, Logger: g.logger()})
 	if err != nil {
 		return err
 	}
