@@ -17,6 +17,7 @@ package serve
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,7 +46,27 @@ import (
 // blobs are served in place, which needs the uncompressed tar.
 var ErrCompressed = errors.New("compressed archive")
 
-// Options say how archives are opened.
+// Connection timeouts (Options take others, for tests). A blob of several
+// GiB to a node on a slow link takes as long as it takes, so a response
+// has no deadline as a whole (http.Server's WriteTimeout would cut it);
+// instead every write must make progress: each piece of at most
+// writeChunk bytes gets WriteStallTimeout to be taken by the connection
+// (the kernel's send buffer, then the client). A client that stops
+// reading is cut after that long; one that reads slowly is not.
+const (
+	// DefaultReadHeaderTimeout bounds a request's headers, and the TLS
+	// handshake, from the first byte.
+	DefaultReadHeaderTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection that has no next
+	// request.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultWriteStallTimeout cuts a response whose client takes no
+	// writeChunk bytes in that long (below ~1 KiB/s).
+	DefaultWriteStallTimeout = time.Minute
+	writeChunk               = 64 << 10
+)
+
+// Options say how archives are opened and served.
 type Options struct {
 	// UnpackDir is where compressed archives are decompressed to; empty
 	// refuses them (ErrCompressed).
@@ -53,6 +74,8 @@ type Options struct {
 	// Logger gets what happens while serving (an archive that changed on
 	// disk); nil discards it.
 	Logger *slog.Logger
+	// The connection timeouts of Server; zero means the default.
+	ReadHeaderTimeout, IdleTimeout, WriteStallTimeout time.Duration
 }
 
 // archiveFile is one file served from and what it was when it was read:
@@ -142,6 +165,8 @@ type Registry struct {
 	blobs map[digest.Digest][]location
 	repos map[string]*repo
 	log   *slog.Logger
+	// the connection timeouts, defaults filled in
+	readHeaderTimeout, idleTimeout, writeStallTimeout time.Duration
 }
 
 // Archive is one archive Open read.
@@ -165,6 +190,9 @@ func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archi
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	r.readHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	r.idleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	r.writeStallTimeout = cmp.Or(opts.WriteStallTimeout, DefaultWriteStallTimeout)
 	files, err := archive.Files(paths)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: %w", err)
@@ -428,8 +456,43 @@ var (
 	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 )
 
+// Server is an http.Server for r with its connection timeouts; the
+// caller sets TLS and serves.
+func (r *Registry) Server() *http.Server {
+	return &http.Server{Handler: r, ReadHeaderTimeout: r.readHeaderTimeout, IdleTimeout: r.idleTimeout}
+}
+
+// progressWriter gives every piece of a response its own write deadline:
+// a stalled client is cut, a slow one that keeps reading is not.
+type progressWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	var n int
+	for len(p) > 0 {
+		piece := p[:min(len(p), writeChunk)]
+		// ErrNotSupported (a writer without a connection) leaves the
+		// write without a deadline, as before.
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.stall))
+		m, err := w.ResponseWriter.Write(piece)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[len(piece):]
+	}
+	return n, nil
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // ServeHTTP answers the read-only part of the distribution API.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w = &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: r.writeStallTimeout}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
@@ -111,7 +110,7 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 		}
 		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(repos), scheme, ln.Addr())
 	}
-	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 30 * time.Second}
+	srv := reg.Server()
 	done := make(chan error, 1)
 	go func() {
 		if f.tlsCert != "" {
