@@ -645,7 +645,7 @@ func (r *Registry) serveLocation(w http.ResponseWriter, req *http.Request, locs 
 		if !loc.file.intact(r.log) {
 			continue
 		}
-		http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file.f, loc.off, loc.size))
+		serveContent(w, req, io.NewSectionReader(loc.file.f, loc.off, loc.size))
 		// A truncation while the body was sent cut it short (the client
 		// sees the connection close before Content-Length); later
 		// requests are refused.
@@ -660,8 +660,49 @@ func (r *Registry) serveLocation(w http.ResponseWriter, req *http.Request, locs 
 
 func serveBytes(w http.ResponseWriter, req *http.Request, ct string, body []byte) {
 	w.Header().Set("Content-Type", ct)
-	http.ServeContent(w, req, "", time.Time{}, strings.NewReader(string(body)))
+	serveContent(w, req, bytes.NewReader(body))
 }
+
+// serveContent is http.ServeContent (ranges, conditional requests) with
+// its errors as registry JSON errors, like every other error here.
+func serveContent(w http.ResponseWriter, req *http.Request, content io.ReadSeeker) {
+	http.ServeContent(&jsonErrors{ResponseWriter: w}, req, "", time.Time{}, content)
+}
+
+// jsonErrors turns the plain-text errors http.ServeContent writes (416 for
+// a range the content cannot satisfy, 412 for a failed precondition) into
+// registry JSON errors; the Content-Range of a 416 stays.
+type jsonErrors struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *jsonErrors) WriteHeader(code int) {
+	if code < 400 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.failed = true
+	for _, k := range []string{"Docker-Content-Digest", "Etag", "X-Content-Type-Options"} {
+		w.Header().Del(k)
+	}
+	switch code {
+	case http.StatusRequestedRangeNotSatisfiable:
+		apiError(w.ResponseWriter, code, "RANGE_INVALID", "requested range not satisfiable (Content-Range gives the size)")
+	default:
+		apiError(w.ResponseWriter, code, "UNKNOWN", http.StatusText(code))
+	}
+}
+
+func (w *jsonErrors) Write(p []byte) (int, error) {
+	if w.failed {
+		return len(p), nil // ServeContent's text/plain body, replaced
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *jsonErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // apiError writes a registry-style JSON error.
 func apiError(w http.ResponseWriter, status int, code, msg string) {
