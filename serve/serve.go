@@ -27,10 +27,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -515,15 +517,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
-		rp := r.repo(w, name, req.URL.Query().Get("ns"))
-		if rp == nil {
-			return
+		if rp := r.repo(w, name, req.URL.Query().Get("ns")); rp != nil {
+			serveTags(w, req, name, rp)
 		}
-		body, _ := json.Marshal(struct {
-			Name string   `json:"name"`
-			Tags []string `json:"tags"`
-		}{name, sortedTags(rp)})
-		serveBytes(w, req, "application/json", body)
 		return
 	}
 	if i := strings.LastIndex(rest, "/referrers/"); i >= 0 {
@@ -711,6 +707,47 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// serveTags answers tags/list, paginated as the distribution spec says:
+// tags in lexical order, those after "last" when given, at most "n" when
+// given, and a Link header to the next page when there are more.
+func serveTags(w http.ResponseWriter, req *http.Request, name string, rp *repo) {
+	q := req.URL.Query()
+	tags := sortedTags(rp)
+	if last := q.Get("last"); last != "" {
+		i, found := slices.BinarySearch(tags, last)
+		if found {
+			i++
+		}
+		tags = tags[i:]
+	}
+	if s := q.Get("n"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			apiError(w, http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "n must be a number of tags (0 or more)")
+			return
+		}
+		// n = 0 asks for nothing: an empty list, and no next page that
+		// would ask for nothing again.
+		if n < len(tags) {
+			tags = tags[:n]
+			if n > 0 {
+				next := url.Values{}
+				for k, v := range q {
+					next[k] = v // ns stays
+				}
+				next.Set("n", s)
+				next.Set("last", tags[n-1])
+				w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, req.URL.EscapedPath(), next.Encode()))
+			}
+		}
+	}
+	body, _ := json.Marshal(struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{name, tags})
+	serveBytes(w, req, "application/json", body)
 }
 
 // referrerOf describes a carried referrer as the referrers API lists it:
