@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -68,6 +69,17 @@ Ctrl-C stops the server.`,
 
 func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) error {
 	ctx := c.Context()
+	// Loaded before the archives are read (which can take minutes) and
+	// before "serving on https://..." is printed: a bad certificate is a
+	// failure to start, not a server that answers nothing.
+	var tlsConfig *tls.Config
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return usageError{fmt.Errorf("serve: --tls-cert %s --tls-key %s: %w (give a PEM certificate and its PEM private key)", f.tlsCert, f.tlsKey, err)}
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	unpackDir := f.unpackDir
 	if unpackDir == "" {
 		dir, err := cache.DefaultDir()
@@ -105,16 +117,17 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 			}
 		}
 		scheme := "http"
-		if f.tlsCert != "" {
+		if tlsConfig != nil {
 			scheme = "https"
 		}
 		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(repos), scheme, ln.Addr())
 	}
 	srv := reg.Server()
+	srv.TLSConfig = tlsConfig
 	done := make(chan error, 1)
 	go func() {
-		if f.tlsCert != "" {
-			done <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		if tlsConfig != nil {
+			done <- srv.ServeTLS(ln, "", "")
 		} else {
 			done <- srv.Serve(ln)
 		}
