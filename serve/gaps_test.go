@@ -1,10 +1,14 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,5 +114,34 @@ func TestServeTagsPagination(t *testing.T) {
 	}
 	if tags, err := remote.List(repo, remote.WithPageSize(2)); err != nil || fmt.Sprint(tags) != "[1.36 a b c latest]" {
 		t.Errorf("remote.List by pages of 2: %v, %v", tags, err)
+	}
+}
+
+// An archive linked into a served directory is served; a link that leads
+// nowhere is logged, saying why, not passed over in silence.
+func TestServeSymlinkedArchive(t *testing.T) {
+	elsewhere, dir := t.TempDir(), t.TempDir()
+	f := writeFixture(t, elsewhere)
+	if err := os.Symlink(f.path, filepath.Join(dir, "group.tar")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(elsewhere, "gone.tar"), filepath.Join(dir, "gone.tar")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	r, archives, err := Open(context.Background(), []string{dir}, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	defer func() { srv.Close(); r.Close() }()
+	if len(archives) != 1 || archives[0].Images != 1 {
+		t.Errorf("archives: %+v", archives)
+	}
+	if resp, body := do(t, "GET", srv.URL+"/v2/docker.io/library/busybox/manifests/1.36"); resp.StatusCode != 200 || !bytes.Equal(body, f.indexRaw) {
+		t.Errorf("the linked archive's image: %d %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "gone.tar: a symlink that leads nowhere") {
+		t.Errorf("log: %s", logs)
 	}
 }

@@ -195,9 +195,12 @@ func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archi
 	r.readHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	r.idleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
 	r.writeStallTimeout = cmp.Or(opts.WriteStallTimeout, DefaultWriteStallTimeout)
-	files, err := archive.Files(paths)
+	files, skipped, err := archive.ListFiles(paths)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: %w", err)
+	}
+	for _, why := range skipped {
+		r.log.Warn("serve: a directory entry named like an archive is not served", "why", why)
 	}
 	var out []Archive
 	for _, p := range files {
