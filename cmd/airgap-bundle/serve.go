@@ -27,7 +27,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve DIR|ARCHIVE...",
 		Short: "Serve archives as a read-only registry (OCI distribution API)",
-		Long: `serve reads each archive once (every blob is hashed and located), then
+		Long: fmt.Sprintf(`serve reads each archive once (every blob is hashed and located), then
 answers pulls straight from the files: manifests and
 indexes by tag and by digest, exactly as stored (the original index of an
 image too, even when some of its platforms are not in the archive), blobs
@@ -43,8 +43,14 @@ bench/multiarch?ns=127.0.0.1:5000).
 A compressed archive (.tar.gz, .tar.zst) is decompressed once into
 --unpack-dir (by default the "unpacked" directory of the cache), named by
 its sha256, and served from there; the next serve of the same archive finds
-it. A directory stands for the archives in it.
-Ctrl-C stops the server.`,
+it. A directory stands for the archives in it (symlinks to archives too).
+
+An archive changed on disk while served (size or mtime) is no longer served:
+its manifests and blobs answer 503 UNAVAILABLE, and the log names it.
+Connections time out: idle keep-alive after %v, request headers after %v,
+a download whose client takes no 64 KiB in %v (a slow one that keeps
+reading is not cut).
+Ctrl-C stops the server.`, serve.DefaultIdleTimeout, serve.DefaultReadHeaderTimeout, serve.DefaultWriteStallTimeout),
 		Example: `  airgap-bundle serve dist/ --listen 127.0.0.1:5000
   skopeo inspect --tls-verify=false docker://127.0.0.1:5000/docker.io/library/busybox:1.36`,
 		Args: func(c *cobra.Command, args []string) error {
