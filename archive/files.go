@@ -3,6 +3,7 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,14 +14,22 @@ var ErrNoArchive = errors.New("no archive")
 
 // Files lists the archives that paths stand for: a file as given, a
 // directory for the archives directly in it (regular files whose names
-// CompressionFor accepts, hidden ones skipped: a build's temporary files
-// start with a dot), in name order.
+// CompressionFor accepts, or symlinks to regular files, hidden ones
+// skipped: a build's temporary files start with a dot), in name order.
 func Files(paths []string) ([]string, error) {
+	files, _, err := ListFiles(paths)
+	return files, err
+}
+
+// ListFiles is Files, and says which entries of the directories were
+// passed over although named like archives, and why: a symlink that leads
+// nowhere, or to no regular file.
+func ListFiles(paths []string) (files, skipped []string, err error) {
 	var out []string
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return nil, skipped, err
 		}
 		if !fi.IsDir() {
 			out = append(out, p)
@@ -28,21 +37,55 @@ func Files(paths []string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(p)
 		if err != nil {
-			return nil, err
+			return nil, skipped, err
 		}
-		n := len(out)
+		n, nskipped := len(out), len(skipped)
 		for _, e := range entries {
 			name := e.Name()
-			if _, err := CompressionFor(name); err == nil && e.Type().IsRegular() && !strings.HasPrefix(name, ".") {
-				out = append(out, filepath.Join(p, name))
+			if _, err := CompressionFor(name); err != nil || strings.HasPrefix(name, ".") {
+				continue
+			}
+			full := filepath.Join(p, name)
+			switch {
+			case e.Type().IsRegular():
+				out = append(out, full)
+			case e.Type()&fs.ModeSymlink != 0:
+				// An archive linked into a served directory (from a
+				// larger dist, a mounted medium) is the archive.
+				switch target, err := os.Stat(full); {
+				case err != nil:
+					skipped = append(skipped, fmt.Sprintf("%s: a symlink that leads nowhere (%v)", full, err))
+				case !target.Mode().IsRegular():
+					skipped = append(skipped, fmt.Sprintf("%s: a symlink to a %s, not to a regular file", full, typeName(target.Mode())))
+				default:
+					out = append(out, full)
+				}
 			}
 		}
 		if len(out) == n {
-			return nil, fmt.Errorf("%w in %s (.tar, .tar.gz, .tgz, .tar.zst or .tzst)", ErrNoArchive, p)
+			if len(skipped) > nskipped {
+				return nil, skipped, fmt.Errorf("%w in %s (.tar, .tar.gz, .tgz, .tar.zst or .tzst): %s", ErrNoArchive, p, strings.Join(skipped[nskipped:], "; "))
+			}
+			return nil, skipped, fmt.Errorf("%w in %s (.tar, .tar.gz, .tgz, .tar.zst or .tzst)", ErrNoArchive, p)
 		}
 	}
 	if len(out) == 0 {
-		return nil, ErrNoArchive
+		return nil, skipped, ErrNoArchive
 	}
-	return out, nil
+	return out, skipped, nil
+}
+
+// typeName names a file type for a person.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return m.Type().String()
 }

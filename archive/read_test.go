@@ -636,3 +636,33 @@ func TestFiles(t *testing.T) {
 		t.Errorf("missing path: %v", err)
 	}
 }
+
+// A symlink in a directory is followed to a regular file; one that leads
+// nowhere or to something else is passed over, saying why.
+func TestFilesSymlinks(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	target := filepath.Join(elsewhere, "real.tar")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, to := range map[string]string{"linked.tar": target, "dangling.tar": filepath.Join(elsewhere, "gone.tar"), "dir.tar": elsewhere, "dev.tar": "/dev/null"} {
+		if err := os.Symlink(to, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, skipped, err := ListFiles([]string{dir})
+	if err != nil || !slices.Equal(got, []string{filepath.Join(dir, "linked.tar")}) {
+		t.Fatalf("ListFiles = %q, %v", got, err)
+	}
+	if len(skipped) != 3 || !strings.Contains(skipped[0], "dangling.tar: a symlink that leads nowhere") ||
+		!strings.Contains(skipped[1], "dev.tar: a symlink to a device") || !strings.Contains(skipped[2], "dir.tar: a symlink to a directory") {
+		t.Errorf("skipped: %q", skipped)
+	}
+	if got, err := Files([]string{dir}); err != nil || len(got) != 1 {
+		t.Errorf("Files = %q, %v", got, err)
+	}
+	os.Remove(filepath.Join(dir, "linked.tar"))
+	if _, err := Files([]string{dir}); !errors.Is(err, ErrNoArchive) || !strings.Contains(err.Error(), "leads nowhere") {
+		t.Errorf("only links that lead nowhere: %v", err)
+	}
+}

@@ -53,26 +53,19 @@ func ParseTarget(s string) (Target, error) {
 	return Target{Host: host, Prefix: prefix}, nil
 }
 
-// HostComponent is a source registry host as one repository path
-// component: lowercase, the port's colon made "_" ("localhost:5000" is
-// "localhost_5000").
-func HostComponent(host string) string {
-	return strings.ReplaceAll(strings.ToLower(host), ":", "_")
-}
-
 // repoPath is where a source repository goes under a target: its path on
-// its registry (docker.io's "library/" kept), after the target's prefix
-// and, per host, the source host.
+// its registry (docker.io's "library/" kept), or per host its path in the
+// per-host layout (image.PerHostPath, the names serve answers too), after
+// the target's prefix.
 func repoPath(t Target, src image.Reference, perHost bool) string {
-	path := strings.TrimPrefix(src.Name(), src.Domain()+"/")
-	var parts []string
-	if t.Prefix != "" {
-		parts = append(parts, t.Prefix)
-	}
+	path := src.Path()
 	if perHost {
-		parts = append(parts, HostComponent(src.Domain()))
+		path = src.PerHostPath()
 	}
-	return strings.Join(append(parts, path), "/")
+	if t.Prefix == "" {
+		return path
+	}
+	return t.Prefix + "/" + path
 }
 
 // pathPrefix is what precedes a source host's repository paths under t:
@@ -83,7 +76,7 @@ func pathPrefix(t Target, sourceHost string, perHost bool) string {
 		parts = append(parts, t.Prefix)
 	}
 	if perHost {
-		parts = append(parts, HostComponent(sourceHost))
+		parts = append(parts, image.HostComponent(sourceHost))
 	}
 	return strings.Join(parts, "/")
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 )
 
@@ -24,7 +25,7 @@ func upstream(host string) string {
 }
 
 // caName is the file name a target's CA gets beside a hosts.toml.
-func caName(t Target) string { return "ca-" + HostComponent(t.Host) + ".pem" }
+func caName(t Target) string { return "ca-" + image.HostComponent(t.Host) + ".pem" }
 
 // NodeCAPath is where registries.yaml expects a target's CA on a node
 // (a path the operator fills; the file is public, not a secret).

@@ -60,9 +60,16 @@ func TestRepoPath(t *testing.T) {
 		{pre, "docker.io/rancher/mirrored-pause:3.6", false, "mirror/rancher/mirrored-pause"},
 		{to, "quay.io/calico/node:v3", true, "quay.io/calico/node"},
 		{pre, "localhost:5000/x/y:1", true, "mirror/localhost_5000/x/y"},
+		{to, "127.0.0.1:5000/bench/multiarch:1.0", true, "127.0.0.1_5000/bench/multiarch"},
+		{to, "harbor.corp:8443/team/app:1", true, "harbor.corp_8443/team/app"},
+		{to, "harbor.corp:8443/team/app:1", false, "team/app"},
 	} {
 		if got := repoPath(c.t, ref(c.src), c.perHost); got != c.want {
 			t.Errorf("repoPath(%s, %s, %v) = %q, want %q", c.t, c.src, c.perHost, got, c.want)
+		}
+		// serve answers the per-host path of the same rule.
+		if c.perHost && c.t.Prefix == "" && c.want != ref(c.src).PerHostPath() {
+			t.Errorf("%s: push writes %s, serve answers %s", c.src, c.want, ref(c.src).PerHostPath())
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,53 +24,7 @@ import (
 func TestServeCarriedSignature(t *testing.T) {
 	dir := t.TempDir()
 	f := writeFixture(t, dir)
-	signer, err := fixtures.NewSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sigImg, err := signer.SignatureImage("docker.io/library/busybox", f.index.Digest.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := sigImg.RawManifest()
-	cfg, _ := sigImg.RawConfigFile()
-	f.blobs.add(raw)
-	f.blobs.add(cfg)
-	f.blobs.add(fixtures.Payload("docker.io/library/busybox", f.index.Digest.String())) // the layer
-	m, err := archive.ParseManifest(raw, image.OCIManifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag := "sha256-" + f.index.Digest.Encoded() + ".sig"
-	ct, err := archive.ReadFile(context.Background(), f.path, archive.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	refImg, err := fixtures.Referrer(v1.Descriptor{MediaType: "application/vnd.oci.image.index.v1+json", Digest: v1.Hash{Algorithm: "sha256", Hex: f.index.Digest.Encoded()}, Size: f.index.Size},
-		"application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`), "application/spdx+json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refRaw, _ := refImg.RawManifest()
-	refCfg, _ := refImg.RawConfigFile()
-	f.blobs.add(refRaw)
-	f.blobs.add(refCfg)
-	f.blobs.add([]byte(`{"spdxVersion":"SPDX-2.3"}`))
-	rm, err := archive.ParseManifest(refRaw, image.OCIManifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := []archive.Image{ct.Images[0], {Top: m.Descriptor, Manifests: []archive.Manifest{m},
-		Artifact: &archive.Artifact{Kind: "signature", Subject: f.index.Digest, Image: "docker.io/library/busybox:1.36", Tag: tag}},
-		{Top: rm.Descriptor, Manifests: []archive.Manifest{rm}, Artifact: &archive.Artifact{Kind: "referrer", Subject: f.index.Digest, Image: "docker.io/library/busybox:1.36"}}}
-	imgs[0].Absent, imgs[0].Docker = nil, nil
-	var buf bytes.Buffer
-	if err := archive.Write(context.Background(), &buf, imgs, f.blobs, archive.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "group.tar"), buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	m, tag, rm := writeArtifacts(t, f, "docker.io/library/busybox:1.36")
 	r, _, err := Open(context.Background(), []string{dir}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,4 +65,63 @@ func TestServeCarriedSignature(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tag) {
 		t.Errorf("tags: %s %s", resp.Status, body)
 	}
+}
+
+// writeArtifacts rewrites the fixture's archive with a cosign signature of
+// its index and an SPDX referrer of it, both carried for the image named
+// img: the signature manifest, its cosign tag and the referrer manifest.
+func writeArtifacts(t *testing.T, f *fixture, img string) (sig archive.Manifest, tag string, ref archive.Manifest) {
+	t.Helper()
+	repo, _, _ := strings.Cut(img, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	signer, err := fixtures.NewSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigImg, err := signer.SignatureImage(repo, f.index.Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := sigImg.RawManifest()
+	cfg, _ := sigImg.RawConfigFile()
+	f.blobs.add(raw)
+	f.blobs.add(cfg)
+	f.blobs.add(fixtures.Payload(repo, f.index.Digest.String())) // the layer
+	m, err := archive.ParseManifest(raw, image.OCIManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag = "sha256-" + f.index.Digest.Encoded() + ".sig"
+	ct, err := archive.ReadFile(context.Background(), f.path, archive.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refImg, err := fixtures.Referrer(v1.Descriptor{MediaType: "application/vnd.oci.image.index.v1+json", Digest: v1.Hash{Algorithm: "sha256", Hex: f.index.Digest.Encoded()}, Size: f.index.Size},
+		"application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`), "application/spdx+json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refRaw, _ := refImg.RawManifest()
+	refCfg, _ := refImg.RawConfigFile()
+	f.blobs.add(refRaw)
+	f.blobs.add(refCfg)
+	f.blobs.add([]byte(`{"spdxVersion":"SPDX-2.3"}`))
+	rm, err := archive.ParseManifest(refRaw, image.OCIManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := []archive.Image{ct.Images[0], {Top: m.Descriptor, Manifests: []archive.Manifest{m},
+		Artifact: &archive.Artifact{Kind: "signature", Subject: f.index.Digest, Image: img, Tag: tag}},
+		{Top: rm.Descriptor, Manifests: []archive.Manifest{rm}, Artifact: &archive.Artifact{Kind: "referrer", Subject: f.index.Digest, Image: img}}}
+	imgs[0].Absent, imgs[0].Docker = nil, nil
+	var buf bytes.Buffer
+	if err := archive.Write(context.Background(), &buf, imgs, f.blobs, archive.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return m, tag, rm
 }

@@ -17,6 +17,7 @@ package serve
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,12 +25,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
@@ -43,16 +48,90 @@ import (
 // blobs are served in place, which needs the uncompressed tar.
 var ErrCompressed = errors.New("compressed archive")
 
-// Options say how archives are opened.
+// Connection timeouts (Options take others, for tests). A blob of several
+// GiB to a node on a slow link takes as long as it takes, so a response
+// has no deadline as a whole (http.Server's WriteTimeout would cut it);
+// instead every write must make progress: each piece of at most
+// writeChunk bytes gets WriteStallTimeout to be taken by the connection
+// (the kernel's send buffer, then the client). A client that stops
+// reading is cut after that long; one that reads slowly is not.
+const (
+	// DefaultReadHeaderTimeout bounds a request's headers, and the TLS
+	// handshake, from the first byte.
+	DefaultReadHeaderTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection that has no next
+	// request.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultWriteStallTimeout cuts a response whose client takes no
+	// writeChunk bytes in that long (below ~1 KiB/s).
+	DefaultWriteStallTimeout = time.Minute
+	writeChunk               = 64 << 10
+)
+
+// Options say how archives are opened and served.
 type Options struct {
 	// UnpackDir is where compressed archives are decompressed to; empty
 	// refuses them (ErrCompressed).
 	UnpackDir string
+	// Logger gets what happens while serving (an archive that changed on
+	// disk); nil discards it.
+	Logger *slog.Logger
+	// The connection timeouts of Server; zero means the default.
+	ReadHeaderTimeout, IdleTimeout, WriteStallTimeout time.Duration
+}
+
+// archiveFile is one file served from and what it was when it was read:
+// blobs are served in place under digests computed at start, so a file
+// changed since (rewritten in place, truncated) would serve other bytes
+// under those digests, or a Content-Length it cannot fill. Its size and
+// mtime are compared before every response; once they differ, nothing
+// more is served from it.
+type archiveFile struct {
+	f       *os.File
+	archive string // the archive as given
+	path    string // the file read: the archive, or its decompressed copy
+	size    int64
+	mtime   time.Time
+	changed atomic.Bool
+}
+
+// check says how the file differs from what was read, or "".
+func (a *archiveFile) check() string {
+	fi, err := a.f.Stat()
+	switch {
+	case err != nil:
+		return err.Error()
+	case fi.Size() != a.size:
+		return fmt.Sprintf("its size is %d bytes, it was %d", fi.Size(), a.size)
+	case !fi.ModTime().Equal(a.mtime):
+		return fmt.Sprintf("its mtime is %s, it was %s when serve read it", fi.ModTime().Format(time.RFC3339Nano), a.mtime.Format(time.RFC3339Nano))
+	}
+	return ""
+}
+
+// intact reports whether the file is as it was read, logging once when it
+// is not.
+func (a *archiveFile) intact(log *slog.Logger) bool {
+	if a.changed.Load() {
+		return false
+	}
+	why := a.check()
+	if why == "" {
+		return true
+	}
+	if a.changed.CompareAndSwap(false, true) {
+		attrs := []any{"archive", a.archive, "why", why}
+		if a.path != a.archive {
+			attrs = append(attrs, "file", a.path)
+		}
+		log.Error("serve: archive changed on disk: its content is no longer served (503 UNAVAILABLE); check it with airgap-bundle verify and restart serve", attrs...)
+	}
+	return false
 }
 
 // location is where one blob lies: [off, off+size) of an archive file.
 type location struct {
-	file *os.File
+	file *archiveFile
 	off  int64
 	size int64
 }
@@ -60,6 +139,9 @@ type location struct {
 // repo is one repository: its tags, the manifests and indexes it can be
 // asked for by digest (with their media types) and the blobs its images use.
 type repo struct {
+	// name is the repository's full name (127.0.0.1:5000/bench/multiarch);
+	// it is served under its per-host path (127.0.0.1_5000/bench/multiarch).
+	name      string
 	tags      map[string]archive.Descriptor
 	manifests map[digest.Digest]image.MediaType
 	blobs     map[digest.Digest]bool
@@ -79,9 +161,14 @@ type referrer struct {
 
 // Registry serves archives; it is an http.Handler. Close closes the files.
 type Registry struct {
-	files []*os.File
-	blobs map[digest.Digest]location
+	files []*archiveFile
+	// blobs are where each blob lies, in every archive that holds it: one
+	// archive changed on disk leaves the others serving it.
+	blobs map[digest.Digest][]location
 	repos map[string]*repo
+	log   *slog.Logger
+	// the connection timeouts, defaults filled in
+	readHeaderTimeout, idleTimeout, writeStallTimeout time.Duration
 }
 
 // Archive is one archive Open read.
@@ -101,10 +188,19 @@ type Archive struct {
 // (ErrCompressed); so is one whose blobs do not hash to their names, and a
 // tag two archives give different digests.
 func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archive, error) {
-	r := &Registry{blobs: map[digest.Digest]location{}, repos: map[string]*repo{}}
-	files, err := archive.Files(paths)
+	r := &Registry{blobs: map[digest.Digest][]location{}, repos: map[string]*repo{}, log: opts.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.readHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	r.idleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	r.writeStallTimeout = cmp.Or(opts.WriteStallTimeout, DefaultWriteStallTimeout)
+	files, skipped, err := archive.ListFiles(paths)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: %w", err)
+	}
+	for _, why := range skipped {
+		r.log.Warn("serve: a directory entry named like an archive is not served", "why", why)
 	}
 	var out []Archive
 	for _, p := range files {
@@ -151,6 +247,18 @@ func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, er
 		f.Close()
 		return a, err
 	}
+	af := &archiveFile{f: f, archive: p, path: p}
+	if a.Unpacked != "" {
+		af.path = a.Unpacked
+	}
+	// Taken before the pass that hashes the blobs: a change during it
+	// shows too.
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return a, err
+	}
+	af.size, af.mtime = fi.Size(), fi.ModTime()
 	c, err := archive.Read(ctx, f, archive.ReadOptions{})
 	if err == nil && a.Unpacked != "" {
 		err = checkBlobs(c, a.Unpacked)
@@ -168,15 +276,16 @@ func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, er
 		f.Close()
 		return Archive{}, fmt.Errorf("serve: %s: %w (%s)", p, ErrCompressed, c.Compression)
 	}
-	r.files = append(r.files, f)
+	r.files = append(r.files, af)
 	if err := checkBlobs(c, p); err != nil {
 		return Archive{}, fmt.Errorf("serve: %w (run airgap-bundle verify)", err)
 	}
+	if why := af.check(); why != "" {
+		return Archive{}, fmt.Errorf("serve: %s changed while serve read it (%s): run serve again once nothing writes it", af.path, why)
+	}
 	for d, b := range c.Blobs {
 		fi := c.Files[b.Path]
-		if _, ok := r.blobs[d]; !ok {
-			r.blobs[d] = location{file: f, off: fi.Offset, size: fi.Size}
-		}
+		r.blobs[d] = append(r.blobs[d], location{file: af, off: fi.Offset, size: fi.Size})
 	}
 	a.Images, a.Blobs = len(c.Images), len(c.Blobs)
 	for _, img := range c.Images {
@@ -257,10 +366,17 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 			*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
 			continue
 		}
-		rp := r.repos[ref.Name()]
+		// Keyed by the per-host path, the one name of a repository that
+		// every client can ask for; the mirror form (?ns=) maps to it.
+		key := ref.PerHostPath()
+		if !nameRE.MatchString(key) {
+			*skipped = append(*skipped, fmt.Sprintf("%s: %s: its per-host path %q is no repository name a client can ask for", img.Label(), n, key))
+			continue
+		}
+		rp := r.repos[key]
 		if rp == nil {
-			rp = &repo{tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
-			r.repos[ref.Name()] = rp
+			rp = &repo{name: ref.Name(), tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
+			r.repos[key] = rp
 		}
 		t := ref.Tag()
 		if a := img.Artifact; a != nil && len(img.Names) == 0 {
@@ -303,17 +419,29 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 func (r *Registry) Close() error {
 	var errs []error
 	for _, f := range r.files {
-		errs = append(errs, f.Close())
+		errs = append(errs, f.f.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// Repositories lists the repositories served, with their tags, sorted.
-func (r *Registry) Repositories() map[string][]string {
-	out := map[string][]string{}
-	for name, rp := range r.repos {
-		out[name] = sortedTags(rp)
+// Repository is one repository served.
+type Repository struct {
+	// Path is what a client asks for: the per-host path
+	// (image.PerHostPath), the full name for a host without a port.
+	Path string
+	// Name is the full name of its images (127.0.0.1:5000/bench/multiarch).
+	Name string
+	Tags []string
+}
+
+// Repositories lists the repositories served, by path, with their tags
+// sorted.
+func (r *Registry) Repositories() []Repository {
+	out := make([]Repository, 0, len(r.repos))
+	for p, rp := range r.repos {
+		out = append(out, Repository{Path: p, Name: rp.name, Tags: sortedTags(rp)})
 	}
+	slices.SortFunc(out, func(a, b Repository) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
@@ -326,11 +454,50 @@ func sortedTags(rp *repo) []string {
 	return tags
 }
 
-// A repository name, as the distribution spec has it.
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+// A repository name, and one component of it, as the distribution spec
+// has them.
+var (
+	nameRE      = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+)
+
+// Server is an http.Server for r with its connection timeouts; the
+// caller sets TLS and serves.
+func (r *Registry) Server() *http.Server {
+	return &http.Server{Handler: r, ReadHeaderTimeout: r.readHeaderTimeout, IdleTimeout: r.idleTimeout}
+}
+
+// progressWriter gives every piece of a response its own write deadline:
+// a stalled client is cut, a slow one that keeps reading is not.
+type progressWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	var n int
+	for len(p) > 0 {
+		piece := p[:min(len(p), writeChunk)]
+		// ErrNotSupported (a writer without a connection) leaves the
+		// write without a deadline, as before.
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.stall))
+		m, err := w.ResponseWriter.Write(piece)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[len(piece):]
+	}
+	return n, nil
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ServeHTTP answers the read-only part of the distribution API.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w = &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: r.writeStallTimeout}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -353,15 +520,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
-		rp := r.repo(w, name, req.URL.Query().Get("ns"))
-		if rp == nil {
-			return
+		if rp := r.repo(w, name, req.URL.Query().Get("ns")); rp != nil {
+			serveTags(w, req, name, rp)
 		}
-		body, _ := json.Marshal(struct {
-			Name string   `json:"name"`
-			Tags []string `json:"tags"`
-		}{name, sortedTags(rp)})
-		serveBytes(w, req, "application/json", body)
 		return
 	}
 	if i := strings.LastIndex(rest, "/referrers/"); i >= 0 {
@@ -392,23 +553,31 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.serveManifest(w, req, rp, ref)
 }
 
-// repo finds a repository, or answers 404 NAME_UNKNOWN. Images are stored
-// under their full names (docker.io/library/busybox), and a client that
-// asks for one by its full name gets it. A containerd or k3s node that uses
-// this registry as the mirror of another one asks by the path on that
-// registry (library/busybox) and says which registry in the "ns" query
-// parameter (?ns=docker.io): then the full name is ns + "/" + path. Without
-// ns, a path is looked up on docker.io, as docker would.
+// repo finds a repository, or answers 404 NAME_UNKNOWN. Repositories are
+// kept under their per-host paths (image.PerHostPath): the full name for a
+// host without a port (docker.io/library/busybox), the port's ":" made "_"
+// otherwise (127.0.0.1_5000/bench/multiarch), as push --to-per-host names
+// them; a client asks by that path. A containerd or k3s node that uses this
+// registry as the mirror of another one asks by the path on that registry
+// (library/busybox, bench/multiarch) and says which registry in the "ns"
+// query parameter (?ns=docker.io, ?ns=127.0.0.1:5000). Without ns, a path
+// that is not served is looked up on docker.io, as docker would.
 func (r *Registry) repo(w http.ResponseWriter, name, ns string) *repo {
 	if !nameRE.MatchString(name) {
 		apiError(w, http.StatusNotFound, "NAME_UNKNOWN", "invalid repository name")
 		return nil
 	}
-	rp := r.repos[name]
-	if rp == nil && ns != "" && nameRE.MatchString(ns) {
-		rp = r.repos[ns+"/"+name]
-	}
-	if rp == nil && ns == "" {
+	var rp *repo
+	if ns != "" {
+		if hc := image.HostComponent(ns); componentRE.MatchString(hc) {
+			rp = r.repos[hc+"/"+name]
+		}
+		// A mirror whose path a rewrite made per-host already (k3s's
+		// registries.yaml rewrite, as push writes it) still sends ns.
+		if rp == nil {
+			rp = r.repos[name]
+		}
+	} else if rp = r.repos[name]; rp == nil {
 		rp = r.repos["docker.io/"+name]
 	}
 	if rp == nil {
@@ -448,7 +617,7 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, rp *r
 	}
 	w.Header().Set("Content-Type", string(mt))
 	w.Header().Set("Docker-Content-Digest", d.String())
-	http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file, loc.off, loc.size))
+	r.serveLocation(w, req, loc)
 }
 
 func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, rp *repo, ref string) {
@@ -465,13 +634,74 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, rp *repo,
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.Header().Set("Etag", `"`+d.String()+`"`)
-	http.ServeContent(w, req, "", time.Time{}, io.NewSectionReader(loc.file, loc.off, loc.size))
+	r.serveLocation(w, req, loc)
+}
+
+// serveLocation serves a blob from the first archive holding it that is
+// as it was read, or answers 503 when every one has changed on disk.
+func (r *Registry) serveLocation(w http.ResponseWriter, req *http.Request, locs []location) {
+	for _, loc := range locs {
+		if !loc.file.intact(r.log) {
+			continue
+		}
+		serveContent(w, req, io.NewSectionReader(loc.file.f, loc.off, loc.size))
+		// A truncation while the body was sent cut it short (the client
+		// sees the connection close before Content-Length); later
+		// requests are refused.
+		loc.file.intact(r.log)
+		return
+	}
+	for _, k := range []string{"Docker-Content-Digest", "Etag"} {
+		w.Header().Del(k)
+	}
+	apiError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the archive holding this content changed on disk after serve read it: it is no longer served (the server's log names the archive)")
 }
 
 func serveBytes(w http.ResponseWriter, req *http.Request, ct string, body []byte) {
 	w.Header().Set("Content-Type", ct)
-	http.ServeContent(w, req, "", time.Time{}, strings.NewReader(string(body)))
+	serveContent(w, req, bytes.NewReader(body))
 }
+
+// serveContent is http.ServeContent (ranges, conditional requests) with
+// its errors as registry JSON errors, like every other error here.
+func serveContent(w http.ResponseWriter, req *http.Request, content io.ReadSeeker) {
+	http.ServeContent(&jsonErrors{ResponseWriter: w}, req, "", time.Time{}, content)
+}
+
+// jsonErrors turns the plain-text errors http.ServeContent writes (416 for
+// a range the content cannot satisfy, 412 for a failed precondition) into
+// registry JSON errors; the Content-Range of a 416 stays.
+type jsonErrors struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *jsonErrors) WriteHeader(code int) {
+	if code < 400 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.failed = true
+	for _, k := range []string{"Docker-Content-Digest", "Etag", "X-Content-Type-Options"} {
+		w.Header().Del(k)
+	}
+	switch code {
+	case http.StatusRequestedRangeNotSatisfiable:
+		apiError(w.ResponseWriter, code, "RANGE_INVALID", "requested range not satisfiable (Content-Range gives the size)")
+	default:
+		apiError(w.ResponseWriter, code, "UNKNOWN", http.StatusText(code))
+	}
+}
+
+func (w *jsonErrors) Write(p []byte) (int, error) {
+	if w.failed {
+		return len(p), nil // ServeContent's text/plain body, replaced
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *jsonErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // apiError writes a registry-style JSON error.
 func apiError(w http.ResponseWriter, status int, code, msg string) {
@@ -480,6 +710,47 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// serveTags answers tags/list, paginated as the distribution spec says:
+// tags in lexical order, those after "last" when given, at most "n" when
+// given, and a Link header to the next page when there are more.
+func serveTags(w http.ResponseWriter, req *http.Request, name string, rp *repo) {
+	q := req.URL.Query()
+	tags := sortedTags(rp)
+	if last := q.Get("last"); last != "" {
+		i, found := slices.BinarySearch(tags, last)
+		if found {
+			i++
+		}
+		tags = tags[i:]
+	}
+	if s := q.Get("n"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			apiError(w, http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "n must be a number of tags (0 or more)")
+			return
+		}
+		// n = 0 asks for nothing: an empty list, and no next page that
+		// would ask for nothing again.
+		if n < len(tags) {
+			tags = tags[:n]
+			if n > 0 {
+				next := url.Values{}
+				for k, v := range q {
+					next[k] = v // ns stays
+				}
+				next.Set("n", s)
+				next.Set("last", tags[n-1])
+				w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, req.URL.EscapedPath(), next.Encode()))
+			}
+		}
+	}
+	body, _ := json.Marshal(struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{name, tags})
+	serveBytes(w, req, "application/json", body)
 }
 
 // referrerOf describes a carried referrer as the referrers API lists it:

@@ -51,6 +51,12 @@ type fixture struct {
 
 func writeFixture(t testing.TB, dir string) *fixture {
 	t.Helper()
+	return writeFixtureNamed(t, dir, "docker.io/library/busybox:1.36", "registry.k8s.io/pause:3.9")
+}
+
+// writeFixtureNamed is the fixture under other names.
+func writeFixtureNamed(t testing.TB, dir string, names ...string) *fixture {
+	t.Helper()
 	idx, err := fixtures.Index("serve", true, fixtures.LinuxAMD64, fixtures.LinuxARM64, fixtures.LinuxARMv7)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +103,7 @@ func writeFixture(t testing.TB, dir string) *fixture {
 		}
 		ms = append(ms, m)
 	}
-	imgs := []archive.Image{{Names: []string{"docker.io/library/busybox:1.36", "registry.k8s.io/pause:3.9"}, Top: f.index, Manifests: ms}}
+	imgs := []archive.Image{{Names: names, Top: f.index, Manifests: ms}}
 	var buf bytes.Buffer
 	if err := archive.Write(context.Background(), &buf, imgs, f.blobs, archive.Options{}); err != nil {
 		t.Fatal(err)

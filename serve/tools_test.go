@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,5 +58,29 @@ func TestSkopeoAndCrane(t *testing.T) {
 	}
 	if got := strings.TrimSpace(run(crane, "digest", "--insecure", repo+":1.36")); got != f.index.Digest.String() {
 		t.Errorf("crane digest: %s, want %s", got, f.index.Digest)
+	}
+}
+
+// TestSkopeoPortHost: skopeo, which cannot put a port's ":" in a
+// repository path, reaches an image of 127.0.0.1:5000 by its per-host path.
+func TestSkopeoPortHost(t *testing.T) {
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Skip("skopeo is not installed")
+	}
+	dir := t.TempDir()
+	f := writeFixtureNamed(t, dir, "127.0.0.1:5000/bench/multiarch:1.0")
+	r, _, err := Open(context.Background(), []string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	defer func() { srv.Close(); r.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ref := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/127.0.0.1_5000/bench/multiarch:1.0"
+	out, err := exec.CommandContext(ctx, skopeo, "inspect", "--raw", "--tls-verify=false", ref).CombinedOutput()
+	if err != nil || string(out) != string(f.indexRaw) {
+		t.Fatalf("skopeo inspect --raw %s: %v\n%s", ref, err, out)
 	}
 }

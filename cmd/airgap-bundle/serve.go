@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,19 +27,30 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve DIR|ARCHIVE...",
 		Short: "Serve archives as a read-only registry (OCI distribution API)",
-		Long: `serve reads each archive once (every blob is hashed and located), then
+		Long: fmt.Sprintf(`serve reads each archive once (every blob is hashed and located), then
 answers pulls straight from the files: manifests and
 indexes by tag and by digest, exactly as stored (the original index of an
 image too, even when some of its platforms are not in the archive), blobs
 with Range requests, and tags/list. Nothing is extracted and nothing can be
-pushed. Repositories are the images' full names: docker.io/library/busybox:1.36
-is pulled as HOST:PORT/docker.io/library/busybox:1.36.
+pushed. Repositories are the images' full names, the port's ":" of a
+registry host made "_" (the paths push --to-per-host writes):
+docker.io/library/busybox:1.36 is pulled as HOST:PORT/docker.io/library/busybox:1.36,
+127.0.0.1:5000/bench/multiarch:1.0 as HOST:PORT/127.0.0.1_5000/bench/multiarch:1.0.
+As a containerd mirror (hosts.toml), a node asks by the path on the source
+registry and names it in ?ns= (library/busybox?ns=docker.io,
+bench/multiarch?ns=127.0.0.1:5000).
 
 A compressed archive (.tar.gz, .tar.zst) is decompressed once into
 --unpack-dir (by default the "unpacked" directory of the cache), named by
 its sha256, and served from there; the next serve of the same archive finds
-it. A directory stands for the archives in it.
-Ctrl-C stops the server.`,
+it. A directory stands for the archives in it (symlinks to archives too).
+
+An archive changed on disk while served (size or mtime) is no longer served:
+its manifests and blobs answer 503 UNAVAILABLE, and the log names it.
+Connections time out: idle keep-alive after %v, request headers after %v,
+a download whose client takes no 64 KiB in %v (a slow one that keeps
+reading is not cut).
+Ctrl-C stops the server.`, serve.DefaultIdleTimeout, serve.DefaultReadHeaderTimeout, serve.DefaultWriteStallTimeout),
 		Example: `  airgap-bundle serve dist/ --listen 127.0.0.1:5000
   skopeo inspect --tls-verify=false docker://127.0.0.1:5000/docker.io/library/busybox:1.36`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -65,6 +75,17 @@ Ctrl-C stops the server.`,
 
 func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) error {
 	ctx := c.Context()
+	// Loaded before the archives are read (which can take minutes) and
+	// before "serving on https://..." is printed: a bad certificate is a
+	// failure to start, not a server that answers nothing.
+	var tlsConfig *tls.Config
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return usageError{fmt.Errorf("serve: --tls-cert %s --tls-key %s: %w (give a PEM certificate and its PEM private key)", f.tlsCert, f.tlsKey, err)}
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	unpackDir := f.unpackDir
 	if unpackDir == "" {
 		dir, err := cache.DefaultDir()
@@ -73,7 +94,7 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 		}
 		unpackDir = filepath.Join(dir, "unpacked")
 	}
-	reg, archives, err := serve.Open(ctx, args, serve.Options{UnpackDir: unpackDir})
+	reg, archives, err := serve.Open(ctx, args, serve.Options{UnpackDir: unpackDir, Logger: g.logger()})
 	if err != nil {
 		return err
 	}
@@ -94,25 +115,25 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 			}
 		}
 		repos := reg.Repositories()
-		names := make([]string, 0, len(repos))
-		for n := range repos {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			fmt.Fprintf(out, "  %s %v\n", n, repos[n])
+		for _, rp := range repos {
+			if rp.Path != rp.Name {
+				fmt.Fprintf(out, "  %s %v (%s)\n", rp.Path, rp.Tags, rp.Name)
+			} else {
+				fmt.Fprintf(out, "  %s %v\n", rp.Path, rp.Tags)
+			}
 		}
 		scheme := "http"
-		if f.tlsCert != "" {
+		if tlsConfig != nil {
 			scheme = "https"
 		}
-		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(names), scheme, ln.Addr())
+		fmt.Fprintf(out, "serving %d repositories on %s://%s (read-only; Ctrl-C stops)\n", len(repos), scheme, ln.Addr())
 	}
-	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 30 * time.Second}
+	srv := reg.Server()
+	srv.TLSConfig = tlsConfig
 	done := make(chan error, 1)
 	go func() {
-		if f.tlsCert != "" {
-			done <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		if tlsConfig != nil {
+			done <- srv.ServeTLS(ln, "", "")
 		} else {
 			done <- srv.Serve(ln)
 		}

@@ -154,3 +154,21 @@ func TestServeTLS(t *testing.T) {
 		t.Errorf("serve after cancel: %v", err)
 	}
 }
+
+// TestServeTLSBadKeyPair: a --tls-cert or --tls-key that is missing or no
+// PEM key pair fails before serve reads the archives or says it serves,
+// naming the files.
+func TestServeTLSBadKeyPair(t *testing.T) {
+	dir := emptyArchiveDir(t)
+	tmp := t.TempDir()
+	garbage := writeFile(t, tmp, "garbage.pem", "not a certificate\n")
+	for _, c := range [][2]string{
+		{filepath.Join(tmp, "missing.pem"), filepath.Join(tmp, "missing.key")},
+		{garbage, garbage},
+	} {
+		out, stderr, code := runSplit(t, "", "serve", "--listen", "127.0.0.1:0", "--tls-cert", c[0], "--tls-key", c[1], dir)
+		if code != exitUsage || strings.Contains(stderr, "serving") || strings.Contains(stderr, "empty.tar") || !strings.Contains(stderr, c[0]) {
+			t.Errorf("--tls-cert %s: exit %d\n%s%s", c[0], code, out, stderr)
+		}
+	}
+}
