@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/docker/reference"
 
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
@@ -107,7 +108,7 @@ func (s *Session) Verify(ctx context.Context, ref image.Reference, e *lockfile.I
 	if err := s.env.Check(ref.Domain()); err != nil {
 		return nil, err
 	}
-	v := &trust.Verifier{Sys: s.env.Sys}
+	v := &trust.Verifier{Sys: s.env.Sys, Locate: s.locate}
 	var sigs []lockfile.Signature
 	err := s.opts.Policy.Do(ctx, "verify "+ref.String(), func(ctx context.Context) (err error) {
 		sigs, err = v.Verify(ctx, ref, e, reqs)
@@ -124,13 +125,23 @@ func (s *Session) Attachments(ctx context.Context, ref image.Reference, e *lockf
 	if err := s.env.Check(ref.Domain()); err != nil {
 		return nil, err
 	}
-	f := &trust.Finder{Sys: s.env.Sys, Referrers: s.env}
+	f := &trust.Finder{Sys: s.env.Sys, Locate: s.locate}
 	var arts []lockfile.Artifact
 	err := s.opts.Policy.Do(ctx, "attachments of "+ref.String(), func(ctx context.Context) (err error) {
 		arts, err = f.Attachments(ctx, ref, e)
 		return err
 	})
 	return arts, err
+}
+
+// locate pins the lookups of an image's signatures and attachments to the
+// endpoint (mirror or registry) that serves it: see registry.Endpoint.
+func (s *Session) locate(ctx context.Context, repo reference.Named, d digest.Digest) (trust.Endpoint, error) {
+	ep, err := s.env.Endpoint(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
+	return ep, nil
 }
 
 // Manifest implements Fetcher.
