@@ -131,7 +131,9 @@ type candidate struct {
 	identity string
 }
 
-func candidates(r *config.SignatureRequirement) ([]candidate, error) {
+// candidates returns the ways to satisfy r, each accepting signatures
+// whose identity ident accepts.
+func candidates(r *config.SignatureRequirement, ident signature.PolicyReferenceMatch) ([]candidate, error) {
 	var rekor []signature.PRSigstoreSignedOption
 	if len(r.RekorKeys) > 0 {
 		paths := make([]string, len(r.RekorKeys))
@@ -140,9 +142,7 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 		}
 		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyPaths(paths))
 	}
-	// cosign names the repository alone in its payload; the payload's
-	// manifest digest binds the signature to the image.
-	ident := signature.PRSigstoreSignedWithSignedIdentity(signature.NewPRMMatchRepository())
+	identity := signature.PRSigstoreSignedWithSignedIdentity(ident)
 	var out []candidate
 	if r.Fulcio != nil {
 		f, err := signature.NewPRSigstoreSignedFulcio(
@@ -152,14 +152,14 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr, err := signature.NewPRSigstoreSigned(append(rekor, signature.PRSigstoreSignedWithFulcio(f), ident)...)
+		pr, err := signature.NewPRSigstoreSigned(append(rekor, signature.PRSigstoreSignedWithFulcio(f), identity)...)
 		if err != nil {
 			return nil, err
 		}
 		return []candidate{{req: pr, identity: r.Fulcio.Identity()}}, nil
 	}
 	for _, k := range r.Keys {
-		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyPath(k.Path), ident)...)
+		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyPath(k.Path), identity)...)
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +173,9 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 // record names the key that signed.
 func verifyOne(ctx context.Context, at lookup, src types.ImageSource, m digest.Digest, instance bool, r *config.SignatureRequirement) (*lockfile.Signature, *Error) {
 	fail := &Error{Manifest: m.String(), Requirement: r.String()}
-	cands, err := candidates(r)
+	// cosign names the repository alone in its payload; the payload's
+	// manifest digest binds the signature to the image.
+	cands, err := candidates(r, signature.NewPRMMatchRepository())
 	if err != nil {
 		fail.Reason, fail.Err = "the requirement is not usable", err
 		return nil, fail
