@@ -32,10 +32,11 @@ type Session struct {
 	keep *cache.Cache // where resolved documents go, when set
 	dl   *downloads   // prefetching into keep, when set
 
-	once  sync.Once
-	env   *registry.Env
-	fetch *RegistryFetcher
-	err   error
+	once      sync.Once
+	env       *registry.Env
+	endpoints sync.Map // repository@digest -> *registry.Endpoint
+	fetch     *RegistryFetcher
+	err       error
 }
 
 // NewSession returns a session for spec; nothing happens until it is used.
@@ -136,11 +137,17 @@ func (s *Session) Attachments(ctx context.Context, ref image.Reference, e *lockf
 
 // locate pins the lookups of an image's signatures and attachments to the
 // endpoint (mirror or registry) that serves it: see registry.Endpoint.
+// Verify and Attachments ask for the same image: it is located once.
 func (s *Session) locate(ctx context.Context, repo reference.Named, d digest.Digest) (trust.Endpoint, error) {
+	key := repo.Name() + "@" + d.String()
+	if ep, ok := s.endpoints.Load(key); ok {
+		return ep.(*registry.Endpoint), nil
+	}
 	ep, err := s.env.Endpoint(ctx, repo, d)
 	if err != nil {
 		return nil, err
 	}
+	s.endpoints.Store(key, ep)
 	return ep, nil
 }
 

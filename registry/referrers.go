@@ -62,7 +62,7 @@ func (e *Env) Endpoint(ctx context.Context, repo reference.Named, d digest.Diges
 		if err != nil {
 			return nil, err
 		}
-		_, _, found, err := p.Manifest(ctx, d.String())
+		found, err := p.has(ctx, d)
 		switch {
 		case found:
 			return p, nil
@@ -90,6 +90,27 @@ func (e *Env) endpoint(src sysregistriesv2.PullSource) (*Endpoint, error) {
 	return &Endpoint{env: e, host: host, url: reg.RegistryStr(), path: reference.Path(src.Reference), insecure: src.Endpoint.Insecure}, nil
 }
 
+// has asks whether the endpoint has manifest d, with HEAD: Docker Hub
+// counts a GET of a manifest against the pull rate limit, not a HEAD. A
+// registry that does not answer HEAD is asked with GET.
+func (p *Endpoint) has(ctx context.Context, d digest.Digest) (bool, error) {
+	res, err := p.do(ctx, http.MethodHead, "manifests/"+d.String(), manifestTypes)
+	if err != nil {
+		return false, err
+	}
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		_, _, found, err := p.Manifest(ctx, d.String())
+		return found, err
+	}
+	return false, fmt.Errorf("manifest %s of %s: status %d", d, p, res.StatusCode)
+}
+
 // manifestTypes are the manifests an attachment or image can be.
 var manifestTypes = strings.Join([]string{
 	ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
@@ -101,7 +122,7 @@ var manifestTypes = strings.Join([]string{
 // answers 404: it does not have it. A manifest fetched by digest is
 // checked against it.
 func (p *Endpoint) Manifest(ctx context.Context, ref string) (blob []byte, mediaType string, found bool, err error) {
-	res, err := p.get(ctx, "manifests/"+ref, manifestTypes)
+	res, err := p.do(ctx, http.MethodGet, "manifests/"+ref, manifestTypes)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -137,7 +158,7 @@ func (p *Endpoint) Manifest(ctx context.Context, ref string) (blob []byte, media
 // has no referrers API, so the request goes through the run's shared
 // transport, with the run's certificates and credentials.
 func (p *Endpoint) Referrers(ctx context.Context, d digest.Digest) (index []byte, supported bool, err error) {
-	res, err := p.get(ctx, "referrers/"+d.String(), ocispec.MediaTypeImageIndex)
+	res, err := p.do(ctx, http.MethodGet, "referrers/"+d.String(), ocispec.MediaTypeImageIndex)
 	if err != nil {
 		return nil, false, err
 	}
@@ -156,10 +177,10 @@ func (p *Endpoint) Referrers(ctx context.Context, d digest.Digest) (index []byte
 	return body, true, nil
 }
 
-// get sends GET /v2/<path>/<rest>: over https, and for an insecure
+// do sends method /v2/<path>/<rest>: over https, and for an insecure
 // endpoint over http when https cannot be spoken; the scheme that answered
 // is kept for the endpoint's later requests.
-func (p *Endpoint) get(ctx context.Context, rest, accept string) (*http.Response, error) {
+func (p *Endpoint) do(ctx context.Context, method, rest, accept string) (*http.Response, error) {
 	rt, err := p.env.transport(ctx, p.host, p.path, p.insecure)
 	if err != nil {
 		return nil, err
@@ -175,7 +196,7 @@ func (p *Endpoint) get(ctx context.Context, rest, accept string) (*http.Response
 	}
 	var lastErr error
 	for _, scheme := range schemes {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/%s/%s", scheme, p.url, p.path, rest), nil)
+		req, err := http.NewRequestWithContext(ctx, method, fmt.Sprintf("%s://%s/v2/%s/%s", scheme, p.url, p.path, rest), nil)
 		if err != nil {
 			return nil, err
 		}

@@ -112,10 +112,11 @@ func TestEndpointReferrers(t *testing.T) {
 		t.Errorf("mirror requests: %v", mirror.requests())
 	}
 
-	// A manifest whose content is not its digest is refused.
-	if _, _, _, err := ep.Manifest(ctx, app.String()); err != nil {
-		t.Errorf("a manifest the mirror lacks: %v", err)
+	if _, _, found, err := ep.Manifest(ctx, app.String()); found || err != nil {
+		t.Errorf("a manifest the mirror lacks: found %v, %v", found, err)
 	}
+
+	// A manifest whose content is not its digest is refused.
 	wrong := newFakeRegistry(t, map[string]string{"/v2/other/x/manifests/" + other.String(): "{}"})
 	body = fmt.Sprintf("[registries.%q]\ninsecure = true\n[[group]]\nname = \"g\"\nimages = [\"%s/other/x:v1\"]\n", wrong.host(), wrong.host())
 	env2, err := New(loadSpec(t, body), Options{UserAgent: "test"})
@@ -124,7 +125,11 @@ func TestEndpointReferrers(t *testing.T) {
 	}
 	defer env2.Close()
 	repo, _ = reference.ParseNormalizedNamed(wrong.host() + "/other/x")
-	if ep, err := env2.Endpoint(ctx, repo, other); err == nil || !strings.Contains(err.Error(), "content with digest") {
-		t.Errorf("wrong content accepted: %v %v", ep, err)
+	ep, err = env2.Endpoint(ctx, repo, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ep.Manifest(ctx, other.String()); err == nil || !strings.Contains(err.Error(), "content with digest") {
+		t.Errorf("wrong content accepted: %v", err)
 	}
 }
