@@ -59,6 +59,10 @@ const (
 	KindLockMismatch    ProblemKind = "lock-mismatch"   // Detail: what differs
 	KindNotInLockfile   ProblemKind = "not-in-lockfile"
 	KindBlobExtra       ProblemKind = "blob-extra" // Detail: the size in bytes
+	// A signature the lockfile records that the archive's carried
+	// signatures do not prove. Digest: the signed manifest; Detail: the
+	// whole finding.
+	KindSignatureRejected ProblemKind = "signature-rejected"
 )
 
 // Problem is one finding of Check, Strays or bundler's Verify. The fields

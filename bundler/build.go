@@ -92,6 +92,12 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err != nil {
 		return nil, err
 	}
+	// The lockfile says which signatures lock verified; it is not the
+	// proof (it arrives by pull request), so they are verified again
+	// before anything is written.
+	if err := b.checkSignatures(ctx, groups, lock, jobs); err != nil {
+		return nil, err
+	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/docker/reference"
 
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
@@ -36,10 +37,11 @@ type Session struct {
 	keep *cache.Cache // where resolved documents go, when set
 	dl   *downloads   // prefetching into keep, when set
 
-	once  sync.Once
-	env   *registry.Env
-	fetch *RegistryFetcher
-	err   error
+	once      sync.Once
+	env       *registry.Env
+	endpoints sync.Map // repository@digest -> *registry.Endpoint
+	fetch     *RegistryFetcher
+	err       error
 }
 
 // NewSession returns a session for spec; nothing happens until it is used.
@@ -112,7 +114,7 @@ func (s *Session) Verify(ctx context.Context, ref image.Reference, e *lockfile.I
 	if err := s.env.Check(ref.Domain()); err != nil {
 		return nil, err
 	}
-	v := &trust.Verifier{Sys: s.env.Sys}
+	v := &trust.Verifier{Sys: s.env.Sys, Locate: s.locate}
 	var sigs []lockfile.Signature
 	err := s.opts.Policy.Do(ctx, "verify "+ref.String(), func(ctx context.Context) (err error) {
 		sigs, err = v.Verify(ctx, ref, e, reqs)
@@ -129,13 +131,29 @@ func (s *Session) Attachments(ctx context.Context, ref image.Reference, e *lockf
 	if err := s.env.Check(ref.Domain()); err != nil {
 		return nil, err
 	}
-	f := &trust.Finder{Sys: s.env.Sys, Referrers: s.env}
+	f := &trust.Finder{Sys: s.env.Sys, Locate: s.locate}
 	var arts []lockfile.Artifact
 	err := s.opts.Policy.Do(ctx, "attachments of "+ref.String(), func(ctx context.Context) (err error) {
 		arts, err = f.Attachments(ctx, ref, e)
 		return err
 	})
 	return arts, err
+}
+
+// locate pins the lookups of an image's signatures and attachments to the
+// endpoint (mirror or registry) that serves it: see registry.Endpoint.
+// Verify and Attachments ask for the same image: it is located once.
+func (s *Session) locate(ctx context.Context, repo reference.Named, d digest.Digest) (trust.Endpoint, error) {
+	key := repo.Name() + "@" + d.String()
+	if ep, ok := s.endpoints.Load(key); ok {
+		return ep.(*registry.Endpoint), nil
+	}
+	ep, err := s.env.Endpoint(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
+	s.endpoints.Store(key, ep)
+	return ep, nil
 }
 
 // Manifest implements Fetcher.

@@ -494,3 +494,165 @@ func mustExactRepository(t *testing.T, repo string) signature.PolicyReferenceMat
 	}
 	return m
 }
+
+// Issue 15, defect 2: a hand-edited lockfile that points a signed image's
+// pin, platform and signature record at an unsigned image of the same
+// repository (and drops its artifact block) is refused by build, locked or
+// not, before anything is written, and by verify; the error names the
+// image, the digest and the key.
+func TestEditedLockfileCannotSmuggleAnUnsignedImage(t *testing.T) {
+	s := startSignedRegistry(t)
+	t.Setenv("TMPDIR", t.TempDir())
+	ctx := context.Background()
+	h := s.reg.Host
+	const groups = `
+[[group]]
+name = "single"
+images = ["%[1]s/signed/one:v1"]
+`
+	spec := s.spec(t, "[[signatures]]\nscope = \"%[1]s\"\nrequire = \"sigstoreSigned\"\nkey = \"a.pub\"\n"+groups)
+	res, err := lockWith(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(spec.Dir, "bundle.lock")
+	if _, err := WriteLock(spec, lockPath, res.Lock); err != nil {
+		t.Fatal(err)
+	}
+
+	// An unsigned image in the same repository, and what its pin looks
+	// like.
+	evilImg, err := fixtures.Image("evil", fixtures.LinuxAMD64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := fixtures.Push(ctx, h+"/signed/one:evil", evilImg, s.reg.Transport(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := s.spec(t, "[[group]]\nname = \"p\"\ncarry-signatures = false\nimages = [\"%[1]s/signed/one:evil\"]\n")
+	pres, err := lockWith(t, plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := pres.Lock.Group("p").Images[0]
+	if unsigned.Digest != evil {
+		t.Fatalf("the unsigned image is pinned at %s, pushed %s", unsigned.Digest, evil)
+	}
+
+	// The edit: digest, platform digest, config and size, and the
+	// signature record's manifest point at the unsigned image; its
+	// artifact block is gone. withArtifacts keeps the signed image's
+	// signature manifest as a carried artifact, re-attached to it.
+	locked, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(withArtifacts bool) *lockfile.Lock {
+		t.Helper()
+		l, err := lockfile.Parse(locked, lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &l.Groups[0].Images[0]
+		e.Digest, e.MediaType, e.Size, e.Platforms = unsigned.Digest, unsigned.MediaType, unsigned.Size, unsigned.Platforms
+		e.Signatures[0].Manifest = unsigned.Digest
+		if withArtifacts {
+			for i := range e.Artifacts {
+				e.Artifacts[i].Subject, e.Artifacts[i].Tag = unsigned.Digest, lockfile.ArtifactTag(unsigned.Digest, e.Artifacts[i].Kind)
+			}
+		} else {
+			e.Artifacts = nil
+		}
+		out, err := l.Encode("bundle.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(lockPath, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		forged, err := lockfile.Parse(out, lockPath)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return forged
+	}
+	honest := res.Lock
+	forged := forge(false)
+
+	// lock --check compares the lockfile with the spec, offline: every
+	// record it needs is there. The proof is checked where content is
+	// fetched: build, and verify.
+	if err := CheckLock(spec, lockPath, forged); err != nil {
+		t.Fatalf("lock --check: %v", err)
+	}
+
+	out := t.TempDir()
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As build --locked does; the lax build below skips the check (its
+	// spec has no policy for the records to answer).
+	build := func(spec *config.Spec, lock *lockfile.Lock, locked bool) error {
+		t.Helper()
+		sess := NewSession(spec, registry.Options{UserAgent: "signatures-test", Policy: registry.Policy{Attempts: 1}})
+		defer sess.Close()
+		if locked {
+			if _, _, err := EnsureLocked(ctx, spec, lockPath, lock, sess, RequireLocked, LockOptions{}); err != nil {
+				t.Fatalf("build --locked: %v", err)
+			}
+		}
+		_, err := Build(ctx, spec, lock, c, sess, BuildOptions{OutputDir: out})
+		return err
+	}
+	err = build(spec, forged, true)
+	if err == nil {
+		t.Fatal("build wrote the unsigned image")
+	}
+	if !errors.Is(err, errdefs.ErrSignature) {
+		t.Errorf("not ErrSignature: %v", err)
+	}
+	for _, want := range []string{"bundle.toml:", `image "` + h + `/signed/one:v1"`, "(" + unsigned.Digest + ")", "key a.pub (sha256:", "does not verify"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if ents, _ := os.ReadDir(out); len(ents) > 0 {
+		t.Errorf("the refused build left %v in the output directory", ents)
+	}
+
+	// verify, from the carried signatures: archives of both edits, as a
+	// build without the spec's signature policy writes them.
+	lax := s.spec(t, "[[group]]\nname = \"single\"\ncarry-signatures = true\nimages = [\"%[1]s/signed/one:v1\"]\n")
+	for _, withArtifacts := range []bool{false, true} {
+		forged := forge(withArtifacts)
+		if err := build(lax, forged, false); err != nil {
+			t.Fatal(err)
+		}
+		reports, err := Verify(ctx, spec, forged, VerifyOptions{OutputDir: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []string
+		for _, p := range reports[0].Problems {
+			found = append(found, string(p.Kind)+": "+p.Detail)
+		}
+		msg := strings.Join(found, "\n")
+		if len(found) != 1 || !strings.Contains(msg, "signature-rejected") || !strings.Contains(msg, unsigned.Digest) || !strings.Contains(msg, "key a.pub") {
+			t.Errorf("verify of the edit (artifacts kept: %v):\n%s", withArtifacts, msg)
+		}
+	}
+
+	// The lockfile as lock wrote it builds and verifies.
+	if _, err := WriteLock(spec, lockPath, honest); err != nil {
+		t.Fatal(err)
+	}
+	if err := build(spec, honest, true); err != nil {
+		t.Fatal(err)
+	}
+	reports, err := Verify(ctx, spec, honest, VerifyOptions{OutputDir: out})
+	if err != nil || !reports[0].OK() {
+		t.Fatalf("honest lockfile: %v %+v", err, reports)
+	}
+}

@@ -16,12 +16,14 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 
+	"github.com/hashicorp/go-multierror"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/sums"
+	"github.com/airgap-bundle/airgap-bundle/trust"
 )
 
 // VerifyOptions say which archives Verify checks.
@@ -60,8 +62,10 @@ func (r *ArchiveReport) add(ps ...archive.Problem) {
 // size, index.json and manifest.json agree with each other and with the
 // blobs, every locked image and platform is there with the locked digests
 // (the filtered digest in "filtered" groups), nothing else is (no other
-// image, platform or blob), and SHA256SUMS in the output directory has the
-// archive's checksum. A missing or unreadable archive is a problem of its
+// image, platform or blob), SHA256SUMS in the output directory has the
+// archive's checksum, and in a group that carries signatures, the
+// signatures the spec requires verify from the archive's own copies (see
+// verifyCarriedSignatures). A missing or unreadable archive is a problem of its
 // report, not an error; errors are for a group missing from lock.
 func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts VerifyOptions) ([]ArchiveReport, error) {
 	out := OutputDir(spec, opts.OutputDir)
@@ -93,6 +97,7 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 			}
 			r.add(c.Strays()...)
 			verifyLocked(&r, c, lock.Group(g.Name))
+			verifyCarriedSignatures(ctx, &r, c, spec, g, lock.Group(g.Name))
 		}
 		if r.SHA256 != "" {
 			switch sum, ok := recorded[r.Name]; {
@@ -345,4 +350,79 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 			}
 		}
 	}
+}
+
+// verifyCarriedSignatures checks, for a group whose archive carries
+// signatures, that every image the spec requires signatures of has them
+// in the archive: the signature manifests the lockfile records, read from
+// the archive with their layers, must verify with the spec's keys for the
+// manifests the archive holds (trust.CheckRecorded), so neither an edited
+// lockfile nor an edited archive passes. Without carried signatures there
+// is nothing in the archive to check them against; build checked them.
+// The registry's index of an image in a "filtered" group is not in its
+// archive, so only its platforms' signatures (verify-platforms) are
+// checked there.
+func verifyCarriedSignatures(ctx context.Context, r *ArchiveReport, c *archive.Contents, spec *config.Spec, g *config.Group, lg *lockfile.Group) {
+	if !lg.Attachments || c.Index == nil {
+		return
+	}
+	for i := range lg.Images {
+		e := &lg.Images[i]
+		ref, err := image.ParseReference(e.Ref, "")
+		if err != nil {
+			continue // reported by verifyLocked
+		}
+		reqs := spec.SignatureRequirements(g, ref)
+		if len(reqs) == 0 {
+			continue
+		}
+		var opts trust.RecordedOptions
+		if lg.Index == image.IndexFiltered && e.IsIndex() {
+			opts.Absent = []string{e.Digest}
+		}
+		err = trust.CheckRecorded(ctx, ref, e, reqs, archiveStore{c}, opts)
+		if err == nil {
+			continue
+		}
+		errs := []error{err}
+		var m *multierror.Error
+		if errors.As(err, &m) {
+			errs = m.Errors
+		}
+		for _, err := range errs {
+			p := archive.Problem{Kind: archive.KindSignatureRejected, Image: ref.StoredName(), Detail: err.Error()}
+			var te *trust.Error
+			if errors.As(err, &te) {
+				p.Digest, p.Platform = digest.Digest(te.Manifest), te.Platform
+			}
+			r.add(p)
+		}
+	}
+}
+
+// archiveStore reads what trust.CheckRecorded needs from an archive's
+// blobs, each whole and under its own name.
+type archiveStore struct{ c *archive.Contents }
+
+func (s archiveStore) Manifest(_ context.Context, d digest.Digest) ([]byte, error) {
+	return s.blob(d, -1)
+}
+
+func (s archiveStore) Blob(_ context.Context, d digest.Digest, size int64) ([]byte, error) {
+	return s.blob(d, size)
+}
+
+func (s archiveStore) blob(d digest.Digest, size int64) ([]byte, error) {
+	b := s.c.Blobs[d]
+	switch {
+	case b == nil:
+		return nil, fmt.Errorf("%s is not in the archive", d)
+	case b.ComputedDigest != d || size >= 0 && b.Size != size:
+		return nil, fmt.Errorf("%s in the archive is corrupt", d)
+	}
+	data, ok := s.c.BlobDocument(d)
+	if !ok {
+		return nil, fmt.Errorf("%s in the archive is not a JSON document of at most %d bytes", d, s.c.MaxDocumentSize)
+	}
+	return data, nil
 }

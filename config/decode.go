@@ -187,6 +187,9 @@ type decoder struct {
 	errs *errorList
 	// registriesFile accepts a file with only a registries table.
 	registriesFile bool
+	// defaultRegistry is the spec's, once decoded: scopes are read
+	// against it as image references are.
+	defaultRegistry string
 }
 
 func (d *decoder) pos(path ...any) errdefs.Pos {
@@ -268,6 +271,7 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 			s.DefaultRegistry = *raw.DefaultRegistry
 		}
 	}
+	d.defaultRegistry = s.DefaultRegistry
 	if raw.Platforms != nil {
 		set, errs := image.ParsePlatformSet(*raw.Platforms)
 		for _, e := range errs {
@@ -297,21 +301,30 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		}
 	}
 
+	// Scopes are told apart by what they name: "busybox" and
+	// "docker.io/library/busybox" are one scope written twice.
 	scopes := map[string]int{}
 	for i, rs := range raw.Signatures {
 		r := d.signature(rs, []any{"signatures", i}, fmt.Sprintf("signatures #%d", i+1), true)
 		if r == nil {
 			continue
 		}
-		if first, dup := scopes[r.Scope]; dup {
+		key := ""
+		if len(r.Names) > 0 {
+			key = r.Names[0]
+		}
+		if first, dup := scopes[key]; dup {
 			what := "an unscoped entry (the default)"
 			if r.Scope != "" {
 				what = fmt.Sprintf("scope %q", r.Scope)
+				if key != r.Scope {
+					what += " (" + key + ")"
+				}
 			}
 			d.add([]any{"signatures", i}, "signatures #%d: %s is also given at line %d; one entry per scope", i+1, what, d.loc.Line("signatures", first))
 			continue
 		}
-		scopes[r.Scope] = i
+		scopes[key] = i
 		s.Signatures = append(s.Signatures, r)
 	}
 

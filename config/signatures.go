@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.podman.io/image/v5/docker/reference"
+
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
@@ -26,9 +28,13 @@ const (
 // that matches it (the unscoped entry when none does) and its group's.
 type SignatureRequirement struct {
 	Require string // one of the Require* constants
-	// Scope is host[:port] or host[:port]/repository-prefix; empty for the
-	// spec's default entry and for a group's.
+	// Scope is host[:port] or host[:port]/repository-prefix as written;
+	// empty for the spec's default entry and for a group's.
 	Scope string
+	// Names are what Scope stands for, normalised as an image reference
+	// written the same way would be (see scopeNames): the first is its
+	// reading as a reference, a second the literal docker.io namespace.
+	Names []string
 	Group string // the group whose requirement this is, if any
 	// Keys are the public keys of which one must have signed (sigstoreSigned
 	// with key or keys).
@@ -80,6 +86,8 @@ func (r *SignatureRequirement) Where() string {
 	switch {
 	case r.Group != "":
 		return fmt.Sprintf("group %q signatures", r.Group)
+	case r.Scope != "" && len(r.Names) > 0 && r.Names[0] != r.Scope:
+		return fmt.Sprintf("signatures scope %q (%s)", r.Scope, r.Names[0])
 	case r.Scope != "":
 		return fmt.Sprintf("signatures scope %q", r.Scope)
 	}
@@ -105,14 +113,31 @@ func (r *SignatureRequirement) String() string {
 	return s + " (" + r.Where() + ")"
 }
 
-// Matches says whether a scoped requirement applies to ref: its scope is
-// the reference's host or a prefix of its repository at a '/' boundary.
+// Matches says whether a scoped requirement applies to ref: one of its
+// names is the reference's host or a prefix of its repository at a '/'
+// boundary.
 func (r *SignatureRequirement) Matches(ref image.Reference) bool {
+	return r.match(ref) >= 0
+}
+
+// match is the length of the longest of r's names that matches ref (0 for
+// an unscoped requirement), or -1: the more of the name a scope covers,
+// the more specific it is.
+func (r *SignatureRequirement) match(ref image.Reference) int {
 	if r.Scope == "" {
-		return true
+		return 0
 	}
-	name := ref.Name()
-	return name == r.Scope || strings.HasPrefix(name, r.Scope+"/")
+	names := r.Names
+	if len(names) == 0 {
+		names = []string{r.Scope}
+	}
+	name, best := ref.Name(), -1
+	for _, n := range names {
+		if (name == n || strings.HasPrefix(name, n+"/")) && len(n) > best {
+			best = len(n)
+		}
+	}
+	return best
 }
 
 // SignatureRequirements returns what an image of group g must satisfy: the
@@ -121,12 +146,16 @@ func (r *SignatureRequirement) Matches(ref image.Reference) bool {
 // empty result means no signature policy applies.
 func (s *Spec) SignatureRequirements(g *Group, ref image.Reference) []*SignatureRequirement {
 	var best, def *SignatureRequirement
+	bestLen := -1
 	for _, r := range s.Signatures {
-		switch {
-		case r.Scope == "":
+		if r.Scope == "" {
 			def = r
-		case r.Matches(ref) && (best == nil || len(r.Scope) > len(best.Scope)):
-			best = r
+			continue
+		}
+		// Entries name different repositories (decode refuses two with
+		// the same reading), so two matches never cover the same length.
+		if n := r.match(ref); n > bestLen {
+			best, bestLen = r, n
 		}
 	}
 	if best == nil {
@@ -200,8 +229,10 @@ func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped boo
 			d.add(at("scope"), "%s: scope belongs in a top-level [[signatures]] entry; a group's signatures apply to its images", label)
 		} else if s := *raw.Scope; !validScope(s) {
 			d.add(at("scope"), "%s: scope %q is not host[:port] or host[:port]/repository (no scheme, tag or digest)", label, s)
+		} else if names, err := scopeNames(s, d.defaultRegistry); err != nil {
+			d.add(at("scope"), "%s: scope %q names no repository an image could have: %v", label, s, err)
 		} else {
-			r.Scope = s
+			r.Scope, r.Names = s, names
 		}
 	}
 	switch raw.Require {
@@ -359,6 +390,47 @@ func validScope(s string) bool {
 		return true
 	}
 	return locationRE.MatchString(s) && !strings.HasSuffix(path, "/") && !strings.Contains(path, ":")
+}
+
+// scopeNames reads a scope the way an image reference written the same
+// way is read, so that a scope matches the images it names: "busybox" and
+// "docker.io/busybox" are docker.io/library/busybox, as "busybox:1.36" is;
+// "team/app" is on the default registry; "index.docker.io" is docker.io.
+// A first component with a dot or a port, or localhost (or a bracketed
+// IPv6 address), is a host, as in references; a scope of a host alone
+// covers that registry.
+//
+// A docker.io scope written with the host and one path component
+// ("docker.io/untrusted") also keeps its literal reading, the namespace
+// docker.io/untrusted/...: that is what such a scope matched before
+// references were normalised, and "reject" must not silently stop
+// covering it.
+func scopeNames(s, defaultRegistry string) ([]string, error) {
+	first, rest, hasPath := strings.Cut(s, "/")
+	if !hasPath && isHost(first) {
+		named, err := reference.ParseNormalizedNamed(first + "/x")
+		if err != nil {
+			return nil, err
+		}
+		return []string{reference.Domain(named)}, nil
+	}
+	ref, err := image.ParseReference(s, defaultRegistry)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{ref.Name()}
+	if hasPath && isHost(first) && reference.Domain(ref.Named) == "docker.io" && !strings.Contains(rest, "/") {
+		if literal := "docker.io/" + rest; literal != names[0] {
+			names = append(names, literal)
+		}
+	}
+	return names, nil
+}
+
+// isHost says whether the first component of a scope is a registry host,
+// by the rule of the reference grammar (see image.ParseReference).
+func isHost(first string) bool {
+	return strings.ContainsAny(first, ".:[") || first == "localhost" || strings.ToLower(first) != first
 }
 
 // KeyFingerprint reads a PEM public key (as cosign writes cosign.pub) and

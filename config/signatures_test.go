@@ -187,3 +187,114 @@ func TestKeyFingerprintStable(t *testing.T) {
 		t.Fatalf("%q %q %v %v", a, b, err1, err2)
 	}
 }
+
+// A scope is read as an image reference written the same way: "busybox"
+// and "docker.io/busybox" are docker.io/library/busybox, so a reject
+// there refuses busybox:1.36. Issue 15, defect 3: they matched nothing.
+func TestScopesAreNormalisedAsReferences(t *testing.T) {
+	p := writeSpec(t, `
+[[signatures]]
+scope = "docker.io/busybox"
+require = "reject"
+
+[[signatures]]
+scope = "nginx"
+require = "reject"
+
+[[signatures]]
+scope = "library/redis"
+require = "reject"
+
+[[signatures]]
+scope = "index.docker.io/untrusted"
+require = "reject"
+
+[[signatures]]
+scope = "index.docker.io"
+require = "sigstoreSigned"
+key = "k.pub"
+
+[[signatures]]
+scope = "localhost:5000"
+require = "reject"
+
+[[group]]
+name = "g"
+images = ["busybox:1.36", "docker.io/library/busybox@sha256:`+strings.Repeat("a", 64)+`", "nginx", "redis:7", "untrusted:1", "docker.io/untrusted/x:1", "alpine:3", "docker.io/busyboxer/x:1", "docker.io/busybox/tools:1", "docker.io/nginx/nginx-ingress:1", "localhost:5000/x:1"]
+`, map[string]string{"k.pub": pubKeyPEM(t)})
+	s, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.Group("g")
+	want := map[string]string{
+		"busybox:1.36": "reject (signatures scope \"docker.io/busybox\" (docker.io/library/busybox))",
+		"docker.io/library/busybox@sha256:" + strings.Repeat("a", 64): "reject (signatures scope \"docker.io/busybox\" (docker.io/library/busybox))",
+		"nginx":   "reject (signatures scope \"nginx\" (docker.io/library/nginx))",
+		"redis:7": "reject (signatures scope \"library/redis\" (docker.io/library/redis))",
+		// "docker.io/untrusted" is the official image and, as the README's
+		// example means it, the namespace.
+		"untrusted:1":               "reject (signatures scope \"index.docker.io/untrusted\" (docker.io/library/untrusted))",
+		"docker.io/untrusted/x:1":   "reject (signatures scope \"index.docker.io/untrusted\" (docker.io/library/untrusted))",
+		"docker.io/busybox/tools:1": "reject (signatures scope \"docker.io/busybox\" (docker.io/library/busybox))",
+		// Not covered by a more specific scope: the registry's.
+		"alpine:3":                        "sigstoreSigned by key k.pub (signatures scope \"index.docker.io\" (docker.io))",
+		"docker.io/busyboxer/x:1":         "sigstoreSigned by key k.pub (signatures scope \"index.docker.io\" (docker.io))",
+		"docker.io/nginx/nginx-ingress:1": "sigstoreSigned by key k.pub (signatures scope \"index.docker.io\" (docker.io))",
+		"localhost:5000/x:1":              "reject (signatures scope \"localhost:5000\")",
+	}
+	for _, img := range g.Images {
+		var got []string
+		for _, r := range s.SignatureRequirements(g, img.Ref) {
+			got = append(got, r.String())
+		}
+		if w, ok := want[img.Ref.Written]; !ok || strings.Join(got, "; ") != w {
+			t.Errorf("%s (%s):\n got %q\nwant %q", img.Ref.Written, img.Ref, got, w)
+		}
+	}
+	if got := strings.Join(s.SigstoreHosts(), ","); got != "docker.io" {
+		t.Errorf("sigstore hosts %q", got)
+	}
+
+	// On another default registry, a scope without a host is there, as
+	// the spec's images are.
+	p = writeSpec(t, "default-registry = \"registry.corp:5000\"\n[[signatures]]\nscope = \"team/app\"\nrequire = \"reject\"\n[[group]]\nname = \"g\"\nimages = [\"team/app:1\", \"team/application:1\", \"docker.io/team/app:1\"]\n", nil)
+	if s, err = Load(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range s.Group("g").Images {
+		rejected := len(s.SignatureRequirements(s.Group("g"), img.Ref)) > 0
+		if rejected != (img.Ref.Written == "team/app:1") {
+			t.Errorf("%s (%s): rejected %v", img.Ref.Written, img.Ref, rejected)
+		}
+	}
+}
+
+// Two scopes that name the same repository are one scope written twice,
+// reported at the second with the line of the first; a scope that no
+// image reference could have is refused at its line.
+func TestScopeErrorsAfterNormalising(t *testing.T) {
+	g := "\n[[group]]\nname = \"a\"\nimages = [\"x\"]\n"
+	for _, c := range []struct {
+		name, spec, want string
+		line             int
+	}{
+		{"same image", "[[signatures]]\nscope = \"busybox\"\nrequire = \"reject\"\n[[signatures]]\nscope = \"docker.io/library/busybox\"\nrequire = \"reject\"\n" + g,
+			`scope "docker.io/library/busybox" is also given at line 1`, 4},
+		{"same registry", "[[signatures]]\nscope = \"docker.io\"\nrequire = \"reject\"\n[[signatures]]\nscope = \"index.docker.io\"\nrequire = \"reject\"\n" + g,
+			`scope "index.docker.io" (docker.io) is also given at line 1`, 4},
+		{"uppercase path", "[[signatures]]\nscope = \"Registry.example.com/Team\"\nrequire = \"reject\"\n" + g, "not host[:port]", 2},
+		{"name too long", "[[signatures]]\nscope = \"" + strings.Repeat("a", 300) + "\"\nrequire = \"reject\"\n" + g, "names no repository an image could have", 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeSpec(t, c.spec, nil)
+			_, err := Load(p)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, errdefs.ErrSpec) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p+":"+strconv.Itoa(c.line)+":") {
+				t.Errorf("error %q: want %q at line %d", err, c.want, c.line)
+			}
+		})
+	}
+}

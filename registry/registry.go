@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,7 +108,7 @@ func New(s *spec.Spec, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 	regsD := empty
-	if sig := s.SigstoreHosts(); len(sig) > 0 {
+	if sig := sigstoreNamespaces(s); len(sig) > 0 {
 		regsD = filepath.Join(dir, "registries.d")
 		if err := os.Mkdir(regsD, 0o700); err != nil {
 			return nil, err
@@ -312,6 +313,26 @@ func (e *Env) Check(host string) error {
 		return fmt.Errorf("%w: %s (list it in Options.Hosts, or declare it in the spec)", ErrUnplannedHost, host)
 	}
 	return nil
+}
+
+// sigstoreNamespaces are the registries whose images need signatures and
+// their mirrors: containers/image decides whether to read sigstore
+// attachments by the endpoint that serves an image, so behind a mirror
+// the registry's own entry alone would leave every signature unread.
+func sigstoreNamespaces(s *spec.Spec) []string {
+	var out []string
+	for _, h := range s.SigstoreHosts() {
+		out = append(out, h)
+		if r, ok := s.Registries[h]; ok {
+			for _, m := range r.Mirrors {
+				if !slices.Contains(out, m.Location) {
+					out = append(out, m.Location)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // SigstoreAttachments is the registries.d configuration (see

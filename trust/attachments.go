@@ -18,19 +18,50 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
-// ReferrersAPI asks a registry's OCI 1.1 referrers API (registry.Env
-// implements it); supported is false when the registry has none.
-type ReferrersAPI interface {
-	Referrers(ctx context.Context, repo reference.Named, d digest.Digest) (index []byte, supported bool, err error)
+// Endpoint is the one place (a mirror or the registry itself) that serves
+// an image; registry.Endpoint implements it.
+type Endpoint interface {
+	// Manifest fetches a manifest by tag or digest from this endpoint
+	// only; found is false when it does not have it.
+	Manifest(ctx context.Context, ref string) (blob []byte, mediaType string, found bool, err error)
+	// Referrers asks its OCI 1.1 referrers API; supported is false when
+	// it has none.
+	Referrers(ctx context.Context, d digest.Digest) (index []byte, supported bool, err error)
+	String() string
 }
+
+// Locate returns the endpoint that serves repo@d (registry.Env.Endpoint).
+type Locate func(ctx context.Context, repo reference.Named, d digest.Digest) (Endpoint, error)
 
 // Finder looks for the artifacts attached to an image's manifests:
 // cosign's signature, attestation and SBOM tags (sha256-<hex>.sig, .att,
 // .sbom) and OCI 1.1 referrers (the referrers API, else the referrers tag
 // schema, tag sha256-<hex>).
 type Finder struct {
-	Sys       *types.SystemContext
-	Referrers ReferrersAPI // nil: the tag schema only
+	Sys *types.SystemContext
+	// Locate, when set, finds the endpoint that serves the image, and
+	// every lookup of its attachments goes there only, the referrers tag
+	// schema included when it has no referrers API. Unset, lookups go
+	// through containers/image (the registry's mirrors, then the
+	// registry, for each) and referrers through the tag schema only.
+	Locate Locate
+}
+
+// lookup is where one image's attachments are looked up.
+type lookup interface {
+	manifest(ctx context.Context, ref string) (blob []byte, mt image.MediaType, found bool, err error)
+	referrers(ctx context.Context, m digest.Digest) (index []byte, supported bool, err error)
+}
+
+func (f *Finder) lookup(ctx context.Context, repo reference.Named, top digest.Digest) (lookup, error) {
+	if f.Locate == nil {
+		return &sysLookup{sys: f.Sys, repo: repo}, nil
+	}
+	ep, err := f.Locate(ctx, repo, top)
+	if err != nil {
+		return nil, err
+	}
+	return endpointLookup{ep}, nil
 }
 
 // cosignKinds are the kinds found under cosign's tags, in lockfile order.
@@ -40,6 +71,10 @@ var cosignKinds = []string{lockfile.ArtifactSignature, lockfile.ArtifactAttestat
 // digest and each platform's), pinned by digest.
 func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error) {
 	repo := reference.TrimNamed(ref.Named)
+	at, err := f.lookup(ctx, repo, digest.Digest(e.Digest))
+	if err != nil {
+		return nil, err
+	}
 	var out []lockfile.Artifact
 	seen := map[string]bool{}
 	add := func(a lockfile.Artifact) {
@@ -51,11 +86,7 @@ func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfi
 	for _, m := range e.Manifests() {
 		for _, kind := range cosignKinds {
 			tag := lockfile.ArtifactTag(m, kind)
-			named, err := reference.WithTag(repo, tag)
-			if err != nil {
-				return nil, err
-			}
-			blob, mt, found, err := f.manifest(ctx, named)
+			blob, mt, found, err := at.manifest(ctx, tag)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", tag, err)
 			}
@@ -69,7 +100,7 @@ func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfi
 			a.Kind, a.Subject, a.Tag = kind, m, tag
 			add(a)
 		}
-		refs, err := f.referrers(ctx, repo, digest.Digest(m))
+		refs, err := referrers(ctx, at, digest.Digest(m))
 		if err != nil {
 			return nil, fmt.Errorf("referrers of %s: %w", m, err)
 		}
@@ -77,11 +108,7 @@ func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfi
 			if seen[d.Digest.String()] {
 				continue
 			}
-			named, err := reference.WithDigest(repo, d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			blob, mt, found, err := f.manifest(ctx, named)
+			blob, mt, found, err := at.manifest(ctx, d.Digest.String())
 			switch {
 			case err != nil:
 				return nil, fmt.Errorf("referrer %s of %s: %w", d.Digest, m, err)
@@ -101,22 +128,17 @@ func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfi
 	return out, nil
 }
 
-// referrers lists the manifests whose subject is m.
-func (f *Finder) referrers(ctx context.Context, repo reference.Named, m digest.Digest) ([]ocispec.Descriptor, error) {
-	if f.Referrers != nil {
-		idx, ok, err := f.Referrers.Referrers(ctx, repo, m)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return ParseReferrers(idx)
-		}
-	}
-	named, err := reference.WithTag(repo, m.Algorithm().String()+"-"+m.Encoded())
+// referrers lists the manifests whose subject is m: from the referrers
+// API, else from the referrers tag schema of the same place.
+func referrers(ctx context.Context, at lookup, m digest.Digest) ([]ocispec.Descriptor, error) {
+	idx, ok, err := at.referrers(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	blob, mt, found, err := f.manifest(ctx, named)
+	if ok {
+		return ParseReferrers(idx)
+	}
+	blob, mt, found, err := at.manifest(ctx, m.Algorithm().String()+"-"+m.Encoded())
 	if err != nil || !found {
 		return nil, err
 	}
@@ -164,14 +186,54 @@ func artifactOf(blob []byte, mt image.MediaType) (lockfile.Artifact, error) {
 	return lockfile.Artifact{Digest: digest.FromBytes(blob).String(), MediaType: mt, Size: m.TotalSize()}, nil
 }
 
-// manifest fetches the manifest named (by tag or digest); found is false
+// endpointLookup asks the one endpoint that serves the image.
+type endpointLookup struct{ ep Endpoint }
+
+func (l endpointLookup) manifest(ctx context.Context, ref string) ([]byte, image.MediaType, bool, error) {
+	blob, t, found, err := l.ep.Manifest(ctx, ref)
+	if err != nil || !found {
+		return nil, "", false, err
+	}
+	mt := image.MediaType(t)
+	if !mt.IsImage() {
+		return nil, "", false, fmt.Errorf("%s at %s: media type %q is not a manifest or index", ref, l.ep, t)
+	}
+	return blob, mt, true, nil
+}
+
+func (l endpointLookup) referrers(ctx context.Context, m digest.Digest) ([]byte, bool, error) {
+	return l.ep.Referrers(ctx, m)
+}
+
+// sysLookup asks through containers/image, which tries the registry's
+// mirrors and then the registry for each manifest; it has no referrers
+// API.
+type sysLookup struct {
+	sys  *types.SystemContext
+	repo reference.Named
+}
+
+func (l *sysLookup) referrers(context.Context, digest.Digest) ([]byte, bool, error) {
+	return nil, false, nil
+}
+
+// manifest fetches the manifest ref (a tag or a digest); found is false
 // when the registry does not have it.
-func (f *Finder) manifest(ctx context.Context, named reference.Named) (blob []byte, mt image.MediaType, found bool, err error) {
+func (l *sysLookup) manifest(ctx context.Context, ref string) (blob []byte, mt image.MediaType, found bool, err error) {
+	var named reference.Named
+	if d, derr := digest.Parse(ref); derr == nil {
+		named, err = reference.WithDigest(l.repo, d)
+	} else {
+		named, err = reference.WithTag(l.repo, ref)
+	}
+	if err != nil {
+		return nil, "", false, err
+	}
 	dref, err := docker.NewReference(named)
 	if err != nil {
 		return nil, "", false, err
 	}
-	src, err := dref.NewImageSource(ctx, f.Sys)
+	src, err := dref.NewImageSource(ctx, l.sys)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, "", false, nil

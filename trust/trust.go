@@ -42,6 +42,12 @@ func SignatureTag(m digest.Digest) string {
 // hosts config.Spec.SigstoreHosts names).
 type Verifier struct {
 	Sys *types.SystemContext
+	// Locate, when set, finds the endpoint that serves the image; its
+	// signature tags are read there only, as containers/image reads the
+	// signatures it verifies. Unset, they are read through
+	// containers/image, which asks the registry after a mirror that
+	// lacks one.
+	Locate Locate
 }
 
 // Verify checks the pinned image e of ref against reqs and returns what
@@ -77,6 +83,14 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 		return nil, fmt.Errorf("opening %s: %w", named, err)
 	}
 	defer src.Close()
+	var at lookup = &sysLookup{sys: v.Sys, repo: reference.TrimNamed(ref.Named)}
+	if v.Locate != nil {
+		ep, err := v.Locate(ctx, reference.TrimNamed(ref.Named), digest.Digest(e.Digest))
+		if err != nil {
+			return nil, err
+		}
+		at = endpointLookup{ep}
+	}
 	type target struct {
 		manifest digest.Digest
 		platform string // "" for the image's own digest
@@ -94,7 +108,7 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 			if !r.NeedsSignatures() || t.platform != "" && !r.VerifyPlatforms {
 				continue
 			}
-			s, err := v.verifyOne(ctx, named, src, t.manifest, t.manifest.String() != e.Digest, r)
+			s, err := verifyOne(ctx, at, src, t.manifest, t.manifest.String() != e.Digest, r)
 			if err != nil {
 				err.Image, err.Registry, err.Platform = ref.String(), ref.Domain(), t.platform
 				errs = append(errs, err)
@@ -117,7 +131,9 @@ type candidate struct {
 	identity string
 }
 
-func candidates(r *config.SignatureRequirement) ([]candidate, error) {
+// candidates returns the ways to satisfy r, each accepting signatures
+// whose identity ident accepts.
+func candidates(r *config.SignatureRequirement, ident signature.PolicyReferenceMatch) ([]candidate, error) {
 	var rekor []signature.PRSigstoreSignedOption
 	if len(r.RekorKeys) > 0 {
 		// The keys as config read and checked them (within their cap), not
@@ -128,9 +144,7 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 		}
 		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyDatas(datas))
 	}
-	// cosign names the repository alone in its payload; the payload's
-	// manifest digest binds the signature to the image.
-	ident := signature.PRSigstoreSignedWithSignedIdentity(signature.NewPRMMatchRepository())
+	identity := signature.PRSigstoreSignedWithSignedIdentity(ident)
 	var out []candidate
 	if r.Fulcio != nil {
 		f, err := signature.NewPRSigstoreSignedFulcio(
@@ -140,14 +154,14 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr, err := signature.NewPRSigstoreSigned(append(rekor, signature.PRSigstoreSignedWithFulcio(f), ident)...)
+		pr, err := signature.NewPRSigstoreSigned(append(rekor, signature.PRSigstoreSignedWithFulcio(f), identity)...)
 		if err != nil {
 			return nil, err
 		}
 		return []candidate{{req: pr, identity: r.Fulcio.Identity()}}, nil
 	}
 	for _, k := range r.Keys {
-		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyData(k.Data), ident)...)
+		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyData(k.Data), identity)...)
 		if err != nil {
 			return nil, err
 		}
@@ -159,14 +173,16 @@ func candidates(r *config.SignatureRequirement) ([]candidate, error) {
 // verifyOne checks manifest m (an instance of src's index when instance)
 // against r: with each of r's keys in turn until one accepts, so the
 // record names the key that signed.
-func (v *Verifier) verifyOne(ctx context.Context, named reference.Named, src types.ImageSource, m digest.Digest, instance bool, r *config.SignatureRequirement) (*lockfile.Signature, *Error) {
+func verifyOne(ctx context.Context, at lookup, src types.ImageSource, m digest.Digest, instance bool, r *config.SignatureRequirement) (*lockfile.Signature, *Error) {
 	fail := &Error{Manifest: m.String(), Requirement: r.String()}
-	cands, err := candidates(r)
+	// cosign names the repository alone in its payload; the payload's
+	// manifest digest binds the signature to the image.
+	cands, err := candidates(r, signature.NewPRMMatchRepository())
 	if err != nil {
 		fail.Reason, fail.Err = "the requirement is not usable", err
 		return nil, fail
 	}
-	before, err := v.signatureManifest(ctx, named, m)
+	before, err := signatureManifest(ctx, at, m)
 	if err != nil {
 		fail.Reason, fail.Err = "reading the signature manifest "+SignatureTag(m), err
 		return nil, fail
@@ -189,7 +205,7 @@ func (v *Verifier) verifyOne(ctx context.Context, named reference.Named, src typ
 			}
 			continue
 		}
-		after, err := v.signatureManifest(ctx, named, m)
+		after, err := signatureManifest(ctx, at, m)
 		if err != nil || after != before {
 			fail.Reason = "the signature manifest " + SignatureTag(m) + " changed while it was verified; run lock again"
 			return nil, fail
@@ -216,29 +232,10 @@ func allowed(ctx context.Context, src types.ImageSource, m digest.Digest, instan
 }
 
 // signatureManifest returns the digest of the signature manifest of m, or
-// "" when the registry has none.
-func (v *Verifier) signatureManifest(ctx context.Context, named reference.Named, m digest.Digest) (digest.Digest, error) {
-	tagged, err := reference.WithTag(reference.TrimNamed(named), SignatureTag(m))
-	if err != nil {
-		return "", err
-	}
-	dref, err := docker.NewReference(tagged)
-	if err != nil {
-		return "", err
-	}
-	src, err := dref.NewImageSource(ctx, v.Sys)
-	if err != nil {
-		if isNotFound(err) {
-			return "", nil
-		}
-		return "", err
-	}
-	defer src.Close()
-	blob, _, err := src.GetManifest(ctx, nil)
-	if err != nil {
-		if isNotFound(err) {
-			return "", nil
-		}
+// "" when there is none.
+func signatureManifest(ctx context.Context, at lookup, m digest.Digest) (digest.Digest, error) {
+	blob, _, found, err := at.manifest(ctx, SignatureTag(m))
+	if err != nil || !found {
 		return "", err
 	}
 	return manifest.Digest(blob)

@@ -10,13 +10,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/signature"
@@ -125,6 +128,11 @@ signatures = { require = "sigstoreSigned", key = "other.pub" }
 	}
 	if len(sigs) != 1 || sigs[0].Manifest != dg || sigs[0].Key != "cosign.pub" || !strings.HasPrefix(sigs[0].Digest, "sha256:") {
 		t.Fatalf("records: %+v", sigs)
+	}
+	// What was recorded verifies again offline, from the stored content.
+	e.Signatures = sigs
+	if err := trust.CheckRecorded(ctx, good.Images[0].Ref, e, spec.SignatureRequirements(good, good.Images[0].Ref), regStore{t, reg, []string{"cimage/app"}}, trust.RecordedOptions{TempDir: t.TempDir()}); err != nil {
+		t.Fatalf("recorded signature, offline: %v", err)
 	}
 
 	bad := spec.Group("other")
@@ -309,4 +317,85 @@ images = ["%[1]s/keyless/good:v1", "%[1]s/keyless/other:v1"]
 	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "mallory@example.com") {
 		t.Fatalf("another e-mail: %v", err)
 	}
+
+	// Offline, from the stored content: the record verifies again; the
+	// same record moved onto the other image does not, and neither does
+	// the other image's own signature recorded under the required
+	// identity.
+	st := regStore{t, reg, []string{"keyless/good", "keyless/other"}}
+	opts := trust.RecordedOptions{TempDir: t.TempDir()}
+	e := entry(good)
+	e.Signatures = sigs
+	if err := trust.CheckRecorded(ctx, g.Images[0].Ref, e, spec.SignatureRequirements(g, g.Images[0].Ref), st, opts); err != nil {
+		t.Fatalf("recorded keyless signature, offline: %v", err)
+	}
+	moved := entry(other)
+	moved.Signatures = []lockfile.Signature{{Manifest: other, Digest: sigs[0].Digest, Identity: sigs[0].Identity}}
+	err = trust.CheckRecorded(ctx, g.Images[1].Ref, moved, spec.SignatureRequirements(g, g.Images[1].Ref), st, opts)
+	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("a record moved to another image: %v", err)
+	}
+	otherSig := regStore{t, reg, []string{"keyless/other"}}.tag("keyless/other", trust.SignatureTag(digest.Digest(other)))
+	moved.Signatures[0].Digest = otherSig
+	err = trust.CheckRecorded(ctx, g.Images[1].Ref, moved, spec.SignatureRequirements(g, g.Images[1].Ref), st, opts)
+	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "mallory@example.com") {
+		t.Fatalf("another e-mail, offline: %v", err)
+	}
+}
+
+// regStore reads manifests and blobs straight from a test registry, from
+// the first of repos that has them, checked against their digests: the
+// content a build's cache would hold.
+type regStore struct {
+	t     *testing.T
+	reg   *testregistry.Registry
+	repos []string
+}
+
+func (s regStore) get(path string) ([]byte, int) {
+	req, _ := http.NewRequest(http.MethodGet, s.reg.URL()+"/v2/"+path, nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+	res, err := s.reg.Transport().RoundTrip(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b, res.StatusCode
+}
+
+func (s regStore) fetch(kind string, d digest.Digest) ([]byte, error) {
+	for _, r := range s.repos {
+		if b, code := s.get(r + "/" + kind + "/" + d.String()); code == http.StatusOK {
+			if digest.FromBytes(b) != d {
+				return nil, fmt.Errorf("%s: wrong content", d)
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: not found", d)
+}
+
+// tag returns the digest of the manifest tagged tag in repo.
+func (s regStore) tag(repo, tag string) string {
+	b, code := s.get(repo + "/manifests/" + tag)
+	if code != http.StatusOK {
+		s.t.Fatalf("%s:%s: status %d", repo, tag, code)
+	}
+	return digest.FromBytes(b).String()
+}
+
+func (s regStore) Manifest(_ context.Context, d digest.Digest) ([]byte, error) {
+	return s.fetch("manifests", d)
+}
+
+func (s regStore) Blob(_ context.Context, d digest.Digest, size int64) ([]byte, error) {
+	b, err := s.fetch("blobs", d)
+	if err == nil && int64(len(b)) != size {
+		return nil, fmt.Errorf("%s: %d bytes, want %d", d, len(b), size)
+	}
+	return b, err
 }

@@ -35,7 +35,12 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 
 Images come from the lockfile. If the lockfile is missing or out of date,
 build first updates it as "lock" does; with --locked it refuses instead
-(exit 3), so CI builds exactly what was reviewed. Blobs are fetched once
+(exit 3), so CI builds exactly what was reviewed. The lockfile is not
+taken as proof of signatures: for every image the spec requires signatures
+of, build fetches the signature manifests the lockfile records and checks
+them with the spec's keys against the pinned manifests before anything is
+written (exit 1, naming image, digest and key, when one does not verify).
+Blobs are fetched once
 into a verified cache and archives are written from it. Every archive is
 written completely before any replaces the previous one; then all are put in
 place together with SHA256SUMS, so a failed or interrupted build changes

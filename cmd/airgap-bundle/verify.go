@@ -30,7 +30,11 @@ the lockfile: every blob hashes to its name and has its size, index.json and
 manifest.json agree with each other and with the blobs, every locked image
 and platform is there with the locked digests (the filtered-digest for
 index = "filtered" groups), nothing else is (no other image, name, platform
-or blob), and SHA256SUMS has each archive's checksum.
+or blob), and SHA256SUMS has each archive's checksum. In a group that
+carries signatures, each signature the spec requires is verified with the
+spec's keys from the archive's own copies of the signature manifests the
+lockfile records (the registry's index of a "filtered" group is not in the
+archive: there only platform signatures are checked).
 
 verify ARCHIVE... checks archives on their own (blob hashes, index.json
 against manifest.json, every reference resolvable): ours, or what docker
