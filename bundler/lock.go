@@ -3,19 +3,16 @@ package bundler
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 
 	"golang.org/x/sync/errgroup"
 
@@ -302,7 +299,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 			mu.Lock()
 			defer mu.Unlock()
 			if he == nil && err != nil && !mirrored(spec, host) {
-				if reason, ok := connectionFailure(err); ok {
+				if reason, ok := registry.Unreachable(host, err); ok {
 					if he = dead[host]; he == nil {
 						he = &HostError{Host: host, Reason: reason, Err: err}
 						dead[host] = he
@@ -533,7 +530,7 @@ func (e *HostError) Error() string {
 		what = "groups"
 	}
 	msg := fmt.Sprintf("%s: registry %s is unreachable (%s): %d %s of %s %s not resolved", e.Pos, e.Host, e.Reason, e.Images, noun, what, strings.Join(gs, ", "))
-	if e.Reason == reasonTLSVerify {
+	if errors.Is(e.Err, registry.ErrTLS) {
 		// The first failure carries the hint (give the CA).
 		msg += ": " + e.Err.Error()
 	}
@@ -545,8 +542,6 @@ func (e *HostError) Position() errdefs.Pos { return e.Pos }
 
 func (e *HostError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry} }
 
-const reasonTLSVerify = "TLS verification failed"
-
 // mirrored says whether a registry has mirrors. Its images are then tried
 // at several endpoints, and containers/image keeps only the last failure
 // (the registry's own) in the error chain: an unreachable registry behind a
@@ -555,44 +550,4 @@ const reasonTLSVerify = "TLS verification failed"
 func mirrored(spec *config.Spec, host string) bool {
 	r, ok := spec.Registries[host]
 	return ok && len(r.Mirrors) > 0
-}
-
-// connectionFailure says whether err means the registry host could not be
-// talked to at all, and why, as opposed to an answer about one image
-// (manifest unknown, denied, a missing platform).
-func connectionFailure(err error) (string, bool) {
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	var recErr tls.RecordHeaderError
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsTimeout {
-			return "DNS timeout", true
-		}
-		return "no such host", true
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused", true
-	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
-		return "no route to host", true
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset", true
-	case errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid):
-		return reasonTLSVerify, true
-	case errors.As(err, &recErr):
-		return "TLS handshake failed: not a TLS server", true
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
-		return "timeout", true
-	case errors.As(err, &opErr):
-		if strings.Contains(opErr.Error(), "tls:") || strings.Contains(opErr.Error(), "handshake") {
-			return "TLS handshake failed", true
-		}
-		if opErr.Op == "dial" {
-			return "cannot connect", true
-		}
-	}
-	return "", false
 }

@@ -7,16 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"github.com/docker/distribution/registry/api/errcode"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"go.podman.io/image/v5/docker"
 
 	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 )
@@ -130,60 +122,6 @@ type RetryAfterError struct {
 
 func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
-
-// Transient reports whether err may go away on its own: a timeout or stall,
-// a reset connection, a body cut short, HTTP 408, 429 or 5xx. Refused
-// connections, unknown hosts, authentication failures, missing manifests
-// and blobs, and cancellation are not.
-func Transient(err error) bool {
-	switch {
-	case err == nil:
-		return false
-	case errors.Is(err, ErrResponseTimeout), errors.Is(err, ErrStalled), errors.Is(err, ErrCorruptBody):
-		return true // our own timeouts cancel the request: checked before Canceled
-	case errors.Is(err, context.Canceled):
-		return false
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, docker.ErrTooManyRequests), errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	var status docker.UnexpectedHTTPStatusError
-	if errors.As(err, &status) {
-		return transientStatus(status.StatusCode)
-	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return transientStatus(te.StatusCode)
-	}
-	var ec errcode.Error
-	if errors.As(err, &ec) {
-		if ec.Code == errcode.ErrorCodeUnavailable || ec.Code == errcode.ErrorCodeTooManyRequests {
-			return true
-		}
-		return transientStatus(ec.Code.Descriptor().HTTPStatusCode)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	// A refused connection, an unknown host or an unreachable network is
-	// a wrong address far more often than a passing fault: it fails at
-	// once (and lock reports it once per registry).
-	// containers/image reports an HTTP status it has no type for only in
-	// its message ("StatusCode: 503, ...").
-	msg := err.Error()
-	for _, code := range []int{408, 429, 500, 502, 503, 504} {
-		if strings.Contains(msg, fmt.Sprintf("StatusCode: %d", code)) || strings.Contains(msg, fmt.Sprintf("status %d", code)) {
-			return true
-		}
-	}
-	return false
-}
-
-func transientStatus(code int) bool {
-	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
-}
 
 // Watch bounds one streamed request: it returns a context for the request
 // and a function to wrap its body. Until the body is wrapped, the request

@@ -59,7 +59,7 @@ images = [%q]
 
 	logBefore := len(tlsReg.Log())
 	_, err = (&Resolver{Sys: env.Sys}).Resolve(context.Background(), ref(t, std.SingleOCI.Ref(tlsReg.Host)), platforms(t, "linux/amd64"), image.IndexOriginal)
-	if !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "unknown authority") {
+	if !errors.Is(err, registry.ErrTLS) || !strings.Contains(err.Error(), "unknown authority") {
 		t.Errorf("resolving from %s (no entry) = %v; want a TLS verification failure (unknown authority)", tlsReg.Host, err)
 	}
 	// The registry never saw a request, let alone credentials.

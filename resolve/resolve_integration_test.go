@@ -232,7 +232,7 @@ func TestResolveAgainstRegistry(t *testing.T) {
 			if errors.Is(err, ErrPlatform) != c.platform {
 				t.Errorf("errors.Is(err, ErrPlatform) = %v, want %v: %v", !c.platform, c.platform, err)
 			}
-			if errors.Is(err, ErrAuth) || errors.Is(err, ErrTLS) || strings.Contains(err.Error(), "hint:") {
+			if errors.Is(err, registry.ErrAuth) || errors.Is(err, registry.ErrTLS) || strings.Contains(err.Error(), "hint:") {
 				t.Errorf("a hint that does not apply: %v", err)
 			}
 			for _, m := range c.msg {
@@ -318,11 +318,11 @@ func TestResolveTLSAndAuthHints(t *testing.T) {
 		msg  string
 	}{
 		{"CA and credentials", fmt.Sprintf("[registries.%q]\nca-file = %q\nauth = { username = \"ci\", password-env = \"REG_PASSWORD\" }\n", h, reg.CAFile), nil, ""},
-		{"no CA", fmt.Sprintf("[registries.%q]\nauth = { username = \"ci\", password-env = \"REG_PASSWORD\" }\n", h), ErrTLS,
+		{"no CA", fmt.Sprintf("[registries.%q]\nauth = { username = \"ci\", password-env = \"REG_PASSWORD\" }\n", h), registry.ErrTLS,
 			fmt.Sprintf("hint: give the registry's CA with registries.%q.ca-file", h)},
-		{"no credentials", fmt.Sprintf("[registries.%q]\nca-file = %q\n", h, reg.CAFile), ErrAuth,
+		{"no credentials", fmt.Sprintf("[registries.%q]\nca-file = %q\n", h, reg.CAFile), registry.ErrAuth,
 			fmt.Sprintf("hint: registry %s refused the credentials; set registries.%q.auth", h, h)},
-		{"wrong password", fmt.Sprintf("[registries.%q]\nca-file = %q\nauth = { username = \"ci\", password-env = \"REG_WRONG\" }\n", h, reg.CAFile), ErrAuth,
+		{"wrong password", fmt.Sprintf("[registries.%q]\nca-file = %q\nauth = { username = \"ci\", password-env = \"REG_WRONG\" }\n", h, reg.CAFile), registry.ErrAuth,
 			fmt.Sprintf("hint: registry %s refused the credentials", h)},
 	}
 	for _, c := range cases {

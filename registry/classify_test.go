@@ -1,16 +1,21 @@
 package registry
 
 import (
+	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"go.podman.io/image/v5/docker"
 )
 
 // TestReach: each cause is found behind the refused plain-HTTP fallback
@@ -72,6 +77,62 @@ func TestCheckPort(t *testing.T) {
 	for _, bad := range []string{"127.0.0.1:99999", "reg.example:0", "reg.example:", "[::1]:65536"} {
 		if err := CheckPort(bad); err == nil || !strings.Contains(err.Error(), "1-65535") {
 			t.Errorf("CheckPort(%q): %v", bad, err)
+		}
+	}
+}
+
+// Unreachable gives lock's one-line reason for every way a registry can
+// fail to answer at all, and nothing for failures of one image.
+func TestUnreachable(t *testing.T) {
+	const host = "reg.example:5000"
+	cert := &x509.Certificate{DNSNames: []string{"localhost"}}
+	for _, c := range []struct {
+		name   string
+		err    error
+		reason string // "" for not a host failure
+		tls    bool
+	}{
+		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "connection refused", false},
+		{"no such host", &net.DNSError{Err: "no such host", Name: "reg.example", IsNotFound: true}, "no such host", false},
+		{"DNS timeout", &net.DNSError{Err: "i/o timeout", Name: "reg.example", IsTimeout: true}, "DNS timeout", false},
+		{"no route", os.NewSyscallError("connect", syscall.EHOSTUNREACH), "no route to host", false},
+		{"reset", os.NewSyscallError("read", syscall.ECONNRESET), "connection reset", false},
+		{"deadline", fmt.Errorf("pinging: %w", context.DeadlineExceeded), "timeout", false},
+		{"unknown CA", x509.UnknownAuthorityError{Cert: cert}, "TLS verification failed", true},
+		{"wrong name", x509.HostnameError{Certificate: cert, Host: "reg.example"}, "TLS verification failed", true},
+		{"plain HTTP", errors.New("http: server gave HTTP response to HTTPS client"), "not a TLS server", false},
+		{"handshake", &net.OpError{Op: "remote error", Err: errors.New("tls: handshake failure")}, "TLS handshake failed", false},
+		{"other dial", &net.OpError{Op: "dial", Err: errors.New("socket: too many open files")}, "cannot connect", false},
+		{"manifest unknown", errors.New("manifest unknown"), "", false},
+		{"cancelled", context.Canceled, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reason, ok := Unreachable(host, c.err)
+			if reason != c.reason || ok != (c.reason != "") {
+				t.Fatalf("Unreachable = %q, %v; want %q", reason, ok, c.reason)
+			}
+			if got := errors.Is(Reach(host, c.err), ErrTLS); got != c.tls {
+				t.Errorf("errors.Is(Reach(...), ErrTLS) = %v, want %v", got, c.tls)
+			}
+		})
+	}
+}
+
+func TestIsAuth(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{docker.ErrUnauthorizedForCredentials{Err: errors.New("401")}, true},
+		{&transport.Error{StatusCode: http.StatusUnauthorized}, true},
+		{errors.New("reading manifest 1.0: authentication required"), true},
+		{fmt.Errorf("x: %w", ErrAuth), true},
+		{&transport.Error{StatusCode: http.StatusNotFound}, false},
+		{errors.New("manifest unknown"), false},
+		{nil, false},
+	} {
+		if got := IsAuth(c.err); got != c.want {
+			t.Errorf("IsAuth(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }
