@@ -288,21 +288,39 @@ func decompressor(raw *bufio.Reader) (io.Reader, Compression, func(), error) {
 	if err != nil {
 		return nil, None, nil, err
 	}
+	r, closeFn, err := decompressorFor(raw, comp)
+	return r, comp, closeFn, err
+}
+
+// decompressorFor returns the reader of what raw holds compressed with
+// comp, and what releases it.
+func decompressorFor(raw *bufio.Reader, comp Compression) (io.Reader, func(), error) {
 	switch comp {
 	case Gzip:
 		zr, err := gzip.NewReader(raw)
 		if err != nil {
-			return nil, comp, nil, fmt.Errorf("archive: gzip: %w", err)
+			return nil, nil, fmt.Errorf("archive: gzip: %w", err)
 		}
-		return zr, comp, func() { zr.Close() }, nil
+		return zr, func() { zr.Close() }, nil
 	case Zstd:
 		zr, err := zstd.NewReader(raw, zstd.WithDecoderMaxWindow(ZstdMaxWindow))
 		if err != nil {
-			return nil, comp, nil, fmt.Errorf("archive: zstd: %w", err)
+			return nil, nil, fmt.Errorf("archive: zstd: %w", err)
 		}
-		return zr, comp, zr.Close, nil
+		return zr, zr.Close, nil
 	}
-	return raw, None, func() {}, nil
+	return raw, func() {}, nil
+}
+
+// command is how a user decompresses the file p with standard tools.
+func (c Compression) command(p string) string {
+	switch c {
+	case Gzip:
+		return "gunzip -k " + p
+	case Zstd:
+		return "zstd -d " + p
+	}
+	return ""
 }
 
 // NewDecompressor returns a reader of the tar inside r (a .tar, .tar.gz or

@@ -5,21 +5,17 @@ package push
 // manifest documents in push order, and the names.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
-	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 )
 
 // blobSource is where one blob's bytes lie: [off, off+size) of file.
@@ -61,23 +57,20 @@ func (s *sourceImage) top() doc { return s.docs[len(s.docs)-1] }
 
 // source is one archive opened for pushing.
 type source struct {
-	path   string
-	file   *os.File
-	temp   *atomicfile.File // the decompressed copy, removed by close
-	format archive.Format
-	blobs  map[digest.Digest]blobSource
-	images []*sourceImage
+	path string
+	file *os.File // the tar blobs are read from: seekable's File
+	// seekable is the archive, or its decompressed copy (removed by close).
+	seekable *archive.Seekable
+	format   archive.Format
+	blobs    map[digest.Digest]blobSource
+	images   []*sourceImage
 }
 
 func (s *source) close() error {
-	var errs []error
-	if s.file != nil {
-		errs = append(errs, s.file.Close())
+	if s.seekable == nil {
+		return nil
 	}
-	if s.temp != nil {
-		errs = append(errs, s.temp.Abort())
-	}
-	return errors.Join(errs...)
+	return s.seekable.Close()
 }
 
 // openSource reads an archive once through archive.Read. An uncompressed
@@ -88,33 +81,17 @@ func (s *source) close() error {
 // pushed from it; the file is removed when the push ends (or by the next
 // run, if this one is killed).
 func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []error, err error) {
-	f, err := os.Open(p)
+	sk, err := archive.OpenSeekable(ctx, p, archive.SeekableOptions{Dir: tmpDir})
 	if err != nil {
 		return nil, nil, err
 	}
-	src := &source{path: p, file: f, blobs: map[digest.Digest]blobSource{}}
+	src := &source{path: p, seekable: sk, file: sk.File, blobs: map[digest.Digest]blobSource{}}
 	defer func() {
 		if err != nil {
 			src.close()
 		}
 	}()
-	zr, comp, err := archive.NewDecompressor(f)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer zr.Close()
-	var c *archive.Contents
-	if comp == archive.None {
-		c, err = archive.Read(ctx, zr, archive.ReadOptions{})
-	} else {
-		c, err = src.decompress(ctx, zr, tmpDir)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if c.Compression != archive.None {
-		return nil, nil, fmt.Errorf("archive compressed twice (%s inside)", c.Compression)
-	}
+	c := sk.Contents
 	src.format = c.Format
 	for d, b := range c.Blobs {
 		if b.ComputedDigest != d {
@@ -131,47 +108,6 @@ func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []er
 		src.images = append(src.images, img)
 	}
 	return src, problems, nil
-}
-
-// decompress writes the tar that zr decompresses to a temporary file while
-// archive.Read reads it, and makes that file the source's.
-func (src *source) decompress(ctx context.Context, zr io.Reader, tmpDir string) (*archive.Contents, error) {
-	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
-		return nil, err
-	}
-	// atomicfile's temporary name (.NAME.tmp-p<PID>-*) lets the next run
-	// (push, or build with the same cache) remove it if this one is killed.
-	tmp, err := atomicfile.CreateIn(tmpDir, filepath.Join(tmpDir, "push-"+filepath.Base(src.path)+".tar"), 0o600)
-	if err != nil {
-		return nil, err
-	}
-	name := tmp.Name()
-	fail := func(err error) (*archive.Contents, error) {
-		tmp.Abort()
-		return nil, err
-	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	c, err := archive.Read(ctx, io.TeeReader(zr, bw), archive.ReadOptions{})
-	if err != nil {
-		return fail(err)
-	}
-	// archive.Read stops at the tar's end; the rest of the stream is
-	// padding, written too so that the file is the whole tar.
-	if _, err := io.Copy(bw, zr); err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	// Never committed nor synced (a scratch copy): read back under its
-	// temporary name, then removed by close (Abort).
-	rf, err := os.Open(name)
-	if err != nil {
-		return fail(err)
-	}
-	src.file.Close()
-	src.file, src.temp = rf, tmp
-	return c, nil
 }
 
 // location records and returns where d's content lies.

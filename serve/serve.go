@@ -15,12 +15,9 @@
 package serve
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +26,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -39,14 +35,8 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
-	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
-	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	digest "github.com/opencontainers/go-digest"
 )
-
-// ErrCompressed marks a compressed archive given without an UnpackDir:
-// blobs are served in place, which needs the uncompressed tar.
-var ErrCompressed = errors.New("compressed archive")
 
 // Connection timeouts (Options take others, for tests). A blob of several
 // GiB to a node on a slow link takes as long as it takes, so a response
@@ -71,7 +61,7 @@ const (
 // Options say how archives are opened and served.
 type Options struct {
 	// UnpackDir is where compressed archives are decompressed to; empty
-	// refuses them (ErrCompressed).
+	// refuses them (archive.ErrCompressed).
 	UnpackDir string
 	// Logger gets what happens while serving (an archive that changed on
 	// disk); nil discards it.
@@ -185,7 +175,7 @@ type Archive struct {
 
 // Open reads each archive once (or each .tar in a directory given) and
 // returns the registry serving them. Compressed archives are refused
-// (ErrCompressed); so is one whose blobs do not hash to their names, and a
+// (archive.ErrCompressed); so is one whose blobs do not hash to their names, and a
 // tag two archives give different digests.
 func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archive, error) {
 	r := &Registry{blobs: map[digest.Digest][]location{}, repos: map[string]*repo{}, log: opts.Logger}
@@ -216,66 +206,19 @@ func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archi
 
 func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, error) {
 	a := Archive{Path: p}
-	f, err := os.Open(p)
+	s, err := archive.OpenSeekable(ctx, p, archive.SeekableOptions{Dir: opts.UnpackDir, Keep: true})
+	if errors.Is(err, archive.ErrCompressed) {
+		return a, fmt.Errorf("serve: %s: %w (or give serve --unpack-dir)", p, err)
+	}
 	if err != nil {
-		return a, err
+		return a, fmt.Errorf("serve: %s: %w", p, err)
 	}
-	// Told by the first bytes, before a pass over the whole file.
-	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	comp, cmd := "", ""
-	switch {
-	case bytes.HasPrefix(head[:n], []byte{0x1f, 0x8b}):
-		comp, cmd = "gzip", "gunzip -k"
-	case bytes.HasPrefix(head[:n], []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		comp, cmd = "zstd", "zstd -d"
-	}
-	if comp != "" {
-		if opts.UnpackDir == "" {
-			f.Close()
-			return a, fmt.Errorf("serve: %s: %w (%s): blobs are served in place from an uncompressed tar; give a directory to decompress it into, or decompress it yourself (%s %s)", p, ErrCompressed, comp, cmd, p)
-		}
-		a.Unpacked, err = unpack(ctx, f, opts.UnpackDir)
-		f.Close()
-		if err != nil {
-			return a, fmt.Errorf("serve: %s: %w", p, err)
-		}
-		if f, err = os.Open(a.Unpacked); err != nil {
-			return a, err
-		}
-	} else if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return a, err
-	}
-	af := &archiveFile{f: f, archive: p, path: p}
+	a.Unpacked = s.Copy
+	af := &archiveFile{f: s.File, archive: p, path: p, size: s.Info.Size(), mtime: s.Info.ModTime()}
 	if a.Unpacked != "" {
 		af.path = a.Unpacked
 	}
-	// Taken before the pass that hashes the blobs: a change during it
-	// shows too.
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return a, err
-	}
-	af.size, af.mtime = fi.Size(), fi.ModTime()
-	c, err := archive.Read(ctx, f, archive.ReadOptions{})
-	if err == nil && a.Unpacked != "" {
-		err = checkBlobs(c, a.Unpacked)
-	}
-	if err != nil && a.Unpacked != "" {
-		// A damaged copy is made again from the archive next time.
-		os.Remove(a.Unpacked)
-		err = fmt.Errorf("%w (in its decompressed copy %s, now removed: run again to decompress it anew)", err, a.Unpacked)
-	}
-	if err != nil {
-		f.Close()
-		return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
-	}
-	if c.Compression != archive.None {
-		f.Close()
-		return Archive{}, fmt.Errorf("serve: %s: %w (%s)", p, ErrCompressed, c.Compression)
-	}
+	c := s.Contents
 	r.files = append(r.files, af)
 	if err := checkBlobs(c, p); err != nil {
 		return Archive{}, fmt.Errorf("serve: %w (run airgap-bundle verify)", err)
@@ -304,47 +247,6 @@ func checkBlobs(c *archive.Contents, p string) error {
 		}
 	}
 	return nil
-}
-
-// unpack decompresses the archive f into dir as <sha256 of f>.tar, unless
-// it is there already, and returns that path. What is found there is
-// trusted no more than the archive: Read hashes every blob of it again.
-func unpack(ctx context.Context, f *os.File, dir string) (string, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, iox.ContextReader(ctx, f)); err != nil {
-		return "", err
-	}
-	target := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))+".tar")
-	if fi, err := os.Stat(target); err == nil && fi.Mode().IsRegular() {
-		return target, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("unpack directory: %w", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	tmp, err := atomicfile.Create(target, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("unpack directory: %w", err)
-	}
-	defer tmp.Close() // removes the temporary file unless published
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if _, err := archive.Decompress(ctx, bw, f); err != nil {
-		return "", err
-	}
-	if err := bw.Flush(); err != nil {
-		return "", fmt.Errorf("unpacking to %s: %w", dir, err)
-	}
-	// Not synced: a copy a crash left short fails Read's checks, and is
-	// made again once removed (the error says so).
-	if err := tmp.Publish(); err != nil {
-		return "", fmt.Errorf("unpacking to %s: %w", dir, err)
-	}
-	return target, nil
 }
 
 func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]string) error {

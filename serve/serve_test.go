@@ -280,7 +280,7 @@ func TestOpenCompressed(t *testing.T) {
 	gz := filepath.Join(t.TempDir(), "group.tar.gz")
 	os.WriteFile(gz, buf.Bytes(), 0o644)
 	_, _, err := Open(context.Background(), []string{gz}, Options{})
-	if !errors.Is(err, ErrCompressed) || !strings.Contains(err.Error(), "gunzip") {
+	if !errors.Is(err, archive.ErrCompressed) || !strings.Contains(err.Error(), "gunzip") {
 		t.Fatalf("Open .tar.gz without an unpack directory: %v", err)
 	}
 
