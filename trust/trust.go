@@ -5,14 +5,15 @@
 // attachments (tag sha256-<hex>.sig) from the registry through the run's
 // hermetic SystemContext; this package only chooses the requirements,
 // evaluates them one key at a time to learn which key signed, and records
-// the signature manifests it accepted.
+// the signature manifests it accepted. The engine is built in only with the
+// build tag containers_image_openpgp (engine.go); without it every
+// requirement that needs a signature fails (engine_stub.go).
 package trust
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/docker/distribution/registry/api/errcode"
@@ -20,9 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
-	cimage "go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
@@ -112,46 +111,9 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 // candidate is one way to satisfy a requirement: one key, or the Fulcio
 // identity.
 type candidate struct {
-	req      signature.PolicyRequirement
+	req      requirement
 	key      config.Key
 	identity string
-}
-
-func candidates(r *config.SignatureRequirement) ([]candidate, error) {
-	var rekor []signature.PRSigstoreSignedOption
-	if len(r.RekorKeys) > 0 {
-		paths := make([]string, len(r.RekorKeys))
-		for i, k := range r.RekorKeys {
-			paths[i] = k.Path
-		}
-		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyPaths(paths))
-	}
-	// cosign names the repository alone in its payload; the payload's
-	// manifest digest binds the signature to the image.
-	ident := signature.PRSigstoreSignedWithSignedIdentity(signature.NewPRMMatchRepository())
-	var out []candidate
-	if r.Fulcio != nil {
-		f, err := signature.NewPRSigstoreSignedFulcio(
-			signature.PRSigstoreSignedFulcioWithCAPath(r.Fulcio.CAFile),
-			signature.PRSigstoreSignedFulcioWithOIDCIssuer(r.Fulcio.OIDCIssuer),
-			signature.PRSigstoreSignedFulcioWithSubjectEmail(r.Fulcio.SubjectEmail))
-		if err != nil {
-			return nil, err
-		}
-		pr, err := signature.NewPRSigstoreSigned(append(rekor, signature.PRSigstoreSignedWithFulcio(f), ident)...)
-		if err != nil {
-			return nil, err
-		}
-		return []candidate{{req: pr, identity: r.Fulcio.Identity()}}, nil
-	}
-	for _, k := range r.Keys {
-		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyPath(k.Path), ident)...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, candidate{req: pr, key: k})
-	}
-	return out, nil
 }
 
 // verifyOne checks manifest m (an instance of src's index when instance)
@@ -161,7 +123,7 @@ func (v *Verifier) verifyOne(ctx context.Context, named reference.Named, src typ
 	fail := &Error{Manifest: m.String(), Requirement: r.String()}
 	cands, err := candidates(r)
 	if err != nil {
-		fail.Reason, fail.Err = "the requirement is not usable", err
+		fail.Reason, fail.Err = "the requirement is not usable: "+err.Error(), err
 		return nil, fail
 	}
 	before, err := v.signatureManifest(ctx, named, m)
@@ -196,21 +158,6 @@ func (v *Verifier) verifyOne(ctx context.Context, named reference.Named, src typ
 	}
 	fail.Reason = "signature " + before.String() + " not accepted: " + strings.Join(reasons, "; ")
 	return nil, fail
-}
-
-// allowed runs containers/image's policy engine on one manifest with a
-// policy that holds only req.
-func allowed(ctx context.Context, src types.ImageSource, m digest.Digest, instance bool, req signature.PolicyRequirement) (bool, error) {
-	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{req}})
-	if err != nil {
-		return false, err
-	}
-	defer pc.Destroy() //nolint:errcheck // only releases the policy's state
-	var inst *digest.Digest
-	if instance {
-		inst = &m
-	}
-	return pc.IsRunningImageAllowed(ctx, cimage.UnparsedInstance(src, inst))
 }
 
 // signatureManifest returns the digest of the signature manifest of m, or
@@ -257,18 +204,6 @@ func isNotFound(err error) bool {
 	}
 	// containers/image keeps its unexpected-status error type internal.
 	return strings.Contains(err.Error(), "status 404") || strings.Contains(err.Error(), "manifest unknown")
-}
-
-// reason is the policy engine's answer in one line.
-func reason(err error) string {
-	if err == nil {
-		return "rejected"
-	}
-	var pre signature.PolicyRequirementError
-	if errors.As(err, &pre) {
-		return string(pre)
-	}
-	return err.Error()
 }
 
 // Error is one signature requirement an image does not meet. It is of
