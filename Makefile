@@ -46,6 +46,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) run ./internal/linkcheck/cmd/linkcheck $$(git ls-files '*.md')
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
