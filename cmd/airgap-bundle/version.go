@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 
@@ -63,6 +64,19 @@ func signatureSupport() string {
 func userAgent() string {
 	v, _ := stamp()
 	return "airgap-bundle/" + v
+}
+
+// releaseTag matches the versions that are tags in the repository, whose
+// documentation can be linked at that tag rather than at main.
+var releaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+
+// docRef is the git ref the help text's manual links point at: the release
+// this binary is, so the page describes this binary, else main.
+func docRef() string {
+	if v, _ := stamp(); releaseTag.MatchString(v) {
+		return v
+	}
+	return "main"
 }
 
 func newVersionCmd() *cobra.Command {
