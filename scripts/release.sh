@@ -96,9 +96,11 @@ for t in $TARGETS; do
 	build . "$OUT/$(name "$t")" "$t"
 done
 # The module graph as go.mod and go.sum pin it, every module the binaries
-# may link; no serial number or timestamp, so it is reproducible too.
+# may link. Reproducible: no serial number or timestamp, and no goos/goarch
+# qualifiers in the package URLs, which would name the machine running the
+# tool rather than any release target.
 echo "sbom $CYCLONEDX"
-GOFLAGS=-buildvcs=false "$GO" run "$CYCLONEDX" mod -json -noserial -notimestamp -type application \
+GOFLAGS=-buildvcs=false "$GO" run "$CYCLONEDX" mod -json -noserial -notimestamp -short-purls -type application \
 	-output "$OUT/airgap-bundle-$VERSION.cdx.json" .
 (cd "$OUT" && LC_ALL=C sha256sum -- airgap-bundle-* >SHA256SUMS)
 echo "wrote $OUT:"
