@@ -121,7 +121,7 @@ func (c *Cache) partial(d digest.Digest) (f *os.File, shared bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("cache: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+	if tryLock(f) {
 		return f, true, nil
 	}
 	f.Close()

@@ -351,7 +351,7 @@ func TestCtrImportKeepsDigests(t *testing.T) {
 }
 
 // --all-platforms: fails on the default sparse index (measured, and
-// documented in the README), works when every child is present and with
+// documented in docs/archive-format.md), works when every child is present and with
 // the filtered index. The OCI fixture's index also lists an attestation
 // manifest, which is never bundled: only "filtered" makes it complete.
 func TestCtrImportAllPlatforms(t *testing.T) {
@@ -419,18 +419,18 @@ func TestUnpackWhiteoutsAndZstdLayer(t *testing.T) {
 }
 
 // What Docker 20.10 (Debian 12's docker.io) cannot load, pinned so the
-// README's known limits stay true: a zstd-compressed layer (in a plain
-// .tar), and a .tar.zst archive (docker load reads gzip, bzip2 and xz
-// archives). A .tar.gz archive of gzip layers loads (TestDockerLoad*).
+// known limits in docs/archive-format.md stay true: a zstd-compressed
+// layer (in a plain .tar), and a .tar.zst archive (docker load reads gzip,
+// bzip2 and xz archives). A .tar.gz archive of gzip layers loads (TestDockerLoad*).
 func TestDockerZstdLimits(t *testing.T) {
 	b := buildBundle(t)
 	for _, a := range []string{"zstd-layer.tar", "multi-zst.tar.zst"} {
 		t.Run(a, func(t *testing.T) {
 			out, stderr, err := run(dockerEnv(), envOr("DOCKER_BIN", "/usr/bin/docker"), "load", "-i", b.archive(a))
 			if err == nil {
-				t.Fatalf("docker load took %s: the packaged docker changed, update the README's known limits\n%s", a, out)
+				t.Fatalf("docker load took %s: the packaged docker changed, update the known limits in docs/archive-format.md\n%s", a, out)
 			}
-			t.Logf("docker load %s fails, as the README says: %s", a, strings.TrimSpace(stderr))
+			t.Logf("docker load %s fails, as docs/archive-format.md says: %s", a, strings.TrimSpace(stderr))
 		})
 	}
 	if got := dockerLoad(t, b.archive("multi-gz.tar.gz")); !slices.Contains(got, "fixtures/multi-oci:v1") {

@@ -37,7 +37,7 @@ type Policy struct {
 	Logger *slog.Logger
 }
 
-// Defaults of Policy, documented in the README.
+// Defaults of Policy, documented in docs/build.md (retries and timeouts).
 const (
 	DefaultAttempts        = 5
 	DefaultResponseTimeout = 60 * time.Second

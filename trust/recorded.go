@@ -12,7 +12,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/directory"
 	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/signature"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -107,12 +106,7 @@ func checkRecorded(ctx context.Context, ref image.Reference, e *lockfile.Image, 
 		fail.Reason = "the lockfile records no signature of it for this requirement; run \"airgap-bundle lock\" to verify it"
 		return fail
 	}
-	ident, err := signature.NewPRMExactRepository(ref.Name())
-	if err != nil {
-		fail.Reason, fail.Err = "the image's repository", err
-		return fail
-	}
-	cands, err := candidates(r, ident)
+	cands, err := candidates(r, identity(ref.Name()))
 	if err != nil {
 		fail.Reason, fail.Err = "the requirement is not usable", err
 		return fail
@@ -208,7 +202,7 @@ const SigstoreSignatureType = "application/vnd.dev.cosign.simplesigning.v1+json"
 // allowedOffline runs containers/image's policy engine on manifest blob
 // with signatures sigs, through a dir: image written to a directory of
 // its own under tmpDir and removed afterwards.
-func allowedOffline(ctx context.Context, tmpDir string, blob []byte, sigs [][]byte, req signature.PolicyRequirement) (bool, error) {
+func allowedOffline(ctx context.Context, tmpDir string, blob []byte, sigs [][]byte, req requirement) (bool, error) {
 	dir, err := os.MkdirTemp(tmpDir, "airgap-bundle-signature-")
 	if err != nil {
 		return false, err

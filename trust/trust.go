@@ -5,14 +5,15 @@
 // attachments (tag sha256-<hex>.sig) from the registry through the run's
 // hermetic SystemContext; this package only chooses the requirements,
 // evaluates them one key at a time to learn which key signed, and records
-// the signature manifests it accepted.
+// the signature manifests it accepted. The engine is built in only with the
+// build tag containers_image_openpgp (engine.go); without it every
+// requirement that needs a signature fails (engine_stub.go).
 package trust
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/docker/distribution/registry/api/errcode"
@@ -20,9 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
-	cimage "go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 
 	"github.com/airgap-bundle/airgap-bundle/config"
@@ -126,60 +125,25 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 // candidate is one way to satisfy a requirement: one key, or the Fulcio
 // identity.
 type candidate struct {
-	req      signature.PolicyRequirement
+	req      requirement
 	key      config.Key
 	identity string
 }
 
-// candidates returns the ways to satisfy r, each accepting signatures
-// whose identity ident accepts.
-func candidates(r *config.SignatureRequirement, ident signature.PolicyReferenceMatch) ([]candidate, error) {
-	var rekor []signature.PRSigstoreSignedOption
-	if len(r.RekorKeys) > 0 {
-		// The keys as config read and checked them (within their cap), not
-		// the paths again.
-		datas := make([][]byte, len(r.RekorKeys))
-		for i, k := range r.RekorKeys {
-			datas[i] = k.Data
-		}
-		rekor = append(rekor, signature.PRSigstoreSignedWithRekorPublicKeyDatas(datas))
-	}
-	identity := signature.PRSigstoreSignedWithSignedIdentity(ident)
-	var out []candidate
-	if r.Fulcio != nil {
-		f, err := signature.NewPRSigstoreSignedFulcio(
-			signature.PRSigstoreSignedFulcioWithCAData(r.Fulcio.CAData),
-			signature.PRSigstoreSignedFulcioWithOIDCIssuer(r.Fulcio.OIDCIssuer),
-			signature.PRSigstoreSignedFulcioWithSubjectEmail(r.Fulcio.SubjectEmail))
-		if err != nil {
-			return nil, err
-		}
-		pr, err := signature.NewPRSigstoreSigned(append(rekor, signature.PRSigstoreSignedWithFulcio(f), identity)...)
-		if err != nil {
-			return nil, err
-		}
-		return []candidate{{req: pr, identity: r.Fulcio.Identity()}}, nil
-	}
-	for _, k := range r.Keys {
-		pr, err := signature.NewPRSigstoreSigned(append(slices.Clip(rekor), signature.PRSigstoreSignedWithKeyData(k.Data), identity)...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, candidate{req: pr, key: k})
-	}
-	return out, nil
-}
+// identity says which signed references a candidate accepts: "" any in
+// the image's repository (cosign names the repository alone in its
+// payload; the payload's manifest digest binds the signature to the
+// image), else exactly that repository.
+type identity string
 
 // verifyOne checks manifest m (an instance of src's index when instance)
 // against r: with each of r's keys in turn until one accepts, so the
 // record names the key that signed.
 func verifyOne(ctx context.Context, at lookup, src types.ImageSource, m digest.Digest, instance bool, r *config.SignatureRequirement) (*lockfile.Signature, *Error) {
 	fail := &Error{Manifest: m.String(), Requirement: r.String()}
-	// cosign names the repository alone in its payload; the payload's
-	// manifest digest binds the signature to the image.
-	cands, err := candidates(r, signature.NewPRMMatchRepository())
+	cands, err := candidates(r, "")
 	if err != nil {
-		fail.Reason, fail.Err = "the requirement is not usable", err
+		fail.Reason, fail.Err = "the requirement is not usable: "+err.Error(), err
 		return nil, fail
 	}
 	before, err := signatureManifest(ctx, at, m)
@@ -216,21 +180,6 @@ func verifyOne(ctx context.Context, at lookup, src types.ImageSource, m digest.D
 	return nil, fail
 }
 
-// allowed runs containers/image's policy engine on one manifest with a
-// policy that holds only req.
-func allowed(ctx context.Context, src types.ImageSource, m digest.Digest, instance bool, req signature.PolicyRequirement) (bool, error) {
-	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{req}})
-	if err != nil {
-		return false, err
-	}
-	defer pc.Destroy() //nolint:errcheck // only releases the policy's state
-	var inst *digest.Digest
-	if instance {
-		inst = &m
-	}
-	return pc.IsRunningImageAllowed(ctx, cimage.UnparsedInstance(src, inst))
-}
-
 // signatureManifest returns the digest of the signature manifest of m, or
 // "" when there is none.
 func signatureManifest(ctx context.Context, at lookup, m digest.Digest) (digest.Digest, error) {
@@ -256,18 +205,6 @@ func isNotFound(err error) bool {
 	}
 	// containers/image keeps its unexpected-status error type internal.
 	return strings.Contains(err.Error(), "status 404") || strings.Contains(err.Error(), "manifest unknown")
-}
-
-// reason is the policy engine's answer in one line.
-func reason(err error) string {
-	if err == nil {
-		return "rejected"
-	}
-	var pre signature.PolicyRequirementError
-	if errors.As(err, &pre) {
-		return string(pre)
-	}
-	return err.Error()
 }
 
 // Error is one signature requirement an image does not meet. It is of

@@ -65,8 +65,53 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newInspectCmd(g))
 	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newPushCmd(g))
+	root.SetHelpTemplate(root.HelpTemplate() + "{{with manualURL .}}\nManual: {{.}}\n{{end}}")
 	return root
 }
+
+// repoURL is where the manual pages are read by someone who has only the
+// binary.
+const repoURL = "https://github.com/airgap-bundle/airgap-bundle"
+
+// manuals maps each command to the page of the repository that documents
+// it, so that --help, which can only be short, ends with where the rest is.
+// A test checks that every command has one and that it exists.
+var manuals = map[string]string{
+	"airgap-bundle": "README.md",
+	"validate":      "docs/spec.md",
+	"lock":          "docs/spec.md#the-lockfile",
+	"build":         "docs/build.md",
+	"diff":          "docs/ci.md#what-a-bump-changes-lock---dry-run-and-diff",
+	"verify":        "docs/archive-format.md#checking-archives-verify-and-inspect",
+	"inspect":       "docs/archive-format.md#checking-archives-verify-and-inspect",
+	"serve":         "docs/serve.md",
+	"push":          "docs/push.md",
+	"version":       "docs/release.md",
+	"completion":    "docs/ci.md#shell-completion",
+	"help":          "README.md",
+}
+
+// manualPage is the page documenting c: its own, or that of the nearest
+// parent that has one (completion's per-shell subcommands share one).
+func manualPage(c *cobra.Command) string {
+	for ; c != nil; c = c.Parent() {
+		if p, ok := manuals[c.Name()]; ok {
+			return p
+		}
+	}
+	return ""
+}
+
+// manualURL is manualPage as a link at the git ref matching this binary.
+func manualURL(c *cobra.Command) string {
+	p := manualPage(c)
+	if p == "" {
+		return ""
+	}
+	return repoURL + "/blob/" + docRef() + "/" + p
+}
+
+func init() { cobra.AddTemplateFunc("manualURL", manualURL) }
 
 // progress reports on stderr: bars on a terminal, timestamped lines
 // otherwise, nothing with --quiet or --json.
