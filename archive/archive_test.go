@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 var testTime = time.Unix(1700000000, 0)
@@ -173,7 +174,7 @@ func TestWriteIndexJSON(t *testing.T) {
 		t.Errorf("index.json: schemaVersion %d mediaType %q", idx.SchemaVersion, idx.MediaType)
 	}
 	type row struct {
-		top        Descriptor
+		top        image.Descriptor
 		name, tag  string
 		hasRefName bool
 	}
@@ -190,7 +191,7 @@ func TestWriteIndexJSON(t *testing.T) {
 	}
 	for i, d := range idx.Manifests {
 		r := want[i]
-		got := Descriptor{MediaType: image.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}
+		got := image.Descriptor{MediaType: image.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}
 		if got != r.top {
 			t.Errorf("entry %d: descriptor %+v, want %+v", i, got, r.top)
 		}
@@ -226,7 +227,7 @@ func TestWriteManifestJSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &items); err != nil {
 		t.Fatal(err)
 	}
-	paths := func(ds ...Descriptor) []string {
+	paths := func(ds ...image.Descriptor) []string {
 		var out []string
 		for _, d := range ds {
 			out = append(out, "blobs/sha256/"+d.Digest.Encoded())
@@ -234,7 +235,7 @@ func TestWriteManifestJSON(t *testing.T) {
 		return out
 	}
 	want := []struct {
-		m        Manifest
+		m        image.Manifest
 		repoTags []string
 	}{
 		{w.pause, []string{"docker.io/rancher/mirrored-pause:3.6"}},
@@ -267,7 +268,7 @@ func TestWriteManifestJSON(t *testing.T) {
 	if err := json.Unmarshal(f["repositories"], &repos); err != nil {
 		t.Fatal(err)
 	}
-	top := func(m Manifest) string { return m.Layers[len(m.Layers)-1].Digest.Encoded() }
+	top := func(m image.Manifest) string { return m.Layers[len(m.Layers)-1].Digest.Encoded() }
 	wantRepos := map[string]map[string]string{
 		"rancher/mirrored-pause": {"3.6": top(w.pause)},
 		"busybox":                {"1.36": top(w.busybox), "latest": top(w.busybox)},
@@ -368,7 +369,7 @@ func TestZstdWindow(t *testing.T) {
 	blobs := newMemBlobs()
 	big := testLayer(t, gzTar(t, "big", string(randomBytes(1, 10<<20))), "application/vnd.docker.image.rootfs.diff.tar.gzip")
 	_, m := testImage(t, blobs, false, "amd64", big)
-	images := []Image{{Names: []string{"example.com/big:1"}, Top: m.Descriptor, Manifests: []Manifest{m}}}
+	images := []Image{{Names: []string{"example.com/big:1"}, Top: m.Descriptor, Manifests: []image.Manifest{m}}}
 	plain := writeArchive(t, images, blobs, Options{})
 	out := writeArchive(t, images, blobs, Options{Compression: Zstd})
 
@@ -501,22 +502,22 @@ func TestWriteInvalid(t *testing.T) {
 		{"bad name", with(func(i *Image) { i.Names = []string{"UPPER/case:1"} }), "UPPER"},
 		{"tag and digest", with(func(i *Image) { i.Names = []string{"x/y:1@" + w.pause.Digest.String()} }), "both a tag and a digest"},
 		{"no manifests", with(func(i *Image) { i.Manifests = nil }), "no platform manifests"},
-		{"manifest top mismatch", with(func(i *Image) { i.Manifests = []Manifest{w.busybox} }), "exactly that manifest"},
-		{"two manifests under a manifest", with(func(i *Image) { i.Manifests = []Manifest{w.pause, w.busybox} }), "exactly that manifest"},
+		{"manifest top mismatch", with(func(i *Image) { i.Manifests = []image.Manifest{w.busybox} }), "exactly that manifest"},
+		{"two manifests under a manifest", with(func(i *Image) { i.Manifests = []image.Manifest{w.pause, w.busybox} }), "exactly that manifest"},
 		{"top media type", with(func(i *Image) { i.Top.MediaType = "text/plain"; i.Manifests[0].MediaType = "text/plain" }), "not an image manifest"},
 		{"bad digest", with(func(i *Image) { i.Manifests[0].Config.Digest = "sha256:zz" }), "digest"},
 		{"sha512", with(func(i *Image) { i.Manifests[0].Config.Digest = digest.SHA512.FromString("x") }), "only sha256"},
-		{"negative size", with(func(i *Image) { i.Manifests[0].Layers = []Descriptor{{Digest: digest.FromString("x"), Size: -1}} }), "negative size"},
+		{"negative size", with(func(i *Image) { i.Manifests[0].Layers = []image.Descriptor{{Digest: digest.FromString("x"), Size: -1}} }), "negative size"},
 		{"size conflict", with(func(i *Image) {
 			l := i.Manifests[0].Layers[0]
 			l.Size++
-			i.Manifests[0].Layers = []Descriptor{i.Manifests[0].Layers[0], l}
+			i.Manifests[0].Layers = []image.Descriptor{i.Manifests[0].Layers[0], l}
 		}), "has size"},
-		{"index lists itself", []Image{{Names: []string{"a:1"}, Top: w.index, Manifests: []Manifest{{Descriptor: Descriptor{MediaType: image.OCIManifest, Digest: w.index.Digest, Size: w.index.Size}}}}}, "cannot also be"},
+		{"index lists itself", []Image{{Names: []string{"a:1"}, Top: w.index, Manifests: []image.Manifest{{Descriptor: image.Descriptor{MediaType: image.OCIManifest, Digest: w.index.Digest, Size: w.index.Size}}}}}, "cannot also be"},
 		{"same name, two images", []Image{pause, {Names: []string{"rancher/mirrored-pause:3.6"}, Top: other.Top, Manifests: other.Manifests}}, "also names"},
 		{"same top, other platforms", []Image{
-			{Names: []string{"a:1"}, Top: w.index, Manifests: []Manifest{w.amd64}},
-			{Names: []string{"b:1"}, Top: w.index, Manifests: []Manifest{w.arm64}},
+			{Names: []string{"a:1"}, Top: w.index, Manifests: []image.Manifest{w.amd64}},
+			{Names: []string{"b:1"}, Top: w.index, Manifests: []image.Manifest{w.arm64}},
 		}, "other descriptors or platforms"},
 	}
 	for _, tc := range cases {
@@ -643,7 +644,7 @@ func (p *patternSource) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (p patternBlobs) Open(ctx context.Context, d Descriptor) (io.ReadCloser, error) {
+func (p patternBlobs) Open(ctx context.Context, d image.Descriptor) (io.ReadCloser, error) {
 	if d.Digest == p.big {
 		return io.NopCloser(patternReader(p.size)), nil
 	}
@@ -668,11 +669,11 @@ func TestWriteStreams(t *testing.T) {
 		Layers:    []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: big, Size: size}},
 	})
 	blobs.add(man)
-	m, err := ParseManifest(man, image.OCIManifest)
+	m, err := image.ParseManifest(man, image.OCIManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	images := []Image{{Names: []string{"example.com/big:1"}, Top: m.Descriptor, Manifests: []Manifest{m}}}
+	images := []Image{{Names: []string{"example.com/big:1"}, Top: m.Descriptor, Manifests: []image.Manifest{m}}}
 
 	var before, after runtime.MemStats
 	runtime.GC()

@@ -15,7 +15,7 @@ import (
 
 // artifactManifest adds to blobs an OCI manifest as cosign writes a .sig
 // or an SBOM: a config and one layer that are no image's.
-func artifactManifest(t *testing.T, b *memBlobs, payload string, cfgType string) Manifest {
+func artifactManifest(t *testing.T, b *memBlobs, payload string, cfgType string) image.Manifest {
 	t.Helper()
 	cfg := []byte(`{}`)
 	layer := []byte(payload)
@@ -31,10 +31,10 @@ func artifactManifest(t *testing.T, b *memBlobs, payload string, cfgType string)
 		t.Fatal(err)
 	}
 	md := b.add(raw)
-	return Manifest{
-		Descriptor: Descriptor{MediaType: image.OCIManifest, Digest: md, Size: int64(len(raw))},
-		Config:     Descriptor{MediaType: image.MediaType(cfgType), Digest: cd, Size: int64(len(cfg))},
-		Layers:     []Descriptor{{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Digest: ld, Size: int64(len(layer))}},
+	return image.Manifest{
+		Descriptor: image.Descriptor{MediaType: image.OCIManifest, Digest: md, Size: int64(len(raw))},
+		Config:     image.Descriptor{MediaType: image.MediaType(cfgType), Digest: cd, Size: int64(len(cfg))},
+		Layers:     []image.Descriptor{{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Digest: ld, Size: int64(len(layer))}},
 	}
 }
 
@@ -46,8 +46,8 @@ func TestWriteReadArtifacts(t *testing.T) {
 	sig := artifactManifest(t, w.blobs, `{"critical":{}}`, ocispec.MediaTypeImageConfig)
 	sbom := artifactManifest(t, w.blobs, `{"spdxVersion":"SPDX-2.3"}`, "application/vnd.oci.empty.v1+json")
 	images := append(w.images[:3:3],
-		Image{Top: sig.Descriptor, Manifests: []Manifest{sig}, Artifact: &Artifact{Kind: "signature", Subject: w.index.Digest, Image: "registry.k8s.io/pause:3.9", Tag: "sha256-" + w.index.Digest.Encoded() + ".sig"}},
-		Image{Top: sbom.Descriptor, Manifests: []Manifest{sbom}, Artifact: &Artifact{Kind: "referrer", Subject: w.arm64.Digest, Image: "registry.k8s.io/pause:3.9"}},
+		Image{Top: sig.Descriptor, Manifests: []image.Manifest{sig}, Artifact: &Artifact{Kind: "signature", Subject: w.index.Digest, Image: "registry.k8s.io/pause:3.9", Tag: "sha256-" + w.index.Digest.Encoded() + ".sig"}},
+		Image{Top: sbom.Descriptor, Manifests: []image.Manifest{sbom}, Artifact: &Artifact{Kind: "referrer", Subject: w.arm64.Digest, Image: "registry.k8s.io/pause:3.9"}},
 	)
 	plainOut := writeArchive(t, w.images[:3], w.blobs, Options{})
 	out := writeArchive(t, images, w.blobs, Options{})
@@ -102,9 +102,9 @@ func TestWriteArtifactRefusesNames(t *testing.T) {
 	w := newWorld(t)
 	sig := artifactManifest(t, w.blobs, "x", ocispec.MediaTypeImageConfig)
 	for _, a := range []Image{
-		{Names: []string{"x:1"}, Top: sig.Descriptor, Manifests: []Manifest{sig}, Artifact: &Artifact{Kind: "signature", Subject: w.index.Digest, Image: "x"}},
-		{Top: sig.Descriptor, Manifests: []Manifest{sig}, Artifact: &Artifact{Kind: "signature", Subject: digest.Digest("nope"), Image: "x"}},
-		{Top: sig.Descriptor, Manifests: []Manifest{sig}, Artifact: &Artifact{Subject: w.index.Digest, Image: "x"}},
+		{Names: []string{"x:1"}, Top: sig.Descriptor, Manifests: []image.Manifest{sig}, Artifact: &Artifact{Kind: "signature", Subject: w.index.Digest, Image: "x"}},
+		{Top: sig.Descriptor, Manifests: []image.Manifest{sig}, Artifact: &Artifact{Kind: "signature", Subject: digest.Digest("nope"), Image: "x"}},
+		{Top: sig.Descriptor, Manifests: []image.Manifest{sig}, Artifact: &Artifact{Subject: w.index.Digest, Image: "x"}},
 	} {
 		if _, err := tryWrite(append(w.images[:1:1], a), w.blobs); err == nil {
 			t.Errorf("accepted %+v", a.Artifact)

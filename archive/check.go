@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // dockerLabel names a manifest.json entry by its RepoTags.
@@ -80,7 +81,7 @@ func (c *Contents) checkLayout(add func(Problem)) {
 // use is one reference to a blob: what it says the blob is, the file it
 // finds (nil when absent), and who makes it, for messages.
 type use struct {
-	d       Descriptor
+	d       image.Descriptor
 	file    *FileInfo
 	by      string
 	img, pl string
@@ -91,7 +92,7 @@ type use struct {
 // (tops, manifests, configs) on the way.
 func (c *Contents) uses(add func(Problem)) []use {
 	var uses []use
-	ref := func(d Descriptor, by, img, pl string) use {
+	ref := func(d image.Descriptor, by, img, pl string) use {
 		f, _ := c.File(d)
 		return use{d: d, file: f, by: by, img: img, pl: pl}
 	}
@@ -107,14 +108,14 @@ func (c *Contents) uses(add func(Problem)) []use {
 			}
 		}
 		for _, m := range img.Manifests {
-			pl := m.label()
+			pl := manifestLabel(m)
 			of := label + " " + pl
 			if m.Digest != "" {
 				uses = append(uses, ref(m.Descriptor, "manifest of "+of, label, pl))
 				if f, ok := c.File(m.Descriptor); ok {
 					if doc, ok := c.Document(f.Path); ok {
-						if _, err := ParseManifest(doc, m.MediaType); err != nil {
-							add(Problem{Kind: KindManifestInvalid, Image: label, Platform: pl, Digest: m.Digest, Detail: strings.TrimPrefix(err.Error(), "archive: ")})
+						if _, err := image.ParseManifest(doc, m.MediaType); err != nil {
+							add(Problem{Kind: KindManifestInvalid, Image: label, Platform: pl, Digest: m.Digest, Detail: err.Error()})
 							continue
 						}
 					}
@@ -237,7 +238,7 @@ func (c *Contents) References() map[digest.Digest]bool {
 
 // checkTop checks that an index.json target parses as its media type says.
 // (A manifest target is checked as a platform.)
-func (c *Contents) checkTop(top Descriptor, label string, add func(Problem)) {
+func (c *Contents) checkTop(top image.Descriptor, label string, add func(Problem)) {
 	doc, ok := c.BlobDocument(top.Digest)
 	if !ok {
 		return // reported while building the model
@@ -279,12 +280,12 @@ func (c *Contents) checkTop(top Descriptor, label string, add func(Problem)) {
 }
 
 // checkConfig checks a platform's config against its layers.
-func (c *Contents) checkConfig(img Image, m Manifest, label string, add func(Problem)) {
+func (c *Contents) checkConfig(img Image, m image.Manifest, label string, add func(Problem)) {
 	f, ok := c.File(m.Config)
 	if !ok {
 		return
 	}
-	pl := m.label()
+	pl := manifestLabel(m)
 	problem := func(kind ProblemKind, d digest.Digest, detail string) {
 		add(Problem{Kind: kind, Image: label, Platform: pl, Digest: d, Detail: detail})
 	}

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -29,24 +28,26 @@ import (
 	ocilayout "go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // consumerCase is one name as a consumer looks it up.
 type consumerCase struct {
-	full    string   // the canonical name
-	repoTag string   // manifest.json RepoTag form
-	refName string   // index.json ref.name
-	top     []byte   // raw top blob
-	first   Manifest // manifest.json's platform
-	all     []Manifest
+	full    string         // the canonical name
+	repoTag string         // manifest.json RepoTag form
+	refName string         // index.json ref.name
+	top     []byte         // raw top blob
+	first   image.Manifest // manifest.json's platform
+	all     []image.Manifest
 }
 
 func consumerCases(w *world) []consumerCase {
 	return []consumerCase{
-		{"docker.io/rancher/mirrored-pause:3.6", "rancher/mirrored-pause:3.6", "3.6", w.blobs.data[w.pause.Digest], w.pause, []Manifest{w.pause}},
-		{"docker.io/library/busybox:1.36", "busybox:1.36", "1.36", w.blobs.data[w.busybox.Digest], w.busybox, []Manifest{w.busybox}},
-		{"docker.io/library/busybox:latest", "busybox:latest", "latest", w.blobs.data[w.busybox.Digest], w.busybox, []Manifest{w.busybox}},
-		{"registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9", "3.9", w.indexRaw, w.arm64, []Manifest{w.arm64, w.amd64}},
+		{"docker.io/rancher/mirrored-pause:3.6", "rancher/mirrored-pause:3.6", "3.6", w.blobs.data[w.pause.Digest], w.pause, []image.Manifest{w.pause}},
+		{"docker.io/library/busybox:1.36", "busybox:1.36", "1.36", w.blobs.data[w.busybox.Digest], w.busybox, []image.Manifest{w.busybox}},
+		{"docker.io/library/busybox:latest", "busybox:latest", "latest", w.blobs.data[w.busybox.Digest], w.busybox, []image.Manifest{w.busybox}},
+		{"registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9", "3.9", w.indexRaw, w.arm64, []image.Manifest{w.arm64, w.amd64}},
 	}
 }
 
@@ -144,7 +145,7 @@ func TestConsumerGGCRLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, m := range []Manifest{w.arm64, w.amd64} {
+			for _, m := range []image.Manifest{w.arm64, w.amd64} {
 				h, err := v1.NewHash(m.Digest.String())
 				if err != nil {
 					t.Fatal(err)
@@ -197,7 +198,7 @@ func TestConsumerContainersImage(t *testing.T) {
 			if err != nil || !bytes.Equal(raw, w.blobs.data[d]) {
 				t.Errorf("oci:%s: manifest %s differs (%v)", tc.refName, d, err)
 			}
-			for _, b := range append([]Descriptor{m.Config}, m.Layers...) {
+			for _, b := range append([]image.Descriptor{m.Config}, m.Layers...) {
 				readBlob(t, ctx, src, b, w.blobs.data[b.Digest])
 			}
 		}
@@ -218,7 +219,7 @@ func TestConsumerContainersImage(t *testing.T) {
 	}
 }
 
-func readBlob(t *testing.T, ctx context.Context, src types.ImageSource, d Descriptor, want []byte) {
+func readBlob(t *testing.T, ctx context.Context, src types.ImageSource, d image.Descriptor, want []byte) {
 	t.Helper()
 	rc, _, err := src.GetBlob(ctx, types.BlobInfo{Digest: d.Digest, Size: d.Size}, none.NoCache)
 	if err != nil {

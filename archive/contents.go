@@ -11,6 +11,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // Format is the shape of an archive.
@@ -122,14 +124,14 @@ func (c *Contents) BlobDocument(d digest.Digest) ([]byte, bool) {
 
 // Has reports whether the content d describes is in the archive: the blob
 // of that digest, or in a Docker archive, a file with that sha256.
-func (c *Contents) Has(d Descriptor) bool {
+func (c *Contents) Has(d image.Descriptor) bool {
 	_, ok := c.File(d)
 	return ok
 }
 
 // File is the file holding d's content (for a blob, the file its name
 // says is d; a symlink and its target are the same content).
-func (c *Contents) File(d Descriptor) (*FileInfo, bool) {
+func (c *Contents) File(d image.Descriptor) (*FileInfo, bool) {
 	if d.Digest == "" {
 		return nil, false
 	}
@@ -177,7 +179,7 @@ func (c *Contents) ImageBytes(img Image) int64 {
 
 func (c *Contents) distinctBytes(seen map[digest.Digest]bool, img Image) int64 {
 	var n int64
-	img.eachDescriptor(func(d Descriptor) {
+	img.eachDescriptor(func(d image.Descriptor) {
 		if seen[d.Digest] {
 			return
 		}

@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // memBlobs is an in-memory Blobs that counts opens and can serve wrong
@@ -42,7 +43,7 @@ func (m *memBlobs) add(b []byte) digest.Digest {
 	return d
 }
 
-func (m *memBlobs) Open(_ context.Context, d Descriptor) (io.ReadCloser, error) {
+func (m *memBlobs) Open(_ context.Context, d image.Descriptor) (io.ReadCloser, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.opens[d.Digest]++
@@ -117,7 +118,7 @@ func testLayer(t testing.TB, blob []byte, mt types.MediaType) v1.Layer {
 // testImage builds an image of the given manifest type and platform from
 // layers, registers every blob in blobs and returns the image and its
 // Manifest as ParseManifest reads it.
-func testImage(t testing.TB, blobs *memBlobs, oci bool, arch string, layers ...v1.Layer) (v1.Image, Manifest) {
+func testImage(t testing.TB, blobs *memBlobs, oci bool, arch string, layers ...v1.Layer) (v1.Image, image.Manifest) {
 	t.Helper()
 	img := empty.Image
 	mt, cmt := types.DockerManifestSchema2, types.DockerConfigJSON
@@ -161,7 +162,7 @@ func testImage(t testing.TB, blobs *memBlobs, oci bool, arch string, layers ...v
 		}
 		blobs.add(b)
 	}
-	m, err := ParseManifest(raw, image.MediaType(mt))
+	m, err := image.ParseManifest(raw, image.MediaType(mt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func testImage(t testing.TB, blobs *memBlobs, oci bool, arch string, layers ...v
 
 // testIndex builds an OCI index (or Docker list) of images with platforms,
 // registers it in blobs and returns its raw bytes and descriptor.
-func testIndex(t testing.TB, blobs *memBlobs, oci bool, imgs []v1.Image, archs []string) ([]byte, Descriptor) {
+func testIndex(t testing.TB, blobs *memBlobs, oci bool, imgs []v1.Image, archs []string) ([]byte, image.Descriptor) {
 	t.Helper()
 	mt := types.DockerManifestList
 	if oci {
@@ -191,16 +192,16 @@ func testIndex(t testing.TB, blobs *memBlobs, oci bool, imgs []v1.Image, archs [
 		t.Fatal(err)
 	}
 	d := blobs.add(raw)
-	return raw, Descriptor{MediaType: image.MediaType(mt), Digest: d, Size: int64(len(raw))}
+	return raw, image.Descriptor{MediaType: image.MediaType(mt), Digest: d, Size: int64(len(raw))}
 }
 
 // world is the set of test images.
 type world struct {
 	blobs *memBlobs
 
-	pause, busybox, digestOnly Manifest // single-manifest images
-	amd64, arm64, s390x        Manifest // children of the index
-	index                      Descriptor
+	pause, busybox, digestOnly image.Manifest // single-manifest images
+	amd64, arm64, s390x        image.Manifest // children of the index
+	index                      image.Descriptor
 	indexRaw                   []byte
 
 	images []Image
@@ -233,13 +234,13 @@ func newWorld(t testing.TB) *world {
 	}
 
 	w.images = []Image{
-		{Names: []string{"docker.io/rancher/mirrored-pause:3.6"}, Top: w.pause.Descriptor, Manifests: []Manifest{w.pause}},
-		{Names: []string{"docker.io/library/busybox:1.36", "busybox"}, Top: w.busybox.Descriptor, Manifests: []Manifest{w.busybox}},
+		{Names: []string{"docker.io/rancher/mirrored-pause:3.6"}, Top: w.pause.Descriptor, Manifests: []image.Manifest{w.pause}},
+		{Names: []string{"docker.io/library/busybox:1.36", "busybox"}, Top: w.busybox.Descriptor, Manifests: []image.Manifest{w.busybox}},
 		// Platform order arm64, amd64: manifest.json describes arm64.
-		{Names: []string{"registry.k8s.io/pause:3.9"}, Top: w.index, Manifests: []Manifest{w.arm64, w.amd64}},
-		{Names: []string{"quay.io/x/y@" + w.digestOnly.Digest.String()}, Top: w.digestOnly.Descriptor, Manifests: []Manifest{w.digestOnly}},
+		{Names: []string{"registry.k8s.io/pause:3.9"}, Top: w.index, Manifests: []image.Manifest{w.arm64, w.amd64}},
+		{Names: []string{"quay.io/x/y@" + w.digestOnly.Digest.String()}, Top: w.digestOnly.Descriptor, Manifests: []image.Manifest{w.digestOnly}},
 		// The pause image again under its digest name: merged with the first.
-		{Names: []string{"docker.io/rancher/mirrored-pause@" + w.pause.Digest.String()}, Top: w.pause.Descriptor, Manifests: []Manifest{w.pause}},
+		{Names: []string{"docker.io/rancher/mirrored-pause@" + w.pause.Digest.String()}, Top: w.pause.Descriptor, Manifests: []image.Manifest{w.pause}},
 	}
 	return w
 }

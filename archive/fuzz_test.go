@@ -75,12 +75,12 @@ func FuzzRead(f *testing.F) {
 // the blob it came from.
 func FuzzParseManifest(f *testing.F) {
 	w := newWorld(f)
-	for _, m := range []Manifest{w.pause, w.busybox, w.amd64} {
+	for _, m := range []image.Manifest{w.pause, w.busybox, w.amd64} {
 		f.Add(w.blobs.data[m.Digest], string(m.MediaType))
 	}
 	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"sha256:x"},"layers":[{}]}`), string(image.OCIManifest))
 	f.Fuzz(func(t *testing.T, blob []byte, mt string) {
-		m, err := ParseManifest(blob, image.MediaType(mt))
+		m, err := image.ParseManifest(blob, image.MediaType(mt))
 		if err != nil {
 			return
 		}
@@ -105,7 +105,7 @@ func FuzzFilterIndex(f *testing.F) {
 				keep = append(keep, digest.Digest(k))
 			}
 		}
-		out, err := FilterIndex(blob, image.MediaType(mt), keep)
+		out, err := image.FilterIndex(blob, image.MediaType(mt), keep)
 		if err != nil {
 			return
 		}
@@ -126,7 +126,7 @@ func FuzzFilterIndex(f *testing.F) {
 				t.Fatalf("filtered index keeps %s, not asked for (%v)", m.Digest, keep)
 			}
 		}
-		again, err := FilterIndex(out, image.MediaType(mt), keep)
+		again, err := image.FilterIndex(out, image.MediaType(mt), keep)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("filtering twice: %v\n%s\n%s", err, out, again)
 		}

@@ -14,9 +14,10 @@ import (
 	"path"
 	"slices"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // tellFormat tells the shape of an archive by its metadata files.
@@ -113,9 +114,9 @@ func buildImages(c *Contents) ([]Image, []Problem) {
 // fileRef describes a file of a Docker archive named by path: a blob path
 // takes its digest from the name, any other file from its content. A
 // missing file outside blobs/ has no digest.
-func (c *Contents) fileRef(p string) Descriptor {
+func (c *Contents) fileRef(p string) image.Descriptor {
 	p = path.Clean(p)
-	var d Descriptor
+	var d image.Descriptor
 	if bd, ok := blobDigest(p); ok {
 		d.Digest = bd
 	}
@@ -136,8 +137,8 @@ func entryName(d ocispec.Descriptor) string {
 	return d.Annotations[AnnotationRefName]
 }
 
-func descriptorOf(d ocispec.Descriptor) Descriptor {
-	return Descriptor{MediaType: image.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}
+func descriptorOf(d ocispec.Descriptor) image.Descriptor {
+	return image.Descriptor{MediaType: image.MediaType(d.MediaType), Digest: d.Digest, Size: d.Size}
 }
 
 func (g *graph) indexImages() {
@@ -189,7 +190,7 @@ func (g *graph) walk(img *Image, d ocispec.Descriptor, parent *ocispec.Descripto
 		if depth == 0 {
 			return // Check reports the missing top
 		}
-		img.Absent = append(img.Absent, Manifest{Descriptor: descriptorOf(d), Platform: descriptorPlatform(d), Attestation: image.IsAttestation(d)})
+		img.Absent = append(img.Absent, image.Manifest{Descriptor: descriptorOf(d), Platform: descriptorPlatform(d), Attestation: image.IsAttestation(d)})
 		return
 	}
 	if depth > 0 && image.MediaType(d.MediaType).IsIndex() {
@@ -235,8 +236,8 @@ func descriptorPlatform(d ocispec.Descriptor) string {
 }
 
 // manifest builds the model of one manifest blob.
-func (g *graph) manifest(d ocispec.Descriptor, mt image.MediaType, doc []byte, parent *ocispec.Descriptor) Manifest {
-	m := Manifest{Descriptor: descriptorOf(d)}
+func (g *graph) manifest(d ocispec.Descriptor, mt image.MediaType, doc []byte, parent *ocispec.Descriptor) image.Manifest {
+	m := image.Manifest{Descriptor: descriptorOf(d)}
 	if m.MediaType == "" {
 		m.MediaType = mt
 	}
@@ -265,7 +266,7 @@ type configInfo struct {
 }
 
 // config reads what the model needs from a config document.
-func (g *graph) config(d Descriptor) configInfo {
+func (g *graph) config(d image.Descriptor) configInfo {
 	f, ok := g.c.File(d)
 	if !ok {
 		return configInfo{}
@@ -304,14 +305,14 @@ func platformString(os, arch, variant string) string {
 // blob.
 func (g *graph) dockerImages() {
 	for i, e := range g.c.DockerManifest {
-		m := Manifest{Config: g.c.fileRef(e.Config)}
+		m := image.Manifest{Config: g.c.fileRef(e.Config)}
 		for _, l := range e.Layers {
 			m.Layers = append(m.Layers, g.c.fileRef(l))
 		}
 		cfg := g.config(m.Config)
 		m.Platform, m.DiffIDs = cfg.platform, cfg.diffIDs
 		first := 0
-		g.images = append(g.images, &Image{Names: slices.Clone(e.RepoTags), Manifests: []Manifest{m}, Docker: &DockerLink{Entry: i, Manifest: &first}})
+		g.images = append(g.images, &Image{Names: slices.Clone(e.RepoTags), Manifests: []image.Manifest{m}, Docker: &DockerLink{Entry: i, Manifest: &first}})
 	}
 }
 
@@ -340,7 +341,7 @@ func (g *graph) linkDockerManifest() {
 			layers[j] = g.c.fileRef(l).Digest
 		}
 		match := func(im *Image) int {
-			return slices.IndexFunc(im.Manifests, func(m Manifest) bool {
+			return slices.IndexFunc(im.Manifests, func(m image.Manifest) bool {
 				if m.Config.Digest != cfg || len(m.Layers) != len(layers) {
 					return false
 				}

@@ -7,10 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 func TestParseManifest(t *testing.T) {
@@ -36,7 +37,7 @@ func TestParseManifest(t *testing.T) {
 			d, _ := l.Digest()
 			size, _ := l.Size()
 			lmt, _ := l.MediaType()
-			if m.Layers[i] != (Descriptor{MediaType: image.MediaType(lmt), Digest: digest.Digest(d.String()), Size: size}) {
+			if m.Layers[i] != (image.Descriptor{MediaType: image.MediaType(lmt), Digest: digest.Digest(d.String()), Size: size}) {
 				t.Errorf("oci=%v: layer %d = %+v", oci, i, m.Layers[i])
 			}
 		}
@@ -61,13 +62,13 @@ func TestParseManifest(t *testing.T) {
 		{"unknown media type", pauseRaw, "application/json"},
 	}
 	for _, tc := range bad {
-		if _, err := ParseManifest(tc.blob, tc.mt); err == nil {
+		if _, err := image.ParseManifest(tc.blob, tc.mt); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
 	// An OCI manifest may leave mediaType out.
 	ok := `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + digest.FromString("c").String() + `","size":1},"layers":[]}`
-	if m, err := ParseManifest([]byte(ok), image.OCIManifest); err != nil || len(m.Layers) != 0 || m.Config.Size != 1 {
+	if m, err := image.ParseManifest([]byte(ok), image.OCIManifest); err != nil || len(m.Layers) != 0 || m.Config.Size != 1 {
 		t.Errorf("OCI manifest without mediaType: %+v, %v", m, err)
 	}
 }
@@ -97,11 +98,11 @@ func TestFilterIndex(t *testing.T) {
 			{ds[2], ds[0]},
 			{ds[0], ds[1], ds[2], ds[3]},
 		} {
-			out, err := FilterIndex(raw, desc.MediaType, keep)
+			out, err := image.FilterIndex(raw, desc.MediaType, keep)
 			if err != nil {
 				t.Fatalf("oci=%v keep %v: %v", oci, keep, err)
 			}
-			again, _ := FilterIndex(raw, desc.MediaType, keepRev(keep))
+			again, _ := image.FilterIndex(raw, desc.MediaType, keepRev(keep))
 			if !bytes.Equal(out, again) {
 				t.Errorf("oci=%v: keep order changes the bytes", oci)
 			}
@@ -161,7 +162,7 @@ func TestFilterIndex(t *testing.T) {
 			{"array", []byte(`[]`), desc.MediaType, ds[:1]},
 		}
 		for _, tc := range bad {
-			if out, err := FilterIndex(tc.blob, tc.mt, tc.keep); err == nil {
+			if out, err := image.FilterIndex(tc.blob, tc.mt, tc.keep); err == nil {
 				t.Errorf("oci=%v %s: accepted: %s", oci, tc.name, out)
 			}
 		}

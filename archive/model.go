@@ -3,62 +3,15 @@ package archive
 import (
 	"fmt"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // The archive model is one set of types for both directions: Write takes
 // the Images that Read returns. Fields marked "read only" are filled by Read
 // and ignored by Write, which derives everything it writes from the
 // descriptors.
-
-// Descriptor identifies one blob: its media type, digest and size in bytes.
-// In a Docker archive (no blobs/), a file named by path is described by the
-// sha256 of its content and its size.
-type Descriptor struct {
-	MediaType image.MediaType
-	Digest    digest.Digest
-	Size      int64
-}
-
-// Manifest is one platform's image manifest: the manifest blob itself, its
-// config and its layers, in order. In a Docker archive, which stores no
-// manifest blobs, Descriptor is zero.
-type Manifest struct {
-	Descriptor
-	Config Descriptor
-	Layers []Descriptor
-
-	// Platform is "os/arch[/variant]", from the index entry that lists the
-	// manifest or else from the config; "" when neither says. Read only.
-	Platform string
-	// Attestation marks a BuildKit attestation manifest. Read only.
-	Attestation bool
-	// DiffIDs are the config's rootfs.diff_ids, when the config was read.
-	// Read only.
-	DiffIDs []digest.Digest
-}
-
-// TotalSize is manifest + config + layers, as their descriptors say.
-func (m Manifest) TotalSize() int64 {
-	n := m.Size + m.Config.Size
-	for _, l := range m.Layers {
-		n += l.Size
-	}
-	return n
-}
-
-// label names the platform in messages: "linux/amd64", or the manifest
-// digest when the platform is unknown.
-func (m Manifest) label() string {
-	switch {
-	case m.Platform != "":
-		return m.Platform
-	case m.Digest != "":
-		return "manifest " + m.Digest.String()
-	}
-	return "config " + m.Config.Digest.String()
-}
 
 // Image is one image of an archive.
 type Image struct {
@@ -78,22 +31,22 @@ type Image struct {
 	// Top is what the names point at and what index.json lists: the
 	// registry's own manifest, or its (original or filtered) index. Zero in
 	// a Docker archive, which has no index.json.
-	Top Descriptor
+	Top image.Descriptor
 	// Manifests are the platform manifests the archive includes, in the
 	// group's platform order (as read: in index order, attestations
 	// included). manifest.json describes Manifests[0]. For a
 	// single-manifest image, Manifests has one element whose Descriptor
 	// equals Top. For an index, only the manifests listed here (and their
 	// blobs) are written; children of other platforms are absent.
-	Manifests []Manifest
+	Manifests []image.Manifest
 
 	// Absent are the children an index lists that are not in the archive
 	// (other platforms, in "original" index mode): Descriptor, Platform and
 	// Attestation only. Read only.
-	Absent []Manifest
+	Absent []image.Manifest
 	// Inner are the indexes below Top the archive holds (an index of
 	// indexes). Read only.
-	Inner []Descriptor
+	Inner []image.Descriptor
 	// Docker is the manifest.json entry that describes the image, nil when
 	// none does. Read only.
 	Docker *DockerLink
@@ -119,14 +72,14 @@ func (img Image) Label() string {
 		return fmt.Sprintf("%s %s of %s", img.Artifact.Kind, img.Top.Digest, img.Artifact.Image)
 	case len(img.Names) > 0:
 		return img.Names[0]
-	case img.Top == (Descriptor{}) && img.Docker != nil:
+	case img.Top == (image.Descriptor{}) && img.Docker != nil:
 		return fmt.Sprintf("manifest.json entry %d", img.Docker.Entry)
 	}
 	return img.Top.Digest.String()
 }
 
 // eachDescriptor calls f for the top, and each manifest, config and layer.
-func (img Image) eachDescriptor(f func(Descriptor)) {
+func (img Image) eachDescriptor(f func(image.Descriptor)) {
 	if img.Top.Digest != "" {
 		f(img.Top)
 	}
@@ -145,10 +98,22 @@ func (img Image) eachDescriptor(f func(Descriptor)) {
 // layers), present in the archive or not.
 func (img Image) References() map[digest.Digest]bool {
 	out := map[digest.Digest]bool{}
-	img.eachDescriptor(func(d Descriptor) {
+	img.eachDescriptor(func(d image.Descriptor) {
 		if d.Digest != "" {
 			out[d.Digest] = true
 		}
 	})
 	return out
+}
+
+// manifestLabel names m's platform in messages: "linux/amd64", or the
+// manifest digest when the platform is unknown.
+func manifestLabel(m image.Manifest) string {
+	switch {
+	case m.Platform != "":
+		return m.Platform
+	case m.Digest != "":
+		return "manifest " + m.Digest.String()
+	}
+	return "config " + m.Config.Digest.String()
 }

@@ -5,7 +5,8 @@ import digest "github.com/opencontainers/go-digest"
 // ProblemKind says what is wrong; see the Kind* constants.
 type ProblemKind string
 
-// Kinds of problems Check, Strays and bundler's Verify report.
+// Kinds of problems Check and Strays report (bundler's Verify adds its
+// own, of the same type).
 const (
 	// The OCI layout and the blobs.
 	KindLayoutMissing  ProblemKind = "layout-missing"    // no oci-layout
@@ -42,27 +43,6 @@ const (
 	KindDockerFileMissing      ProblemKind = "docker-file-missing"      // Detail: which file
 	KindDockerFileCorrupt      ProblemKind = "docker-file-corrupt"      // Detail: the path
 	KindDockerPlatformMismatch ProblemKind = "docker-platform-mismatch" // Detail: the group's first platform
-
-	// The archive file (bundler's Verify).
-	KindArchiveMissing      ProblemKind = "archive-missing"
-	KindArchiveUnreadable   ProblemKind = "archive-unreadable"   // Detail: the error
-	KindCompressionMismatch ProblemKind = "compression-mismatch" // Detail: the whole finding
-	KindFormatUnexpected    ProblemKind = "format-unexpected"    // Detail: the format
-	KindChecksumUnreadable  ProblemKind = "checksum-unreadable"  // Detail: the error
-	KindChecksumMissing     ProblemKind = "checksum-missing"
-	KindChecksumMismatch    ProblemKind = "checksum-mismatch" // Digest: the file's; Detail: SHA256SUMS's hex
-
-	// The archive against its lockfile group (bundler's Verify).
-	KindLockfileInvalid ProblemKind = "lockfile-invalid" // Detail: the error
-	KindImageMissing    ProblemKind = "image-missing"
-	KindDigestMismatch  ProblemKind = "digest-mismatch" // Digest: the archive's; Detail: the lockfile's
-	KindLockMismatch    ProblemKind = "lock-mismatch"   // Detail: what differs
-	KindNotInLockfile   ProblemKind = "not-in-lockfile"
-	KindBlobExtra       ProblemKind = "blob-extra" // Detail: the size in bytes
-	// A signature the lockfile records that the archive's carried
-	// signatures do not prove. Digest: the signed manifest; Detail: the
-	// whole finding.
-	KindSignatureRejected ProblemKind = "signature-rejected"
 )
 
 // Problem is one finding of Check, Strays or bundler's Verify. The fields

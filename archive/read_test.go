@@ -24,6 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // tent is one entry of a hand-made tar.
@@ -223,7 +225,7 @@ func TestReadOurs(t *testing.T) {
 				}
 				views = append(views, view{strings.Join(img.Names, ","), img.Top.Digest, strings.Join(ps, " "), docker, len(img.Absent)})
 			}
-			short := func(m Manifest) string { return m.Digest.Encoded()[:6] }
+			short := func(m image.Manifest) string { return m.Digest.Encoded()[:6] }
 			wantViews := []view{
 				{"docker.io/rancher/mirrored-pause:3.6,docker.io/rancher/mirrored-pause@" + w.pause.Digest.String(), w.pause.Digest, "linux/amd64=" + short(w.pause) + "/2 layers", "0/0", 0},
 				{"docker.io/library/busybox:1.36,docker.io/library/busybox:latest", w.busybox.Digest, "linux/amd64=" + short(w.busybox) + "/2 layers", "1/0", 0},
@@ -263,8 +265,8 @@ func TestReadPlainOCILayout(t *testing.T) {
 		w.index.MediaType, w.index.Digest, w.index.Size)
 	entries := []tent{{name: "./", typ: tar.TypeDir}, reg("./oci-layout", okLayout), reg("./index.json", idx), {name: "./blobs/", typ: tar.TypeDir}, {name: "./blobs/sha256/", typ: tar.TypeDir}}
 	seen := map[digest.Digest]bool{}
-	for _, m := range []Manifest{w.amd64, w.arm64} {
-		for _, d := range append([]Descriptor{m.Descriptor, m.Config}, m.Layers...) {
+	for _, m := range []image.Manifest{w.amd64, w.arm64} {
+		for _, d := range append([]image.Descriptor{m.Descriptor, m.Config}, m.Layers...) {
 			if !seen[d.Digest] {
 				seen[d.Digest] = true
 				entries = append(entries, reg("./blobs/sha256/"+d.Digest.Encoded(), string(w.blobs.data[d.Digest])))
@@ -321,7 +323,7 @@ func TestReadCraneTarball(t *testing.T) {
 		cfgName, _ := want.ConfigName()
 		layers, _ := want.Layers()
 		p := img.Manifests[0]
-		if img.Top != (Descriptor{}) || p.Descriptor != (Descriptor{}) || p.Config.Digest.String() != cfgName.String() || len(p.Layers) != 2 {
+		if img.Top != (image.Descriptor{}) || p.Descriptor != (image.Descriptor{}) || p.Config.Digest.String() != cfgName.String() || len(p.Layers) != 2 {
 			t.Errorf("%v: %+v", img.Names, p)
 		}
 		for i, l := range layers {
@@ -591,7 +593,7 @@ func TestReadFileStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(context.Background(), f, []Image{{Names: []string{"big:1"}, Top: m.Descriptor, Manifests: []Manifest{m}}}, blobs, Options{Compression: Zstd}); err != nil {
+	if err := Write(context.Background(), f, []Image{{Names: []string{"big:1"}, Top: m.Descriptor, Manifests: []image.Manifest{m}}}, blobs, Options{Compression: Zstd}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
-	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 )
 
 // Annotation keys of index.json entries. containerd's importer names an image
@@ -31,7 +32,7 @@ const (
 // Write still checks that each blob has exactly the descriptor's size and
 // digest while it copies.
 type Blobs interface {
-	Open(ctx context.Context, d Descriptor) (io.ReadCloser, error)
+	Open(ctx context.Context, d image.Descriptor) (io.ReadCloser, error)
 }
 
 // Options set how Write writes an archive.
@@ -159,7 +160,7 @@ func entryTime(t time.Time) (time.Time, error) {
 }
 
 // copyBlob streams one blob into tw, checking its size and digest.
-func copyBlob(ctx context.Context, tw io.Writer, blobs Blobs, d Descriptor, buf []byte, verified bool) error {
+func copyBlob(ctx context.Context, tw io.Writer, blobs Blobs, d image.Descriptor, buf []byte, verified bool) error {
 	rc, err := blobs.Open(ctx, d)
 	if err != nil {
 		return fmt.Errorf("archive: opening blob %s: %w", d.Digest, err)
@@ -200,7 +201,7 @@ type entry struct {
 	dir  bool
 	size int64
 	data []byte
-	blob *Descriptor
+	blob *image.Descriptor
 }
 
 type archivePlan struct {
@@ -209,8 +210,8 @@ type archivePlan struct {
 
 // merged is one distinct image (one Top digest) with all its names.
 type merged struct {
-	top       Descriptor
-	manifests []Manifest
+	top       image.Descriptor
+	manifests []image.Manifest
 	names     []imageName
 	artifact  *Artifact
 }
@@ -225,9 +226,9 @@ func plan(images []Image) (*archivePlan, error) {
 		order    []*merged
 		byTop    = map[digest.Digest]*merged{}
 		nameTop  = map[string]digest.Digest{}
-		blobDesc = map[digest.Digest]Descriptor{}
+		blobDesc = map[digest.Digest]image.Descriptor{}
 	)
-	addBlob := func(d Descriptor, what string) error {
+	addBlob := func(d image.Descriptor, what string) error {
 		if err := checkDescriptor(d); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -363,7 +364,7 @@ func checkImage(img Image) error {
 	return nil
 }
 
-func checkDescriptor(d Descriptor) error {
+func checkDescriptor(d image.Descriptor) error {
 	if err := d.Digest.Validate(); err != nil {
 		return fmt.Errorf("digest %q: %w", d.Digest, err)
 	}
@@ -376,8 +377,8 @@ func checkDescriptor(d Descriptor) error {
 	return nil
 }
 
-func sameManifests(a, b []Manifest) bool {
-	return slices.EqualFunc(a, b, func(x, y Manifest) bool {
+func sameManifests(a, b []image.Manifest) bool {
+	return slices.EqualFunc(a, b, func(x, y image.Manifest) bool {
 		return x.Descriptor == y.Descriptor && x.Config == y.Config && slices.Equal(x.Layers, y.Layers)
 	})
 }

@@ -252,7 +252,7 @@ type builder struct {
 
 // blobNeed is a blob and where it can be fetched from.
 type blobNeed struct {
-	desc archive.Descriptor
+	desc image.Descriptor
 	ref  image.Reference
 	top  digest.Digest
 }
@@ -268,7 +268,7 @@ type groupPlan struct {
 
 type singleCheck struct {
 	ref      string
-	config   archive.Descriptor
+	config   image.Descriptor
 	platform *lockfile.Platform
 }
 
@@ -365,7 +365,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 			p.singles = append(p.singles, singleCheck{ref: e.Ref, config: img.Manifests[0].Config, platform: &e.Platforms[0]})
 		}
 		for _, m := range img.Manifests {
-			for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+			for _, d := range append([]image.Descriptor{m.Config}, m.Layers...) {
 				if !seen[d.Digest] {
 					seen[d.Digest] = true
 					p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: digest.Digest(e.Digest)})
@@ -382,9 +382,9 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 	if err != nil {
 		return img, err
 	}
-	img.Top = archive.Descriptor{MediaType: e.MediaType, Digest: top, Size: int64(len(topBlob))}
+	img.Top = image.Descriptor{MediaType: e.MediaType, Digest: top, Size: int64(len(topBlob))}
 	if !e.IsIndex() {
-		m, err := archive.ParseManifest(topBlob, e.MediaType)
+		m, err := image.ParseManifest(topBlob, e.MediaType)
 		if err != nil {
 			return img, lockMismatch("media-type", e.MediaType, err)
 		}
@@ -395,7 +395,7 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 			return img, lockMismatch("size", e.Size, m.TotalSize())
 		}
 		m.Descriptor = img.Top
-		img.Manifests = []archive.Manifest{m}
+		img.Manifests = []image.Manifest{m}
 		return img, nil
 	}
 	if err := checkIndexAgainstLock(topBlob, e); err != nil {
@@ -408,14 +408,14 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 		if err != nil {
 			return img, fmt.Errorf("platform %s: %w", pl.Platform, err)
 		}
-		m, err := archive.ParseManifest(blob, pl.MediaType)
+		m, err := image.ParseManifest(blob, pl.MediaType)
 		if err != nil {
 			return img, fmt.Errorf("platform %s: %w", pl.Platform, lockMismatch("media-type", pl.MediaType, err))
 		}
 		if err := checkManifestAgainstLock(m, &pl); err != nil {
 			return img, err
 		}
-		m.Descriptor = archive.Descriptor{MediaType: pl.MediaType, Digest: d, Size: int64(len(blob))}
+		m.Descriptor = image.Descriptor{MediaType: pl.MediaType, Digest: d, Size: int64(len(blob))}
 		img.Manifests = append(img.Manifests, m)
 		keep = append(keep, d)
 	}
@@ -423,7 +423,7 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 		return img, err
 	}
 	if mode == image.IndexFiltered {
-		filtered, err := archive.FilterIndex(topBlob, e.MediaType, keep)
+		filtered, err := image.FilterIndex(topBlob, e.MediaType, keep)
 		if err != nil {
 			return img, err
 		}
@@ -434,7 +434,7 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 		if err := b.cache.Put(ctx, fd, int64(len(filtered)), bytes.NewReader(filtered)); err != nil {
 			return img, err
 		}
-		img.Top = archive.Descriptor{MediaType: e.MediaType, Digest: fd, Size: int64(len(filtered))}
+		img.Top = image.Descriptor{MediaType: e.MediaType, Digest: fd, Size: int64(len(filtered))}
 	}
 	return img, nil
 }
@@ -450,15 +450,15 @@ func (b *builder) artifacts(ctx context.Context, ref image.Reference, e *lockfil
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", a.Kind, d, err)
 		}
-		m, err := archive.ParseManifest(blob, a.MediaType)
+		m, err := image.ParseManifest(blob, a.MediaType)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", a.Kind, d, lockMismatch("artifact media-type", a.MediaType, err))
 		}
 		if m.TotalSize() != a.Size {
 			return nil, lockMismatch("size of "+a.Kind+" "+a.Digest, a.Size, m.TotalSize())
 		}
-		m.Descriptor = archive.Descriptor{MediaType: a.MediaType, Digest: d, Size: int64(len(blob))}
-		out = append(out, archive.Image{Top: m.Descriptor, Manifests: []archive.Manifest{m},
+		m.Descriptor = image.Descriptor{MediaType: a.MediaType, Digest: d, Size: int64(len(blob))}
+		out = append(out, archive.Image{Top: m.Descriptor, Manifests: []image.Manifest{m},
 			Artifact: &archive.Artifact{Kind: a.Kind, Subject: digest.Digest(a.Subject), Image: name, Tag: a.Tag}})
 	}
 	return out, nil
@@ -474,7 +474,7 @@ func (p *groupPlan) addArtifacts(arts []archive.Image, ref image.Reference, top 
 		seen[a.Top.Digest] = true
 		p.images = append(p.images, a)
 		m := a.Manifests[0]
-		for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+		for _, d := range append([]image.Descriptor{m.Config}, m.Layers...) {
 			if !seen[d.Digest] {
 				seen[d.Digest] = true
 				p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: top})
@@ -511,7 +511,7 @@ func (b *builder) checkSingles(ctx context.Context, p *groupPlan, g *gates) erro
 func (p *groupPlan) payload() int64 {
 	var payload int64
 	counted := map[digest.Digest]bool{}
-	count := func(d archive.Descriptor) {
+	count := func(d image.Descriptor) {
 		if !counted[d.Digest] {
 			counted[d.Digest] = true
 			payload += d.Size

@@ -11,7 +11,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/logs"
@@ -214,11 +213,11 @@ func (dl *downloads) prefetch(ref image.Reference, img *lockfile.Image) {
 			dl.log.Debug("no prefetch", "image", ref.String(), "platform", pl.Platform, "reason", err)
 			continue
 		}
-		m, err := archive.ParseManifest(blob, pl.MediaType)
+		m, err := image.ParseManifest(blob, pl.MediaType)
 		if err != nil {
 			continue
 		}
-		for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+		for _, d := range append([]image.Descriptor{m.Config}, m.Layers...) {
 			if verified, running := dl.state(d.Digest); verified || running || dl.cache.Has(d.Digest, d.Size) {
 				continue
 			}

@@ -7,7 +7,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
@@ -87,7 +86,7 @@ func checkIndexSize(blob []byte, e *lockfile.Image) error {
 }
 
 // checkManifestAgainstLock checks one platform manifest against its entry.
-func checkManifestAgainstLock(m archive.Manifest, pl *lockfile.Platform) error {
+func checkManifestAgainstLock(m image.Manifest, pl *lockfile.Platform) error {
 	if m.Config.Digest.String() != pl.Config {
 		return lockMismatch("config of platform "+pl.Platform, pl.Config, m.Config.Digest)
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
@@ -218,7 +218,7 @@ type cacheBlobs struct {
 	task   progress.Task
 }
 
-func (cb cacheBlobs) Open(ctx context.Context, d archive.Descriptor) (io.ReadCloser, error) {
+func (cb cacheBlobs) Open(ctx context.Context, d image.Descriptor) (io.ReadCloser, error) {
 	var fresh bool
 	if cb.gates != nil {
 		if cb.follow {
@@ -250,7 +250,7 @@ func (cb cacheBlobs) Open(ctx context.Context, d archive.Descriptor) (io.ReadClo
 
 // followOrWait returns a follower of d's download as soon as one runs, or
 // nil once d is in the cache (or was never awaited).
-func (cb cacheBlobs) followOrWait(ctx context.Context, d archive.Descriptor) (*follower, error) {
+func (cb cacheBlobs) followOrWait(ctx context.Context, d image.Descriptor) (*follower, error) {
 	ready := cb.gates.channel(d.Digest)
 	if ready == nil {
 		return nil, nil

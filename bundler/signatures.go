@@ -9,7 +9,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -86,7 +85,7 @@ func (s buildStore) Manifest(ctx context.Context, d digest.Digest) ([]byte, erro
 
 func (s buildStore) Blob(ctx context.Context, d digest.Digest, size int64) ([]byte, error) {
 	if !s.b.cache.Has(d, size) {
-		n := blobNeed{desc: archive.Descriptor{Digest: d, Size: size}, ref: s.ref, top: s.top}
+		n := blobNeed{desc: image.Descriptor{Digest: d, Size: size}, ref: s.ref, top: s.top}
 		if err := s.b.dl.get(ctx, n, progress.NopTask()); err != nil {
 			return nil, fmt.Errorf("fetching blob %s: %w", d, err)
 		}

@@ -481,7 +481,7 @@ func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reports) != 1 || len(reports[0].Problems) != 1 || reports[0].Problems[0].Kind != archive.KindNotInLockfile || !strings.Contains(reports[0].Problems[0].Image, "of "+repo+":v1") {
+	if len(reports) != 1 || len(reports[0].Problems) != 1 || reports[0].Problems[0].Kind != KindNotInLockfile || !strings.Contains(reports[0].Problems[0].Image, "of "+repo+":v1") {
 		t.Errorf("unpinned artifact not reported: %+v", reports)
 	}
 }

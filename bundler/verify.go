@@ -90,10 +90,10 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 		if c != nil {
 			want, _ := archive.CompressionFor(g.Archive)
 			if c.Compression != want {
-				r.add(archive.Problem{Kind: archive.KindCompressionMismatch, Detail: fmt.Sprintf("is %s-compressed, but its name asks for %s", c.Compression, want)})
+				r.add(archive.Problem{Kind: KindCompressionMismatch, Detail: fmt.Sprintf("is %s-compressed, but its name asks for %s", c.Compression, want)})
 			}
 			if c.Format != archive.FormatOCIDocker {
-				r.add(archive.Problem{Kind: archive.KindFormatUnexpected, Detail: string(c.Format)})
+				r.add(archive.Problem{Kind: KindFormatUnexpected, Detail: string(c.Format)})
 			}
 			r.add(c.Strays()...)
 			verifyLocked(&r, c, lock.Group(g.Name))
@@ -102,11 +102,11 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 		if r.SHA256 != "" {
 			switch sum, ok := recorded[r.Name]; {
 			case sumsErr != nil:
-				r.add(archive.Problem{Kind: archive.KindChecksumUnreadable, Detail: sumsErr.Error()})
+				r.add(archive.Problem{Kind: KindChecksumUnreadable, Detail: sumsErr.Error()})
 			case !ok:
-				r.add(archive.Problem{Kind: archive.KindChecksumMissing})
+				r.add(archive.Problem{Kind: KindChecksumMissing})
 			case sum != r.SHA256:
-				r.add(archive.Problem{Kind: archive.KindChecksumMismatch, Digest: digest.NewDigestFromEncoded(digest.SHA256, r.SHA256), Detail: sum})
+				r.add(archive.Problem{Kind: KindChecksumMismatch, Digest: digest.NewDigestFromEncoded(digest.SHA256, r.SHA256), Detail: sum})
 			}
 		}
 		reports = append(reports, r)
@@ -130,10 +130,10 @@ func readArchive(ctx context.Context, path string) (ArchiveReport, *archive.Cont
 	c, err := archive.ReadFile(ctx, path, archive.ReadOptions{})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		r.add(archive.Problem{Kind: archive.KindArchiveMissing})
+		r.add(archive.Problem{Kind: KindArchiveMissing})
 		return r, nil
 	case err != nil:
-		r.add(archive.Problem{Kind: archive.KindArchiveUnreadable, Detail: err.Error()})
+		r.add(archive.Problem{Kind: KindArchiveUnreadable, Detail: err.Error()})
 		if sum, size, herr := hashFile(path); herr == nil {
 			r.SHA256, r.Size = sum, size
 		}
@@ -177,12 +177,12 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 			byName[n] = i
 		}
 	}
-	sound := func(d archive.Descriptor) bool {
+	sound := func(d image.Descriptor) bool {
 		b := c.Blobs[d.Digest]
 		return b != nil && b.ComputedDigest == b.Digest && b.Size == d.Size
 	}
 	mismatch := func(name, platform, format string, args ...any) {
-		r.add(archive.Problem{Kind: archive.KindLockMismatch, Image: name, Platform: platform, Detail: fmt.Sprintf(format, args...)})
+		r.add(archive.Problem{Kind: KindLockMismatch, Image: name, Platform: platform, Detail: fmt.Sprintf(format, args...)})
 	}
 	expected := map[digest.Digest]bool{}  // blobs the lockfile accounts for
 	explained := map[digest.Digest]bool{} // blobs of images or platforms already reported
@@ -191,7 +191,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	for _, e := range lg.Images {
 		ref, err := image.ParseReference(e.Ref, "")
 		if err != nil {
-			r.add(archive.Problem{Kind: archive.KindLockfileInvalid, Detail: err.Error()})
+			r.add(archive.Problem{Kind: KindLockfileInvalid, Detail: err.Error()})
 			continue
 		}
 		name := ref.StoredName()
@@ -202,13 +202,13 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 		}
 		i, found := byName[name]
 		if !found {
-			r.add(archive.Problem{Kind: archive.KindImageMissing, Image: name})
+			r.add(archive.Problem{Kind: KindImageMissing, Image: name})
 			continue
 		}
 		img := c.Images[i]
 		switch {
 		case img.Top.Digest.String() != want:
-			r.add(archive.Problem{Kind: archive.KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want})
+			r.add(archive.Problem{Kind: KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want})
 			for d := range img.References() {
 				explained[d] = true
 			}
@@ -222,7 +222,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 			d := digest.Digest(pl.Digest)
 			locked[d] = true
 			expected[d] = true
-			j := slices.IndexFunc(img.Manifests, func(m archive.Manifest) bool { return m.Digest == d })
+			j := slices.IndexFunc(img.Manifests, func(m image.Manifest) bool { return m.Digest == d })
 			if j < 0 {
 				if c.Blobs[d] != nil {
 					mismatch(name, pl.Platform, "manifest %s is not listed by its index %s", d, img.Top.Digest)
@@ -253,7 +253,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 		done[i] = true
 		for _, m := range img.Manifests {
 			if !locked[m.Digest] {
-				r.add(archive.Problem{Kind: archive.KindNotInLockfile, Image: name, Platform: m.Platform, Digest: m.Digest})
+				r.add(archive.Problem{Kind: KindNotInLockfile, Image: name, Platform: m.Platform, Digest: m.Digest})
 				explained[m.Digest], explained[m.Config.Digest] = true, true
 				for _, l := range m.Layers {
 					explained[l.Digest] = true
@@ -269,7 +269,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	for _, img := range c.Images {
 		for _, n := range img.Names {
 			if !names[n] {
-				r.add(archive.Problem{Kind: archive.KindNotInLockfile, Image: n, Digest: img.Top.Digest})
+				r.add(archive.Problem{Kind: KindNotInLockfile, Image: n, Digest: img.Top.Digest})
 				for d := range img.References() {
 					explained[d] = true
 				}
@@ -287,7 +287,7 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	}
 	slices.Sort(extra)
 	for _, d := range extra {
-		r.add(archive.Problem{Kind: archive.KindBlobExtra, Digest: d, Detail: strconv.FormatInt(c.Blobs[d].Size, 10)})
+		r.add(archive.Problem{Kind: KindBlobExtra, Digest: d, Detail: strconv.FormatInt(c.Blobs[d].Size, 10)})
 	}
 }
 
@@ -302,7 +302,7 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 		}
 	}
 	mismatch := func(name, format string, args ...any) {
-		r.add(archive.Problem{Kind: archive.KindLockMismatch, Image: name, Detail: fmt.Sprintf(format, args...)})
+		r.add(archive.Problem{Kind: KindLockMismatch, Image: name, Detail: fmt.Sprintf(format, args...)})
 	}
 	pinned := map[digest.Digest]bool{}
 	for _, e := range lg.Images {
@@ -332,7 +332,7 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 			}
 			m := img.Manifests[0]
 			whole := c.Blobs[d] != nil && c.Blobs[d].ComputedDigest == d
-			for _, b := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+			for _, b := range append([]image.Descriptor{m.Config}, m.Layers...) {
 				expected[b.Digest] = true
 				bi := c.Blobs[b.Digest]
 				whole = whole && bi != nil && bi.ComputedDigest == b.Digest && bi.Size == b.Size
@@ -344,7 +344,7 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 	}
 	for _, img := range c.Images {
 		if d := img.Top.Digest; img.Artifact != nil && !pinned[d] {
-			r.add(archive.Problem{Kind: archive.KindNotInLockfile, Image: img.Label(), Digest: d})
+			r.add(archive.Problem{Kind: KindNotInLockfile, Image: img.Label(), Digest: d})
 			for x := range img.References() {
 				explained[x] = true
 			}
@@ -390,7 +390,7 @@ func verifyCarriedSignatures(ctx context.Context, r *ArchiveReport, c *archive.C
 			errs = m.Errors
 		}
 		for _, err := range errs {
-			p := archive.Problem{Kind: archive.KindSignatureRejected, Image: ref.StoredName(), Detail: err.Error()}
+			p := archive.Problem{Kind: KindSignatureRejected, Image: ref.StoredName(), Detail: err.Error()}
 			var te *trust.Error
 			if errors.As(err, &te) {
 				p.Digest, p.Platform = digest.Digest(te.Manifest), te.Platform

@@ -147,7 +147,7 @@ func buildVerifyWorld(t *testing.T) *verifyWorld {
 	w := &verifyWorld{spec: loadSpec(t, verifySpecBody), out: t.TempDir()}
 	w.multi, _ = fixtures.Describe(multi)
 	w.single, _ = fixtures.Describe(single)
-	fidx, err := archive.FilterIndex(rawIdx, w.multi.MediaType, []digest.Digest{digest.Digest(w.multi.Platforms["linux/arm/v7"].Digest)})
+	fidx, err := image.FilterIndex(rawIdx, w.multi.MediaType, []digest.Digest{digest.Digest(w.multi.Platforms["linux/arm/v7"].Digest)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,21 +234,21 @@ func TestVerifyAgainstLock(t *testing.T) {
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[1].Digest = digest.FromString("other").String()
 			},
-			want: []archive.Problem{{Kind: archive.KindDigestMismatch, Archive: "apps.tar", Image: "registry.test/single:v1", Digest: digest.Digest(w.single.Digest), Detail: "pins " + digest.FromString("other").String()}},
+			want: []archive.Problem{{Kind: KindDigestMismatch, Archive: "apps.tar", Image: "registry.test/single:v1", Digest: digest.Digest(w.single.Digest), Detail: "pins " + digest.FromString("other").String()}},
 		},
 		{
 			name: "another filtered digest",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[1].Images[0].FilteredDigest = w.multi.Digest
 			},
-			want: []archive.Problem{{Kind: archive.KindDigestMismatch, Archive: "filtered.tar.zst", Image: "registry.test/multi:v1", Digest: digest.Digest(w.filtered), Detail: "has the filtered index " + w.multi.Digest}},
+			want: []archive.Problem{{Kind: KindDigestMismatch, Archive: "filtered.tar.zst", Image: "registry.test/multi:v1", Digest: digest.Digest(w.filtered), Detail: "has the filtered index " + w.multi.Digest}},
 		},
 		{
 			name: "a platform the lockfile does not list",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[0].Platforms = l.Groups[0].Images[0].Platforms[:1]
 			},
-			want: []archive.Problem{{Kind: archive.KindNotInLockfile, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Digest: digest.Digest(amd.Digest)}},
+			want: []archive.Problem{{Kind: KindNotInLockfile, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Digest: digest.Digest(amd.Digest)}},
 		},
 		{
 			name: "a platform the archive lacks",
@@ -256,28 +256,28 @@ func TestVerifyAgainstLock(t *testing.T) {
 				arm7 := w.multi.Platforms["linux/arm/v7"]
 				l.Groups[0].Images[0].Platforms = append(l.Groups[0].Images[0].Platforms, lockfile.Platform{Platform: "linux/arm/v7", Digest: arm7.Digest, MediaType: arm7.MediaType, Config: arm7.Config, Size: arm7.Size})
 			},
-			want: []archive.Problem{{Kind: archive.KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/arm/v7", Detail: fmt.Sprintf("manifest %s is missing", w.multi.Platforms["linux/arm/v7"].Digest)}},
+			want: []archive.Problem{{Kind: KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/arm/v7", Detail: fmt.Sprintf("manifest %s is missing", w.multi.Platforms["linux/arm/v7"].Digest)}},
 		},
 		{
 			name: "another config",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[0].Platforms[1].Config = arm.Config
 			},
-			want: []archive.Problem{{Kind: archive.KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Detail: fmt.Sprintf("config %s, the lockfile %s", amd.Config, arm.Config)}},
+			want: []archive.Problem{{Kind: KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Detail: fmt.Sprintf("config %s, the lockfile %s", amd.Config, arm.Config)}},
 		},
 		{
 			name: "another size",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images[2].Platforms[0].Size++
 			},
-			want: []archive.Problem{{Kind: archive.KindLockMismatch, Archive: "apps.tar", Image: "registry.test/single:v2", Platform: "linux/amd64", Detail: fmt.Sprintf("%d bytes, the lockfile %d", w.single.Platforms["linux/amd64"].Size, w.single.Platforms["linux/amd64"].Size+1)}},
+			want: []archive.Problem{{Kind: KindLockMismatch, Archive: "apps.tar", Image: "registry.test/single:v2", Platform: "linux/amd64", Detail: fmt.Sprintf("%d bytes, the lockfile %d", w.single.Platforms["linux/amd64"].Size, w.single.Platforms["linux/amd64"].Size+1)}},
 		},
 		{
 			name: "an image name the lockfile does not list",
 			change: func(l *lockfile.Lock, _ string) {
 				l.Groups[0].Images = l.Groups[0].Images[:2]
 			},
-			want: []archive.Problem{{Kind: archive.KindNotInLockfile, Archive: "apps.tar", Image: "registry.test/single:v2", Digest: digest.Digest(w.single.Digest)}},
+			want: []archive.Problem{{Kind: KindNotInLockfile, Archive: "apps.tar", Image: "registry.test/single:v2", Digest: digest.Digest(w.single.Digest)}},
 		},
 		{
 			name: "another first platform",
@@ -292,7 +292,7 @@ func TestVerifyAgainstLock(t *testing.T) {
 			change: func(_ *lockfile.Lock, out string) {
 				os.Remove(filepath.Join(out, "apps.tar"))
 			},
-			want: []archive.Problem{{Kind: archive.KindArchiveMissing, Archive: "apps.tar"}},
+			want: []archive.Problem{{Kind: KindArchiveMissing, Archive: "apps.tar"}},
 		},
 		{
 			name: "no SHA256SUMS",
@@ -300,8 +300,8 @@ func TestVerifyAgainstLock(t *testing.T) {
 				os.Remove(filepath.Join(out, SumsFile))
 			},
 			want: []archive.Problem{
-				{Kind: archive.KindChecksumUnreadable, Archive: "apps.tar", Detail: "missing from the output directory"},
-				{Kind: archive.KindChecksumUnreadable, Archive: "filtered.tar.zst", Detail: "missing from the output directory"},
+				{Kind: KindChecksumUnreadable, Archive: "apps.tar", Detail: "missing from the output directory"},
+				{Kind: KindChecksumUnreadable, Archive: "filtered.tar.zst", Detail: "missing from the output directory"},
 			},
 		},
 		{
@@ -311,7 +311,7 @@ func TestVerifyAgainstLock(t *testing.T) {
 			},
 			want: []archive.Problem{
 				{Kind: archive.KindUnreferenced, Archive: "apps.tar", Digest: digest.FromString("stray"), Detail: "5"},
-				{Kind: archive.KindChecksumMismatch, Archive: "apps.tar"},
+				{Kind: KindChecksumMismatch, Archive: "apps.tar"},
 			},
 		},
 		{
@@ -320,8 +320,8 @@ func TestVerifyAgainstLock(t *testing.T) {
 				os.WriteFile(filepath.Join(out, "apps.tar"), []byte("hello"), 0o644)
 			},
 			want: []archive.Problem{
-				{Kind: archive.KindArchiveUnreadable, Archive: "apps.tar", Detail: "archive: reading tar: unexpected EOF"},
-				{Kind: archive.KindChecksumMismatch, Archive: "apps.tar"},
+				{Kind: KindArchiveUnreadable, Archive: "apps.tar", Detail: "archive: reading tar: unexpected EOF"},
+				{Kind: KindChecksumMismatch, Archive: "apps.tar"},
 			},
 		},
 	} {
@@ -344,7 +344,7 @@ func TestVerifyAgainstLock(t *testing.T) {
 			ok := len(got) == len(tc.want)
 			for i := 0; ok && i < len(got); i++ {
 				want := tc.want[i]
-				if want.Kind == archive.KindChecksumMismatch && want.Digest == "" {
+				if want.Kind == KindChecksumMismatch && want.Digest == "" {
 					// The file's sum is whatever it is; SHA256SUMS has the build's.
 					want.Digest, want.Detail = got[i].Digest, got[i].Detail
 					ok = got[i].Detail != "" && got[i].Digest.Encoded() != got[i].Detail

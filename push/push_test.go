@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -224,6 +223,6 @@ func TestTagConflicts(t *testing.T) {
 	}
 }
 
-func archiveDescriptor(mt image.MediaType, content string) archive.Descriptor {
-	return archive.Descriptor{MediaType: mt, Digest: digest.FromString(content), Size: int64(len(content))}
+func archiveDescriptor(mt image.MediaType, content string) image.Descriptor {
+	return image.Descriptor{MediaType: mt, Digest: digest.FromString(content), Size: int64(len(content))}
 }

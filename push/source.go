@@ -27,7 +27,7 @@ type blobSource struct {
 
 // doc is one manifest or index, as stored (pushed byte for byte).
 type doc struct {
-	desc archive.Descriptor
+	desc image.Descriptor
 	raw  []byte
 }
 
@@ -38,13 +38,13 @@ type sourceImage struct {
 	label   string
 	names   []image.Reference
 	// blobs are the configs and layers, each once.
-	blobs []archive.Descriptor
+	blobs []image.Descriptor
 	// docs are the manifests and indexes to push, children before parents;
 	// the last one is the top (what the names point at).
 	docs []doc
 	// absent are the children the top index lists that are not in the
 	// archive (a partial index), attestations included.
-	absent []archive.Manifest
+	absent []image.Manifest
 	// filtered is the index listing only the children the archive holds
 	// (for an image with absent children), else nil.
 	filtered *doc
@@ -111,7 +111,7 @@ func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []er
 }
 
 // location records and returns where d's content lies.
-func (src *source) location(c *archive.Contents, d archive.Descriptor) (blobSource, error) {
+func (src *source) location(c *archive.Contents, d image.Descriptor) (blobSource, error) {
 	if b, ok := src.blobs[d.Digest]; ok {
 		return b, nil
 	}
@@ -130,7 +130,7 @@ func (src *source) location(c *archive.Contents, d archive.Descriptor) (blobSour
 	return b, nil
 }
 
-func (src *source) readDoc(c *archive.Contents, d archive.Descriptor) (doc, error) {
+func (src *source) readDoc(c *archive.Contents, d image.Descriptor) (doc, error) {
 	loc, err := src.location(c, d)
 	if err != nil {
 		return doc{}, err
@@ -182,7 +182,7 @@ func (src *source) image(c *archive.Contents, img archive.Image) (*sourceImage, 
 	}
 	seen := map[digest.Digest]bool{}
 	for _, m := range img.Manifests {
-		for _, d := range append([]archive.Descriptor{m.Config}, m.Layers...) {
+		for _, d := range append([]image.Descriptor{m.Config}, m.Layers...) {
 			if seen[d.Digest] {
 				continue
 			}
@@ -235,11 +235,11 @@ func (src *source) image(c *archive.Contents, img archive.Image) (*sourceImage, 
 		for _, d := range out.docs[:len(out.docs)-1] {
 			keep = append(keep, d.desc.Digest)
 		}
-		raw, err := archive.FilterIndex(top.raw, top.desc.MediaType, keep)
+		raw, err := image.FilterIndex(top.raw, top.desc.MediaType, keep)
 		if err != nil {
 			return nil, fmt.Errorf("filtering the index: %w", err)
 		}
-		out.filtered = &doc{desc: archive.Descriptor{MediaType: top.desc.MediaType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw: raw}
+		out.filtered = &doc{desc: image.Descriptor{MediaType: top.desc.MediaType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw: raw}
 	}
 	return out, nil
 }
@@ -258,7 +258,7 @@ const (
 // layer's media type told by its first bytes (classic docker save stores
 // layers uncompressed). The registry's original manifest is not in the
 // archive, so its digest cannot be kept.
-func (src *source) makeManifest(c *archive.Contents, m archive.Manifest) (doc, error) {
+func (src *source) makeManifest(c *archive.Contents, m image.Manifest) (doc, error) {
 	type desc struct {
 		MediaType string        `json:"mediaType"`
 		Size      int64         `json:"size"`
@@ -308,7 +308,7 @@ func (src *source) makeManifest(c *archive.Contents, m archive.Manifest) (doc, e
 	if err != nil {
 		return doc{}, err
 	}
-	return doc{desc: archive.Descriptor{MediaType: image.MediaType(v.MediaType), Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw: raw}, nil
+	return doc{desc: image.Descriptor{MediaType: image.MediaType(v.MediaType), Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw: raw}, nil
 }
 
 // artifactRef is where a carried artifact is pushed: its image's

@@ -24,7 +24,6 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
@@ -157,7 +156,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 			for i, c := range chosen {
 				keep[i] = c.digest
 			}
-			filtered, err := archive.FilterIndex(top, mt, keep)
+			filtered, err := image.FilterIndex(top, mt, keep)
 			if err != nil {
 				return nil, fmt.Errorf("filtering index: %w", err)
 			}

@@ -14,7 +14,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/types"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
@@ -105,7 +104,7 @@ func TestResolveAgainstRegistry(t *testing.T) {
 	sys := sysFor(t, fmt.Sprintf("[registries.%q]\ninsecure = true\n", h))
 	r := &Resolver{Sys: sys}
 
-	// The expected FilteredDigest: what archive.FilterIndex makes of the
+	// The expected FilteredDigest: what image.FilterIndex makes of the
 	// index bytes the registry serves, keeping the given platforms' entries.
 	filtered := func(p fixtures.Pushed, keys ...string) string {
 		raw := rawManifest(t, reg, p.Repo, p.Digest)
@@ -113,7 +112,7 @@ func TestResolveAgainstRegistry(t *testing.T) {
 		for i, k := range keys {
 			keep[i] = digest.Digest(p.Platforms[k].Digest)
 		}
-		out, err := archive.FilterIndex(raw, p.MediaType, keep)
+		out, err := image.FilterIndex(raw, p.MediaType, keep)
 		if err != nil {
 			t.Fatal(err)
 		}

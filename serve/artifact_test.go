@@ -70,7 +70,7 @@ func TestServeCarriedSignature(t *testing.T) {
 // writeArtifacts rewrites the fixture's archive with a cosign signature of
 // its index and an SPDX referrer of it, both carried for the image named
 // img: the signature manifest, its cosign tag and the referrer manifest.
-func writeArtifacts(t *testing.T, f *fixture, img string) (sig archive.Manifest, tag string, ref archive.Manifest) {
+func writeArtifacts(t *testing.T, f *fixture, img string) (sig image.Manifest, tag string, ref image.Manifest) {
 	t.Helper()
 	repo, _, _ := strings.Cut(img, "@")
 	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
@@ -89,7 +89,7 @@ func writeArtifacts(t *testing.T, f *fixture, img string) (sig archive.Manifest,
 	f.blobs.add(raw)
 	f.blobs.add(cfg)
 	f.blobs.add(fixtures.Payload(repo, f.index.Digest.String())) // the layer
-	m, err := archive.ParseManifest(raw, image.OCIManifest)
+	m, err := image.ParseManifest(raw, image.OCIManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +108,13 @@ func writeArtifacts(t *testing.T, f *fixture, img string) (sig archive.Manifest,
 	f.blobs.add(refRaw)
 	f.blobs.add(refCfg)
 	f.blobs.add([]byte(`{"spdxVersion":"SPDX-2.3"}`))
-	rm, err := archive.ParseManifest(refRaw, image.OCIManifest)
+	rm, err := image.ParseManifest(refRaw, image.OCIManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs := []archive.Image{ct.Images[0], {Top: m.Descriptor, Manifests: []archive.Manifest{m},
+	imgs := []archive.Image{ct.Images[0], {Top: m.Descriptor, Manifests: []image.Manifest{m},
 		Artifact: &archive.Artifact{Kind: "signature", Subject: f.index.Digest, Image: img, Tag: tag}},
-		{Top: rm.Descriptor, Manifests: []archive.Manifest{rm}, Artifact: &archive.Artifact{Kind: "referrer", Subject: f.index.Digest, Image: img}}}
+		{Top: rm.Descriptor, Manifests: []image.Manifest{rm}, Artifact: &archive.Artifact{Kind: "referrer", Subject: f.index.Digest, Image: img}}}
 	imgs[0].Absent, imgs[0].Docker = nil, nil
 	var buf bytes.Buffer
 	if err := archive.Write(context.Background(), &buf, imgs, f.blobs, archive.Options{}); err != nil {

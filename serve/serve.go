@@ -33,9 +33,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // Connection timeouts (Options take others, for tests). A blob of several
@@ -132,7 +133,7 @@ type repo struct {
 	// name is the repository's full name (127.0.0.1:5000/bench/multiarch);
 	// it is served under its per-host path (127.0.0.1_5000/bench/multiarch).
 	name      string
-	tags      map[string]archive.Descriptor
+	tags      map[string]image.Descriptor
 	manifests map[digest.Digest]image.MediaType
 	blobs     map[digest.Digest]bool
 	// referrers are the carried OCI referrers, by subject (the referrers
@@ -277,7 +278,7 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 		}
 		rp := r.repos[key]
 		if rp == nil {
-			rp = &repo{name: ref.Name(), tags: map[string]archive.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
+			rp = &repo{name: ref.Name(), tags: map[string]image.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
 			r.repos[key] = rp
 		}
 		t := ref.Tag()
@@ -658,7 +659,7 @@ func serveTags(w http.ResponseWriter, req *http.Request, name string, rp *repo) 
 // referrerOf describes a carried referrer as the referrers API lists it:
 // its artifactType (else its config's media type) and annotations, from
 // the manifest in the archive.
-func referrerOf(c *archive.Contents, top archive.Descriptor) referrer {
+func referrerOf(c *archive.Contents, top image.Descriptor) referrer {
 	ref := referrer{MediaType: top.MediaType, Digest: top.Digest, Size: top.Size}
 	if doc, ok := c.BlobDocument(top.Digest); ok {
 		var m struct {

@@ -16,15 +16,16 @@ import (
 	"strings"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
-	digest "github.com/opencontainers/go-digest"
 )
 
 type memBlobs map[digest.Digest][]byte
 
-func (m memBlobs) Open(_ context.Context, d archive.Descriptor) (io.ReadCloser, error) {
+func (m memBlobs) Open(_ context.Context, d image.Descriptor) (io.ReadCloser, error) {
 	b, ok := m[d.Digest]
 	if !ok {
 		return nil, fmt.Errorf("no blob %s", d.Digest)
@@ -42,9 +43,9 @@ func (m memBlobs) add(b []byte) digest.Digest {
 // mode with only amd64 and arm64 (arm/v7 absent).
 type fixture struct {
 	path     string
-	index    archive.Descriptor
+	index    image.Descriptor
 	indexRaw []byte
-	amd64    archive.Manifest
+	amd64    image.Manifest
 	armv7    digest.Digest // listed in the index, absent from the archive
 	blobs    memBlobs
 }
@@ -70,8 +71,8 @@ func writeFixtureNamed(t testing.TB, dir string, names ...string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{blobs: memBlobs{}, indexRaw: raw}
-	f.index = archive.Descriptor{MediaType: image.OCIIndex, Digest: f.blobs.add(raw), Size: int64(len(raw))}
-	var ms []archive.Manifest
+	f.index = image.Descriptor{MediaType: image.OCIIndex, Digest: f.blobs.add(raw), Size: int64(len(raw))}
+	var ms []image.Manifest
 	for _, d := range im.Manifests {
 		if d.Platform.Variant == "v7" {
 			f.armv7 = digest.Digest(d.Digest.String())
@@ -94,7 +95,7 @@ func writeFixtureNamed(t testing.TB, dir string, names ...string) *fixture {
 			b, _ := io.ReadAll(rc)
 			f.blobs.add(b)
 		}
-		m, err := archive.ParseManifest(mraw, image.MediaType(d.MediaType))
+		m, err := image.ParseManifest(mraw, image.MediaType(d.MediaType))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,12 +401,12 @@ func TestBlobsPerRepository(t *testing.T) {
 	rc, _ := layers[0].Compressed()
 	lb, _ := io.ReadAll(rc)
 	blobs.add(lb)
-	m, err := archive.ParseManifest(mraw, image.OCIManifest)
+	m, err := image.ParseManifest(mraw, image.OCIManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	imgs := []archive.Image{{Names: []string{"quay.io/x/other:1"}, Top: m.Descriptor, Manifests: []archive.Manifest{m}}}
+	imgs := []archive.Image{{Names: []string{"quay.io/x/other:1"}, Top: m.Descriptor, Manifests: []image.Manifest{m}}}
 	if err := archive.Write(context.Background(), &buf, imgs, blobs, archive.Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -37,12 +37,12 @@ func bigBlobArchive(t *testing.T, dir string, size int) string {
 	cd := blobs.add(cfg)
 	mraw := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, cd, len(cfg), ld, len(layer)))
 	blobs.add(mraw)
-	m, err := archive.ParseManifest(mraw, image.OCIManifest)
+	m, err := image.ParseManifest(mraw, image.OCIManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	imgs := []archive.Image{{Names: []string{"docker.io/library/big:1"}, Top: m.Descriptor, Manifests: []archive.Manifest{m}}}
+	imgs := []archive.Image{{Names: []string{"docker.io/library/big:1"}, Top: m.Descriptor, Manifests: []image.Manifest{m}}}
 	if err := archive.Write(context.Background(), &buf, imgs, blobs, archive.Options{}); err != nil {
 		t.Fatal(err)
 	}

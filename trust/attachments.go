@@ -13,7 +13,6 @@ import (
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/types"
 
-	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -179,7 +178,7 @@ func ParseReferrers(blob []byte) ([]ocispec.Descriptor, error) {
 // artifactOf pins an attached manifest: its digest, media type and size
 // with its config and layers.
 func artifactOf(blob []byte, mt image.MediaType) (lockfile.Artifact, error) {
-	m, err := archive.ParseManifest(blob, mt)
+	m, err := image.ParseManifest(blob, mt)
 	if err != nil {
 		return lockfile.Artifact{}, err
 	}

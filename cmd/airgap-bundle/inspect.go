@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
@@ -128,7 +129,7 @@ func newInspectJSON(archivePath string, c *archive.Contents) inspectJSON {
 		j.Problems = append(j.Problems, problemText(p))
 	}
 	j.SavedBytes = j.ImagesBytes - j.UniqueBytes
-	blob := func(d archive.Descriptor, entryPath string) inspectBlobJSON {
+	blob := func(d image.Descriptor, entryPath string) inspectBlobJSON {
 		b := inspectBlobJSON{Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size, Missing: !c.Has(d)}
 		// A Docker archive names its files by path: the entry's, when the
 		// file is there.

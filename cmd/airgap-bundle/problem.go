@@ -74,35 +74,35 @@ func problemText(p archive.Problem) string {
 		return fmt.Sprintf("manifest.json: %s: %s hashes to %s", p.Image, p.Detail, p.Digest)
 	case archive.KindDockerPlatformMismatch:
 		return fmt.Sprintf("manifest.json: %s describes platform %s, not the group's first, %s", p.Image, p.Platform, p.Detail)
-	case archive.KindArchiveMissing:
+	case bundler.KindArchiveMissing:
 		return "archive is missing"
-	case archive.KindArchiveUnreadable:
+	case bundler.KindArchiveUnreadable:
 		return "unreadable: " + p.Detail
-	case archive.KindFormatUnexpected:
+	case bundler.KindFormatUnexpected:
 		return fmt.Sprintf("is a %q archive: build writes an OCI layout with manifest.json", p.Detail)
-	case archive.KindChecksumUnreadable:
+	case bundler.KindChecksumUnreadable:
 		return bundler.SumsFile + ": " + p.Detail
-	case archive.KindChecksumMissing:
+	case bundler.KindChecksumMissing:
 		return bundler.SumsFile + " has no line for it"
-	case archive.KindChecksumMismatch:
+	case bundler.KindChecksumMismatch:
 		return fmt.Sprintf("%s says %s, the file's sha256 is %s", bundler.SumsFile, p.Detail, p.Digest.Encoded())
-	case archive.KindLockfileInvalid:
+	case bundler.KindLockfileInvalid:
 		return "lockfile: " + p.Detail
-	case archive.KindImageMissing:
+	case bundler.KindImageMissing:
 		return fmt.Sprintf("image %s is not in index.json", p.Image)
-	case archive.KindDigestMismatch:
+	case bundler.KindDigestMismatch:
 		return fmt.Sprintf("image %s: index.json has %s, the lockfile %s", p.Image, p.Digest, p.Detail)
-	case archive.KindLockMismatch:
+	case bundler.KindLockMismatch:
 		if p.Platform != "" {
 			return fmt.Sprintf("image %s: platform %s: %s", p.Image, p.Platform, p.Detail)
 		}
 		return fmt.Sprintf("image %s: %s", p.Image, p.Detail)
-	case archive.KindNotInLockfile:
+	case bundler.KindNotInLockfile:
 		if p.Platform != "" {
 			return fmt.Sprintf("image %s: platform %s (%s) is not in the lockfile", p.Image, p.Platform, p.Digest)
 		}
 		return fmt.Sprintf("image %s (%s) is not in the lockfile", p.Image, p.Digest)
-	case archive.KindBlobExtra:
+	case bundler.KindBlobExtra:
 		return fmt.Sprintf("blob %s (%s bytes) is not part of the lockfile's images", p.Digest, p.Detail)
 	}
 	// The kinds whose Detail is the whole finding (document-unreadable,

@@ -1,4 +1,4 @@
-package archive
+package image
 
 import (
 	"bytes"
@@ -8,39 +8,78 @@ import (
 	"io"
 	"slices"
 
-	"github.com/airgap-bundle/airgap-bundle/image"
 	digest "github.com/opencontainers/go-digest"
 )
+
+// Descriptor identifies one blob: its media type, digest and size in bytes.
+// In a Docker archive (no blobs/), a file named by path is described by the
+// sha256 of its content and its size.
+//
+// Descriptor and Manifest are the registry's documents as every package
+// speaks of them: the archive's model, the resolver, the trust checks.
+type Descriptor struct {
+	MediaType MediaType
+	Digest    digest.Digest
+	Size      int64
+}
+
+// Manifest is one platform's image manifest: the manifest blob itself, its
+// config and its layers, in order. In a Docker archive, which stores no
+// manifest blobs, Descriptor is zero.
+type Manifest struct {
+	Descriptor
+	Config Descriptor
+	Layers []Descriptor
+
+	// Platform is "os/arch[/variant]", from the index entry that lists the
+	// manifest or else from the config; "" when neither says. Filled by
+	// archive.Read, not by ParseManifest.
+	Platform string
+	// Attestation marks a BuildKit attestation manifest (archive.Read).
+	Attestation bool
+	// DiffIDs are the config's rootfs.diff_ids, when the config was read
+	// (archive.Read).
+	DiffIDs []digest.Digest
+}
+
+// TotalSize is manifest + config + layers, as their descriptors say.
+func (m Manifest) TotalSize() int64 {
+	n := m.Size + m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
 
 // ParseManifest reads an image manifest blob (OCI image manifest or Docker
 // schema 2) of the given media type into a Manifest whose Descriptor is the
 // blob's own (media type, sha256 digest of blob, length). A mediaType field
 // in the blob must agree with mediaType.
-func ParseManifest(blob []byte, mediaType image.MediaType) (Manifest, error) {
-	if !image.MediaType(mediaType).IsManifest() {
-		return Manifest{}, fmt.Errorf("archive: media type %q is not an image manifest", mediaType)
+func ParseManifest(blob []byte, mediaType MediaType) (Manifest, error) {
+	if !mediaType.IsManifest() {
+		return Manifest{}, fmt.Errorf("media type %q is not an image manifest", mediaType)
 	}
 	var m struct {
 		SchemaVersion *int              `json:"schemaVersion"`
-		MediaType     image.MediaType   `json:"mediaType"`
+		MediaType     MediaType         `json:"mediaType"`
 		Config        *jsonDescriptor   `json:"config"`
 		Layers        []*jsonDescriptor `json:"layers"`
 		Manifests     json.RawMessage   `json:"manifests"`
 	}
 	if err := json.Unmarshal(blob, &m); err != nil {
-		return Manifest{}, fmt.Errorf("archive: manifest: %w", err)
+		return Manifest{}, fmt.Errorf("manifest: %w", err)
 	}
 	switch {
 	case m.SchemaVersion == nil || *m.SchemaVersion != 2:
-		return Manifest{}, errors.New("archive: manifest: schemaVersion is not 2")
+		return Manifest{}, errors.New("manifest: schemaVersion is not 2")
 	case m.MediaType != "" && m.MediaType != mediaType:
-		return Manifest{}, fmt.Errorf("archive: manifest: mediaType %q, expected %q", m.MediaType, mediaType)
-	case m.MediaType == "" && mediaType == image.DockerManifest:
-		return Manifest{}, errors.New("archive: Docker schema 2 manifest without mediaType")
+		return Manifest{}, fmt.Errorf("manifest: mediaType %q, expected %q", m.MediaType, mediaType)
+	case m.MediaType == "" && mediaType == DockerManifest:
+		return Manifest{}, errors.New("Docker schema 2 manifest without mediaType")
 	case m.Manifests != nil:
-		return Manifest{}, errors.New("archive: manifest: has \"manifests\": an index, not an image manifest")
+		return Manifest{}, errors.New("manifest: has \"manifests\": an index, not an image manifest")
 	case m.Config == nil:
-		return Manifest{}, errors.New("archive: manifest: no config")
+		return Manifest{}, errors.New("manifest: no config")
 	}
 	out := Manifest{
 		Descriptor: Descriptor{MediaType: mediaType, Digest: digest.FromBytes(blob), Size: int64(len(blob))},
@@ -61,20 +100,20 @@ func ParseManifest(blob []byte, mediaType image.MediaType) (Manifest, error) {
 }
 
 type jsonDescriptor struct {
-	MediaType image.MediaType `json:"mediaType"`
-	Digest    digest.Digest   `json:"digest"`
-	Size      *int64          `json:"size"`
+	MediaType MediaType     `json:"mediaType"`
+	Digest    digest.Digest `json:"digest"`
+	Size      *int64        `json:"size"`
 }
 
 func (j *jsonDescriptor) descriptor(what string) (Descriptor, error) {
 	if j == nil {
-		return Descriptor{}, fmt.Errorf("archive: manifest: %s is null", what)
+		return Descriptor{}, fmt.Errorf("manifest: %s is null", what)
 	}
 	if err := j.Digest.Validate(); err != nil {
-		return Descriptor{}, fmt.Errorf("archive: manifest: %s digest %q: %w", what, j.Digest, err)
+		return Descriptor{}, fmt.Errorf("manifest: %s digest %q: %w", what, j.Digest, err)
 	}
 	if j.Size == nil || *j.Size < 0 {
-		return Descriptor{}, fmt.Errorf("archive: manifest: %s %s has no valid size", what, j.Digest)
+		return Descriptor{}, fmt.Errorf("manifest: %s %s has no valid size", what, j.Digest)
 	}
 	return Descriptor{MediaType: j.MediaType, Digest: j.Digest, Size: *j.Size}, nil
 }
@@ -87,16 +126,16 @@ func (j *jsonDescriptor) descriptor(what string) (Descriptor, error) {
 // always give the same bytes. Every digest in keep must be listed in the
 // index. Used for the "filtered" index mode; the caller records the digest
 // of the result.
-func FilterIndex(blob []byte, mediaType image.MediaType, keep []digest.Digest) ([]byte, error) {
-	if !image.MediaType(mediaType).IsIndex() {
-		return nil, fmt.Errorf("archive: media type %q is not an image index", mediaType)
+func FilterIndex(blob []byte, mediaType MediaType, keep []digest.Digest) ([]byte, error) {
+	if !mediaType.IsIndex() {
+		return nil, fmt.Errorf("media type %q is not an image index", mediaType)
 	}
 	if len(keep) == 0 {
-		return nil, errors.New("archive: filtering an index to no entries")
+		return nil, errors.New("filtering an index to no entries")
 	}
 	fields, err := objectFields(blob)
 	if err != nil {
-		return nil, fmt.Errorf("archive: index: %w", err)
+		return nil, fmt.Errorf("index: %w", err)
 	}
 	var sawManifests, sawSchema bool
 	var out bytes.Buffer
@@ -116,16 +155,16 @@ func FilterIndex(blob []byte, mediaType image.MediaType, keep []digest.Digest) (
 		case "schemaVersion":
 			var v int
 			if err := json.Unmarshal(value, &v); err != nil || v != 2 {
-				return nil, errors.New("archive: index: schemaVersion is not 2")
+				return nil, errors.New("index: schemaVersion is not 2")
 			}
 			sawSchema = true
 		case "mediaType":
-			var mt image.MediaType
+			var mt MediaType
 			if err := json.Unmarshal(value, &mt); err != nil {
-				return nil, fmt.Errorf("archive: index: mediaType: %w", err)
+				return nil, fmt.Errorf("index: mediaType: %w", err)
 			}
 			if mt != mediaType {
-				return nil, fmt.Errorf("archive: index: mediaType %q, expected %q", mt, mediaType)
+				return nil, fmt.Errorf("index: mediaType %q, expected %q", mt, mediaType)
 			}
 		case "manifests":
 			if value, err = filterManifests(value, keep); err != nil {
@@ -134,15 +173,15 @@ func FilterIndex(blob []byte, mediaType image.MediaType, keep []digest.Digest) (
 			sawManifests = true
 		}
 		if err := json.Compact(&out, value); err != nil {
-			return nil, fmt.Errorf("archive: index: %s: %w", f.key, err)
+			return nil, fmt.Errorf("index: %s: %w", f.key, err)
 		}
 	}
 	out.WriteByte('}')
 	if !sawSchema {
-		return nil, errors.New("archive: index: no schemaVersion")
+		return nil, errors.New("index: no schemaVersion")
 	}
 	if !sawManifests {
-		return nil, errors.New("archive: index: no manifests")
+		return nil, errors.New("index: no manifests")
 	}
 	return out.Bytes(), nil
 }
@@ -151,7 +190,7 @@ func FilterIndex(blob []byte, mediaType image.MediaType, keep []digest.Digest) (
 func filterManifests(raw json.RawMessage, keep []digest.Digest) (json.RawMessage, error) {
 	var entries []json.RawMessage
 	if err := json.Unmarshal(raw, &entries); err != nil {
-		return nil, fmt.Errorf("archive: index: manifests: %w", err)
+		return nil, fmt.Errorf("index: manifests: %w", err)
 	}
 	found := map[digest.Digest]bool{}
 	var b bytes.Buffer
@@ -162,7 +201,7 @@ func filterManifests(raw json.RawMessage, keep []digest.Digest) (json.RawMessage
 			Digest digest.Digest `json:"digest"`
 		}
 		if err := json.Unmarshal(e, &d); err != nil {
-			return nil, fmt.Errorf("archive: index: manifests[%d]: %w", i, err)
+			return nil, fmt.Errorf("index: manifests[%d]: %w", i, err)
 		}
 		if !slices.Contains(keep, d.Digest) {
 			continue
@@ -172,14 +211,14 @@ func filterManifests(raw json.RawMessage, keep []digest.Digest) (json.RawMessage
 			b.WriteByte(',')
 		}
 		if err := json.Compact(&b, e); err != nil {
-			return nil, fmt.Errorf("archive: index: manifests[%d]: %w", i, err)
+			return nil, fmt.Errorf("index: manifests[%d]: %w", i, err)
 		}
 		n++
 	}
 	b.WriteByte(']')
 	for _, d := range keep {
 		if !found[d] {
-			return nil, fmt.Errorf("archive: index does not list %s", d)
+			return nil, fmt.Errorf("index does not list %s", d)
 		}
 	}
 	return b.Bytes(), nil

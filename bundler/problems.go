@@ -1,0 +1,29 @@
+package bundler
+
+import "github.com/airgap-bundle/airgap-bundle/archive"
+
+// Kinds of problems Verify finds beyond archive.Contents.Check's: the
+// archive file and its checksum, and the archive against its lockfile
+// group. Only verify reports them, so they live here, not in archive.
+const (
+	// The archive file.
+	KindArchiveMissing      archive.ProblemKind = "archive-missing"
+	KindArchiveUnreadable   archive.ProblemKind = "archive-unreadable"   // Detail: the error
+	KindCompressionMismatch archive.ProblemKind = "compression-mismatch" // Detail: the whole finding
+	KindFormatUnexpected    archive.ProblemKind = "format-unexpected"    // Detail: the format
+	KindChecksumUnreadable  archive.ProblemKind = "checksum-unreadable"  // Detail: the error
+	KindChecksumMissing     archive.ProblemKind = "checksum-missing"
+	KindChecksumMismatch    archive.ProblemKind = "checksum-mismatch" // Digest: the file's; Detail: SHA256SUMS's hex
+
+	// The archive against its lockfile group.
+	KindLockfileInvalid archive.ProblemKind = "lockfile-invalid" // Detail: the error
+	KindImageMissing    archive.ProblemKind = "image-missing"
+	KindDigestMismatch  archive.ProblemKind = "digest-mismatch" // Digest: the archive's; Detail: the lockfile's
+	KindLockMismatch    archive.ProblemKind = "lock-mismatch"   // Detail: what differs
+	KindNotInLockfile   archive.ProblemKind = "not-in-lockfile"
+	KindBlobExtra       archive.ProblemKind = "blob-extra" // Detail: the size in bytes
+	// A signature the lockfile records that the archive's carried
+	// signatures do not prove. Digest: the signed manifest; Detail: the
+	// whole finding.
+	KindSignatureRejected archive.ProblemKind = "signature-rejected"
+)
