@@ -96,6 +96,11 @@ func Open(dir string) (*Cache, error) {
 // Dir is the cache's root.
 func (c *Cache) Dir() string { return c.dir }
 
+// TempDir is the cache's tmp/: private, on the cache's filesystem, and
+// swept of what killed runs left by the next Open. Other packages' scratch
+// files (push's decompressed archives) go there too.
+func (c *Cache) TempDir() string { return filepath.Join(c.dir, "tmp") }
+
 func (c *Cache) path(d digest.Digest) (string, error) {
 	if err := d.Validate(); err != nil {
 		return "", err

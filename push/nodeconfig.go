@@ -164,3 +164,16 @@ func RegistriesYAML(sourceHosts []string, eps []Endpoint, perHost bool) ([]byte,
 	}
 	return []byte(b.String()), nil
 }
+
+// CheckRegistriesYAML refuses targets one registries.yaml cannot describe:
+// k3s takes a path prefix as a rewrite, one per mirror for all its
+// endpoints, so every target must have the same prefix. Checked before
+// anything is pushed.
+func CheckRegistriesYAML(targets []Target) error {
+	for _, t := range targets[1:] {
+		if t.Prefix != targets[0].Prefix {
+			return fmt.Errorf("push: --registries-yaml: the targets %s and %s have different path prefixes, which one k3s mirror cannot express (write one registries.yaml per prefix)", targets[0], t)
+		}
+	}
+	return nil
+}

@@ -14,9 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -29,9 +28,11 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/logs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/registry"
 )
@@ -85,18 +86,87 @@ type Options struct {
 	// PartialIndex: see the constants (default PartialRefuse).
 	PartialIndex PartialIndex
 	// Jobs is the number of blobs (and images' manifests) pushed at once
-	// (default 4).
+	// (default DefaultJobs).
 	Jobs int
 	// TempDir receives the decompressed copies of compressed archives
-	// (private: it must be the user's own, like the cache's tmp/).
+	// (private: it must be the user's own). Default: the tmp/ of the cache
+	// at CacheDir, where the next run removes what a killed one left.
 	TempDir string
+	// CacheDir is the cache whose tmp/ is the default TempDir; "" is the
+	// user's default cache (cache.DefaultDir).
+	CacheDir string
 	// Spec gives the targets' TLS settings and credentials (its registries
 	// table); nil: verified TLS and the standard credential locations.
+	// Push never changes it.
 	Spec *config.Spec
+	// Insecure allows plain HTTP or unverified TLS to every target, as
+	// insecure = true in the spec's table of the target's host would.
+	Insecure bool
 	// Registry carries the user agent, logger and the retry Policy.
 	Registry registry.Options
 	// Progress reports bytes pushed, per target; nil reports nothing.
 	Progress progress.Reporter
+}
+
+// DefaultJobs is how many blobs a push sends at once when Options.Jobs
+// says nothing.
+const DefaultJobs = 4
+
+// withDefaults applies every default of Options in one place: the
+// partial-index mode, the job count, the progress reporter, the logger,
+// the temporary directory (from the cache's layout), and --insecure as a
+// copy of the spec with the targets' hosts marked insecure.
+func (o Options) withDefaults() (Options, error) {
+	if len(o.Targets) == 0 {
+		return o, fmt.Errorf("%w: push: no target (--to)", errdefs.ErrUsage)
+	}
+	if o.PartialIndex == "" {
+		o.PartialIndex = PartialRefuse
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs
+	}
+	if o.Progress == nil {
+		o.Progress = progress.New(nil, progress.Quiet)
+	}
+	o.Registry.Logger = logs.OrDiscard(o.Registry.Logger)
+	o.Registry.Policy = o.Registry.Policy.WithDefaults()
+	if o.TempDir == "" {
+		dir := o.CacheDir
+		if dir == "" {
+			var err error
+			if dir, err = cache.DefaultDir(); err != nil {
+				return o, err
+			}
+		}
+		c, err := cache.Open(dir)
+		if err != nil {
+			return o, err
+		}
+		o.TempDir = c.TempDir()
+	}
+	spec := &config.Spec{Registries: map[string]*config.Registry{}}
+	if o.Spec != nil {
+		copied := *o.Spec
+		spec = &copied
+		spec.Registries = maps.Clone(o.Spec.Registries)
+		if spec.Registries == nil {
+			spec.Registries = map[string]*config.Registry{}
+		}
+	}
+	if o.Insecure {
+		for _, t := range o.Targets {
+			r := &config.Registry{Host: t.Host}
+			if old, ok := spec.Registries[t.Host]; ok {
+				copied := *old
+				r = &copied
+			}
+			r.Insecure = true
+			spec.Registries[t.Host] = r
+		}
+	}
+	o.Spec = spec
+	return o, nil
 }
 
 // Result is what a push did: the mapping from source to target names and
@@ -176,30 +246,14 @@ type unit struct {
 // anything is pushed. Errors are classed errdefs.ErrRegistry (exit 1),
 // bad options errdefs.ErrUsage.
 func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
-	if len(opts.Targets) == 0 {
-		return nil, fmt.Errorf("%w: push: no target (--to)", errdefs.ErrUsage)
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if opts.PartialIndex == "" {
-		opts.PartialIndex = PartialRefuse
-	}
-	if opts.Jobs <= 0 {
-		opts.Jobs = 4
-	}
-	if opts.Progress == nil {
-		opts.Progress = progress.New(nil, progress.Quiet)
-	}
-	log := opts.Registry.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	policy := opts.Registry.Policy.WithDefaults()
-	if opts.TempDir == "" {
-		opts.TempDir = os.TempDir()
-	}
+	log, policy := opts.Registry.Logger, opts.Registry.Policy
 
 	// 1. The archives, each read once.
-	var problems []error
-	var sources []*source
+	sources, problems, err := openSources(ctx, paths, opts.TempDir)
 	defer func() {
 		for _, s := range sources {
 			if err := s.close(); err != nil {
@@ -207,82 +261,20 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 			}
 		}
 	}()
-	for _, p := range paths {
-		src, probs, err := openSource(ctx, p, opts.TempDir)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: p}, "%w", err))
-			continue
-		}
-		sources = append(sources, src)
-		for _, e := range probs {
-			problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: p}, "%w", e))
-		}
+	if err != nil {
+		return nil, err
 	}
 
 	// 2. One registry set-up for every target: TLS and credentials as for
 	// sources.
-	spec := opts.Spec
-	if spec == nil {
-		spec = &config.Spec{}
-	}
-	var hosts []string
-	for _, t := range opts.Targets {
-		if !slices.Contains(hosts, t.Host) {
-			hosts = append(hosts, t.Host)
-		}
-	}
-	ropts := opts.Registry
-	ropts.Hosts = hosts
-	env, err := registry.New(spec, ropts)
+	env, clientList, err := connect(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrRegistry, err)
+		return nil, err
 	}
 	defer env.Close()
-	var clientList []*client
-	for _, t := range opts.Targets {
-		c, err := newClient(ctx, env, t, policy, opts.Registry.UserAgent, spec)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, t, err)
-		}
-		c.log = log
-		clientList = append(clientList, c)
-	}
 
 	// 3. The plan: each image into each repository of each target.
-	var units []*unit
-	sourceHosts := map[string]bool{}
-	for _, c := range clientList {
-		for _, s := range sources {
-			for _, img := range s.images {
-				byRepo := map[string]*unit{}
-				for _, n := range img.names {
-					sourceHosts[n.Domain()] = true
-					rp := repoPath(c.target, n, opts.PerHost)
-					u := byRepo[rp]
-					if u == nil {
-						repo, err := name.NewRepository(c.target.Host+"/"+rp, name.StrictValidation)
-						if err != nil {
-							problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: s.path}, "%s: target repository %s/%s: %w", n, c.target.Host, rp, err))
-							continue
-						}
-						u = &unit{c: c, img: img, repo: repo, docs: img.docs, kept: !img.made}
-						if img.made {
-							u.why = WhyMadeManifest
-						}
-						byRepo[rp] = u
-						units = append(units, u)
-					}
-					u.names = append(u.names, n)
-					if t := n.Tag(); t != "" && !slices.Contains(u.tags, t) {
-						u.tags = append(u.tags, t)
-					}
-				}
-			}
-		}
-	}
+	units, sourceHosts := plan(clientList, sources, opts.PerHost, &problems)
 
 	// 4. Partial indexes: the absent children may already be in the target
 	// (pushed from another archive); else the user's choice applies.
@@ -305,15 +297,105 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 	if err := pushManifests(ctx, units, opts.Jobs, policy, &stats); err != nil {
 		return nil, err
 	}
-	for _, c := range clientList {
+	return result(clientList, units, sourceHosts, stats), nil
+}
+
+// openSources reads each archive once; an archive that cannot be read is
+// a problem of its own, reported with the others before anything is sent.
+func openSources(ctx context.Context, paths []string, tmpDir string) (sources []*source, problems []error, err error) {
+	for _, p := range paths {
+		src, probs, err := openSource(ctx, p, tmpDir)
+		if err != nil {
+			if ctx.Err() != nil {
+				return sources, nil, ctx.Err()
+			}
+			problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: p}, "%w", err))
+			continue
+		}
+		sources = append(sources, src)
+		for _, e := range probs {
+			problems = append(problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: p}, "%w", e))
+		}
+	}
+	return sources, problems, nil
+}
+
+// connect sets up one registry environment for every target and a client
+// per target.
+func connect(ctx context.Context, opts Options) (*registry.Env, []*client, error) {
+	var hosts []string
+	for _, t := range opts.Targets {
+		if !slices.Contains(hosts, t.Host) {
+			hosts = append(hosts, t.Host)
+		}
+	}
+	ropts := opts.Registry
+	ropts.Hosts = hosts
+	env, err := registry.New(opts.Spec, ropts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errdefs.ErrRegistry, err)
+	}
+	var clients []*client
+	for _, t := range opts.Targets {
+		c, err := newClient(ctx, env, t, opts.Registry.Policy, opts.Registry.UserAgent, opts.Spec)
+		if err != nil {
+			env.Close()
+			return nil, nil, fmt.Errorf("%w: %s: %w", errdefs.ErrRegistry, t, err)
+		}
+		c.log = opts.Registry.Logger
+		clients = append(clients, c)
+	}
+	return env, clients, nil
+}
+
+// plan makes a unit of each image in each target repository it goes to
+// (an image whose names share a repository is one unit with their tags),
+// and lists the source registries for the node configuration.
+func plan(clients []*client, sources []*source, perHost bool, problems *[]error) ([]*unit, map[string]bool) {
+	var units []*unit
+	sourceHosts := map[string]bool{}
+	for _, c := range clients {
+		for _, s := range sources {
+			for _, img := range s.images {
+				byRepo := map[string]*unit{}
+				for _, n := range img.names {
+					sourceHosts[n.Domain()] = true
+					rp := repoPath(c.target, n, perHost)
+					u := byRepo[rp]
+					if u == nil {
+						repo, err := name.NewRepository(c.target.Host+"/"+rp, name.StrictValidation)
+						if err != nil {
+							*problems = append(*problems, errdefs.Errorf(errdefs.ErrRegistry, errdefs.Pos{File: s.path}, "%s: target repository %s/%s: %w", n, c.target.Host, rp, err))
+							continue
+						}
+						u = &unit{c: c, img: img, repo: repo, docs: img.docs, kept: !img.made}
+						if img.made {
+							u.why = WhyMadeManifest
+						}
+						byRepo[rp] = u
+						units = append(units, u)
+					}
+					u.names = append(u.names, n)
+					if t := n.Tag(); t != "" && !slices.Contains(u.tags, t) {
+						u.tags = append(u.tags, t)
+					}
+				}
+			}
+		}
+	}
+	return units, sourceHosts
+}
+
+// result gathers what the clients counted and where they pushed.
+func result(clients []*client, units []*unit, sourceHosts map[string]bool, stats Stats) *Result {
+	for _, c := range clients {
 		stats.BlobsUploaded += c.uploaded.Load()
 		stats.BytesUploaded += c.sent.Load()
 		stats.BlobsMounted += c.obs.mounted.Load()
 		stats.BlobsExisting += c.obs.existing.Load()
 	}
-
-	res := &Result{Stats: stats, Mapping: mapping(clientList, units)}
-	for _, c := range clientList {
+	res := &Result{Stats: stats, Mapping: mapping(clients, units)}
+	for _, c := range clients {
 		if s := c.obs.scheme(); s != "" {
 			c.endpoint.Scheme = s
 		}
@@ -323,7 +405,7 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 		res.SourceHosts = append(res.SourceHosts, h)
 	}
 	sort.Strings(res.SourceHosts)
-	return res, nil
+	return res
 }
 
 func newClient(ctx context.Context, env *registry.Env, t Target, policy registry.Policy, ua string, spec *config.Spec) (*client, error) {

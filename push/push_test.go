@@ -226,3 +226,47 @@ func TestTagConflicts(t *testing.T) {
 func archiveDescriptor(mt image.MediaType, content string) image.Descriptor {
 	return image.Descriptor{MediaType: mt, Digest: digest.FromString(content), Size: int64(len(content))}
 }
+
+// Every default is applied in one place, and --insecure marks the
+// targets insecure in a copy: the caller's spec is never changed.
+func TestOptionsDefaults(t *testing.T) {
+	spec := &config.Spec{Registries: map[string]*config.Registry{"reg.example:5000": {Host: "reg.example:5000", CAFile: "ca.pem"}}}
+	cacheDir := t.TempDir()
+	o, err := Options{
+		Targets:  []Target{{Host: "reg.example:5000"}, {Host: "other.example"}},
+		Spec:     spec,
+		Insecure: true,
+		CacheDir: cacheDir,
+	}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Jobs != DefaultJobs || o.PartialIndex != PartialRefuse || o.Progress == nil || o.Registry.Logger == nil || o.Registry.Policy.Attempts == 0 {
+		t.Errorf("defaults not applied: %+v", o)
+	}
+	if o.TempDir != filepath.Join(cacheDir, "tmp") {
+		t.Errorf("TempDir = %s, want the cache's tmp/", o.TempDir)
+	}
+	if r := o.Spec.Registries["reg.example:5000"]; !r.Insecure || r.CAFile != "ca.pem" {
+		t.Errorf("target with a table: %+v, want insecure with its ca-file kept", r)
+	}
+	if r := o.Spec.Registries["other.example"]; r == nil || !r.Insecure {
+		t.Errorf("target without a table: %+v, want insecure", r)
+	}
+	if spec.Registries["reg.example:5000"].Insecure || len(spec.Registries) != 1 {
+		t.Error("the caller's spec was changed")
+	}
+	if _, err := (Options{}).withDefaults(); !errors.Is(err, errdefs.ErrUsage) {
+		t.Errorf("no target: %v, want a usage error", err)
+	}
+}
+
+func TestCheckRegistriesYAML(t *testing.T) {
+	same := []Target{{Host: "a:5000", Prefix: "m"}, {Host: "b:5000", Prefix: "m"}}
+	if err := CheckRegistriesYAML(same); err != nil {
+		t.Errorf("same prefix: %v", err)
+	}
+	if err := CheckRegistriesYAML([]Target{{Host: "a:5000", Prefix: "m"}, {Host: "b:5000"}}); err == nil || !strings.Contains(err.Error(), "different path prefixes") {
+		t.Errorf("different prefixes: %v", err)
+	}
+}

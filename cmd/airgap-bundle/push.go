@@ -3,13 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
-	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
@@ -92,7 +90,7 @@ hosts.toml files that make nodes pull the public names from the target.`,
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP or unverified TLS to the targets (as insecure = true in a spec)")
 	c.Flags().StringVar(&f.registriesYAML, "registries-yaml", "", "write a k3s/RKE2 registries.yaml mirroring the source registries to the targets")
 	c.Flags().StringVar(&f.hostsDir, "hosts-dir", "", "write containerd DIR/<source-host>/hosts.toml files mirroring the source registries to the targets")
-	c.Flags().IntVarP(&f.jobs, "jobs", "j", 4, "blobs pushed in parallel")
+	c.Flags().IntVarP(&f.jobs, "jobs", "j", pushpkg.DefaultJobs, "blobs pushed in parallel")
 	c.Flags().StringVar(&f.partialIndex, "partial-index", "refuse", "an index whose platforms are not all in the archive nor the target: refuse, filtered (push the filtered index: new digest) or original (push it anyway)")
 	c.Flags().StringVar(&f.cacheDir, "cache-dir", "", "where .tar.gz and .tar.zst archives are decompressed while pushing (default: $XDG_CACHE_HOME/airgap-bundle)")
 	return c
@@ -118,12 +116,8 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 		targets = append(targets, t)
 	}
 	if f.registriesYAML != "" {
-		// k3s takes a prefix as a rewrite, one per mirror for all its
-		// endpoints: refused before anything is pushed.
-		for _, t := range targets[1:] {
-			if t.Prefix != targets[0].Prefix {
-				return usageError{fmt.Errorf("push: --registries-yaml: the targets %s and %s have different path prefixes, which one k3s mirror cannot express (write one registries.yaml per prefix)", targets[0], t)}
-			}
+		if err := pushpkg.CheckRegistriesYAML(targets); err != nil {
+			return usageError{err}
 		}
 	}
 	mode, err := pushpkg.ParsePartialIndex(f.partialIndex)
@@ -140,38 +134,14 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 			return err
 		}
 	}
-	if f.insecure {
-		if spec == nil {
-			spec = &config.Spec{}
-		}
-		if spec.Registries == nil {
-			spec.Registries = map[string]*config.Registry{}
-		}
-		for _, t := range targets {
-			if r, ok := spec.Registries[t.Host]; ok {
-				r.Insecure = true
-			} else {
-				spec.Registries[t.Host] = &config.Registry{Host: t.Host, Insecure: true}
-			}
-		}
-	}
-	dir := f.cacheDir
-	if dir == "" {
-		if dir, err = cache.DefaultDir(); err != nil {
-			return err
-		}
-	}
-	bc, err := cache.Open(dir)
-	if err != nil {
-		return err
-	}
 	res, err := pushpkg.Push(ctx, paths, pushpkg.Options{
 		Targets:      targets,
 		PerHost:      f.perHost,
 		PartialIndex: mode,
 		Jobs:         f.jobs,
-		TempDir:      filepath.Join(bc.Dir(), "tmp"),
+		CacheDir:     f.cacheDir,
 		Spec:         spec,
+		Insecure:     f.insecure,
 		Registry:     g.registryOptions(),
 		Progress:     g.progress(),
 	})
