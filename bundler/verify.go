@@ -171,123 +171,160 @@ func verifyLocked(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group) {
 	if c.Index == nil {
 		return // not our format: reported already
 	}
-	byName := map[string]int{}
+	v := &lockVerifier{r: r, c: c, lg: lg, byName: map[string]int{},
+		expected: map[digest.Digest]bool{}, explained: map[digest.Digest]bool{}, names: map[string]bool{}, done: map[int]bool{}}
 	for i, img := range c.Images {
 		for _, n := range img.Names {
-			byName[n] = i
+			v.byName[n] = i
 		}
 	}
-	sound := func(d image.Descriptor) bool {
-		b := c.Blobs[d.Digest]
-		return b != nil && b.ComputedDigest == b.Digest && b.Size == d.Size
+	for i := range lg.Images {
+		v.image(&lg.Images[i])
 	}
-	mismatch := func(name, platform, format string, args ...any) {
-		r.add(archive.Problem{Kind: KindLockMismatch, Image: name, Platform: platform, Detail: fmt.Sprintf(format, args...)})
+	v.unlockedNames()
+	verifyArtifacts(r, c, lg, v.expected, v.explained)
+	v.extraBlobs()
+}
+
+// lockVerifier checks one archive against its lockfile group: each
+// pinned image and platform, then what the archive holds beyond them.
+type lockVerifier struct {
+	r         *ArchiveReport
+	c         *archive.Contents
+	lg        *lockfile.Group
+	byName    map[string]int         // image name -> index in c.Images
+	expected  map[digest.Digest]bool // blobs the lockfile accounts for
+	explained map[digest.Digest]bool // blobs of images or platforms already reported
+	names     map[string]bool        // names the lockfile pins
+	done      map[int]bool           // images checked (one image may have several names)
+}
+
+func (v *lockVerifier) mismatch(name, platform, format string, args ...any) {
+	v.r.add(archive.Problem{Kind: KindLockMismatch, Image: name, Platform: platform, Detail: fmt.Sprintf(format, args...)})
+}
+
+// sound says whether the archive holds d intact, at its size.
+func (v *lockVerifier) sound(d image.Descriptor) bool {
+	b := v.c.Blobs[d.Digest]
+	return b != nil && b.ComputedDigest == b.Digest && b.Size == d.Size
+}
+
+// explain marks every blob of img as reported already.
+func (v *lockVerifier) explain(img archive.Image) {
+	for d := range img.References() {
+		v.explained[d] = true
 	}
-	expected := map[digest.Digest]bool{}  // blobs the lockfile accounts for
-	explained := map[digest.Digest]bool{} // blobs of images or platforms already reported
-	names := map[string]bool{}
-	done := map[int]bool{}
-	for _, e := range lg.Images {
-		ref, err := image.ParseReference(e.Ref, "")
-		if err != nil {
-			r.add(archive.Problem{Kind: KindLockfileInvalid, Detail: err.Error()})
-			continue
-		}
-		name := ref.StoredName()
-		names[name] = true
-		want, what := e.Digest, "pins"
-		if lg.Index == image.IndexFiltered && e.IsIndex() {
-			want, what = e.FilteredDigest, "has the filtered index"
-		}
-		i, found := byName[name]
-		if !found {
-			r.add(archive.Problem{Kind: KindImageMissing, Image: name})
-			continue
-		}
-		img := c.Images[i]
-		switch {
-		case img.Top.Digest.String() != want:
-			r.add(archive.Problem{Kind: KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want})
-			for d := range img.References() {
-				explained[d] = true
-			}
-			continue
-		case img.Top.MediaType != e.MediaType:
-			mismatch(name, "", "index.json gives media type %q, the lockfile %q", img.Top.MediaType, e.MediaType)
-		}
-		expected[img.Top.Digest] = true
-		locked := map[digest.Digest]bool{}
-		for _, pl := range e.Platforms {
-			d := digest.Digest(pl.Digest)
-			locked[d] = true
-			expected[d] = true
-			j := slices.IndexFunc(img.Manifests, func(m image.Manifest) bool { return m.Digest == d })
-			if j < 0 {
-				if c.Blobs[d] != nil {
-					mismatch(name, pl.Platform, "manifest %s is not listed by its index %s", d, img.Top.Digest)
-				} else {
-					mismatch(name, pl.Platform, "manifest %s is missing", d)
-				}
-				continue
-			}
-			m := img.Manifests[j]
-			expected[m.Config.Digest] = true
-			ok := sound(m.Descriptor) && sound(m.Config)
+}
+
+// image checks the archive's image of one lockfile entry.
+func (v *lockVerifier) image(e *lockfile.Image) {
+	ref, err := image.ParseReference(e.Ref, "")
+	if err != nil {
+		v.r.add(archive.Problem{Kind: KindLockfileInvalid, Detail: err.Error()})
+		return
+	}
+	name := ref.StoredName()
+	v.names[name] = true
+	want, what := e.Digest, "pins"
+	if v.lg.Index == image.IndexFiltered && e.IsIndex() {
+		want, what = e.FilteredDigest, "has the filtered index"
+	}
+	i, found := v.byName[name]
+	if !found {
+		v.r.add(archive.Problem{Kind: KindImageMissing, Image: name})
+		return
+	}
+	img := v.c.Images[i]
+	switch {
+	case img.Top.Digest.String() != want:
+		v.r.add(archive.Problem{Kind: KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want})
+		v.explain(img)
+		return
+	case img.Top.MediaType != e.MediaType:
+		v.mismatch(name, "", "index.json gives media type %q, the lockfile %q", img.Top.MediaType, e.MediaType)
+	}
+	v.expected[img.Top.Digest] = true
+	locked := map[digest.Digest]bool{}
+	for k := range e.Platforms {
+		pl := &e.Platforms[k]
+		locked[digest.Digest(pl.Digest)] = true
+		v.platform(name, img, pl)
+	}
+	if v.done[i] {
+		return // the same image under another name: the rest is checked once
+	}
+	v.done[i] = true
+	for _, m := range img.Manifests {
+		if !locked[m.Digest] {
+			v.r.add(archive.Problem{Kind: KindNotInLockfile, Image: name, Platform: m.Platform, Digest: m.Digest})
+			v.explained[m.Digest], v.explained[m.Config.Digest] = true, true
 			for _, l := range m.Layers {
-				expected[l.Digest] = true
-				ok = ok && sound(l)
-			}
-			if m.MediaType != pl.MediaType {
-				mismatch(name, pl.Platform, "manifest media type %q, the lockfile %q", m.MediaType, pl.MediaType)
-			}
-			if m.Config.Digest.String() != pl.Config {
-				mismatch(name, pl.Platform, "config %s, the lockfile %s", m.Config.Digest, pl.Config)
-			} else if ok && m.TotalSize() != pl.Size {
-				mismatch(name, pl.Platform, "%d bytes, the lockfile %d", m.TotalSize(), pl.Size)
-			}
-		}
-		if done[i] {
-			continue // the same image under another name: the rest is checked once
-		}
-		done[i] = true
-		for _, m := range img.Manifests {
-			if !locked[m.Digest] {
-				r.add(archive.Problem{Kind: KindNotInLockfile, Image: name, Platform: m.Platform, Digest: m.Digest})
-				explained[m.Digest], explained[m.Config.Digest] = true, true
-				for _, l := range m.Layers {
-					explained[l.Digest] = true
-				}
-			}
-		}
-		if img.Docker != nil && img.Docker.Manifest != nil && len(e.Platforms) > 0 {
-			if got := img.Manifests[*img.Docker.Manifest]; got.Digest.String() != e.Platforms[0].Digest {
-				r.add(archive.Problem{Kind: archive.KindDockerPlatformMismatch, Image: name, Platform: got.Platform, Detail: e.Platforms[0].Platform})
+				v.explained[l.Digest] = true
 			}
 		}
 	}
-	for _, img := range c.Images {
+	if img.Docker != nil && img.Docker.Manifest != nil && len(e.Platforms) > 0 {
+		if got := img.Manifests[*img.Docker.Manifest]; got.Digest.String() != e.Platforms[0].Digest {
+			v.r.add(archive.Problem{Kind: archive.KindDockerPlatformMismatch, Image: name, Platform: got.Platform, Detail: e.Platforms[0].Platform})
+		}
+	}
+}
+
+// platform checks one pinned platform manifest of img.
+func (v *lockVerifier) platform(name string, img archive.Image, pl *lockfile.Platform) {
+	d := digest.Digest(pl.Digest)
+	v.expected[d] = true
+	j := slices.IndexFunc(img.Manifests, func(m image.Manifest) bool { return m.Digest == d })
+	if j < 0 {
+		if v.c.Blobs[d] != nil {
+			v.mismatch(name, pl.Platform, "manifest %s is not listed by its index %s", d, img.Top.Digest)
+		} else {
+			v.mismatch(name, pl.Platform, "manifest %s is missing", d)
+		}
+		return
+	}
+	m := img.Manifests[j]
+	v.expected[m.Config.Digest] = true
+	ok := v.sound(m.Descriptor) && v.sound(m.Config)
+	for _, l := range m.Layers {
+		v.expected[l.Digest] = true
+		ok = ok && v.sound(l)
+	}
+	if m.MediaType != pl.MediaType {
+		v.mismatch(name, pl.Platform, "manifest media type %q, the lockfile %q", m.MediaType, pl.MediaType)
+	}
+	if m.Config.Digest.String() != pl.Config {
+		v.mismatch(name, pl.Platform, "config %s, the lockfile %s", m.Config.Digest, pl.Config)
+	} else if ok && m.TotalSize() != pl.Size {
+		v.mismatch(name, pl.Platform, "%d bytes, the lockfile %d", m.TotalSize(), pl.Size)
+	}
+}
+
+// unlockedNames reports the archive's names the lockfile does not pin.
+func (v *lockVerifier) unlockedNames() {
+	for _, img := range v.c.Images {
 		for _, n := range img.Names {
-			if !names[n] {
-				r.add(archive.Problem{Kind: KindNotInLockfile, Image: n, Digest: img.Top.Digest})
-				for d := range img.References() {
-					explained[d] = true
-				}
+			if !v.names[n] {
+				v.r.add(archive.Problem{Kind: KindNotInLockfile, Image: n, Digest: img.Top.Digest})
+				v.explain(img)
 			}
 		}
 	}
-	verifyArtifacts(r, c, lg, expected, explained)
-	refs := c.References()
+}
+
+// extraBlobs reports referenced blobs that nothing pinned or reported
+// accounts for (unreferenced ones are strays, reported elsewhere).
+func (v *lockVerifier) extraBlobs() {
+	refs := v.c.References()
 	var extra []digest.Digest
-	for d := range c.Blobs {
-		// Unreferenced blobs are reported as strays.
-		if !expected[d] && !explained[d] && refs[d] {
+	for d := range v.c.Blobs {
+		if !v.expected[d] && !v.explained[d] && refs[d] {
 			extra = append(extra, d)
 		}
 	}
 	slices.Sort(extra)
 	for _, d := range extra {
-		r.add(archive.Problem{Kind: KindBlobExtra, Digest: d, Detail: strconv.FormatInt(c.Blobs[d].Size, 10)})
+		v.r.add(archive.Problem{Kind: KindBlobExtra, Digest: d, Detail: strconv.FormatInt(v.c.Blobs[d].Size, 10)})
 	}
 }
 

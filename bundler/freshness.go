@@ -11,6 +11,9 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
+// freshness.go: whether a lockfile pins what its spec asks for, and the
+// one place every command that needs a current lockfile asks it.
+
 // OutputDir is where a spec's archives go: override when given, else the
 // spec's output-dir.
 func OutputDir(spec *config.Spec, override string) string {

@@ -12,6 +12,9 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
 
+// pinned.go: the documents a build fetched, checked against every field
+// of the lockfile entry that pins them.
+//
 // Digests pin content, so what the registry serves for a locked digest
 // cannot drift; a fetched document that disagrees with another field of the
 // lockfile means the lockfile was edited or damaged. build --locked must
