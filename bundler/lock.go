@@ -209,7 +209,6 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 // Lock resolves what the plan needs and returns the new lockfile. Every
 // failed image is reported, with its place in the spec, in one error.
 func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver, opts LockOptions) (*LockResult, error) {
-	log := logs.OrDiscard(opts.Logger)
 	plan, err := NewPlan(spec, old, opts)
 	if err != nil {
 		return nil, err
@@ -218,35 +217,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	if jobs <= 0 {
 		jobs = DefaultJobs
 	}
-
-	// The same reference asked for the same platforms in several groups is
-	// resolved once.
-	type job struct {
-		ref    image.Reference
-		want   image.PlatformSet
-		index  image.IndexMode
-		pinned *lockfile.Image
-		reqs   []*config.SignatureRequirement
-		carry  bool
-		wants  []Want
-	}
-	jobsByKey := map[string]*job{}
-	var order []string
-	for _, w := range plan.Resolve {
-		reqs := spec.SignatureRequirements(w.Group, w.Image.Ref)
-		k := jobKey(w.Image.Ref, w.Group) + reqsKey(reqs)
-		if w.Pinned != nil {
-			k += "|pinned " + w.Pinned.Digest
-		}
-		k += fmt.Sprintf("|carry %v", w.Group.CarrySignatures)
-		j, ok := jobsByKey[k]
-		if !ok {
-			j = &job{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index, pinned: w.Pinned, reqs: reqs, carry: w.Group.CarrySignatures}
-			jobsByKey[k] = j
-			order = append(order, k)
-		}
-		j.wants = append(j.wants, w)
-	}
+	keys, byKey := lockJobs(spec, plan)
 
 	rep := opts.Progress
 	if rep == nil {
@@ -254,89 +225,141 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	}
 	task := progress.Task(nil)
 	var outcome error // why the resolve task ended, for its last line
-	if len(order) > 0 {
-		task = rep.Task("resolve", int64(len(order)), progress.Items)
+	if len(keys) > 0 {
+		task = rep.Task("resolve", int64(len(keys)), progress.Items)
 		defer func() { task.Done(outcome) }()
 	}
-	var mu sync.Mutex
-	results := map[entryKey]*lockfile.Image{}
-	var errs []error
-	// A registry that cannot be reached fails every image on it the same
-	// way: after its first connection-level failure the rest of its images
-	// fail fast, without contacting it, and the failures are reported as
-	// one line per host.
-	dead := map[string]*HostError{}
-	var deadOrder []string
+	l := &locker{spec: spec, r: r, log: logs.OrDiscard(opts.Logger), task: task,
+		results: map[entryKey]*lockfile.Image{}, dead: map[string]*HostError{}}
 	g := new(errgroup.Group) // not WithContext: one failure must not hide the others
 	g.SetLimit(jobs)
-	for _, k := range order {
-		j := jobsByKey[k]
-		g.Go(func() error {
-			host := j.ref.Domain()
-			mu.Lock()
-			he := dead[host]
-			mu.Unlock()
-			var img *lockfile.Image
-			var err error
-			switch {
-			case he != nil:
-			case rejected(j.ref, j.reqs) != nil:
-				err = rejected(j.ref, j.reqs)
-			case j.pinned != nil:
-				pinned := *j.pinned
-				img = &pinned
-			default:
-				log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
-				img, err = r.Resolve(ctx, j.ref, j.want, j.index)
-			}
-			if he == nil && err == nil {
-				err = verifySignatures(ctx, r, j.ref, img, j.reqs, log)
-			}
-			if he == nil && err == nil {
-				err = findAttachments(ctx, r, j.ref, img, j.carry, log)
-			}
-			task.Add(1)
-			mu.Lock()
-			defer mu.Unlock()
-			if he == nil && err != nil && !mirrored(spec, host) {
-				if reason, ok := registry.Unreachable(host, err); ok {
-					if he = dead[host]; he == nil {
-						he = &HostError{Host: host, Reason: reason, Err: err}
-						dead[host] = he
-						deadOrder = append(deadOrder, host)
-					}
-				}
-			}
-			if he != nil {
-				for _, w := range j.wants {
-					he.add(w)
-				}
-				return nil
-			}
-			if err != nil {
-				for _, w := range j.wants {
-					errs = append(errs, &ImageError{Pos: w.Image.Pos, Group: w.Group.Name, Image: w.Image.Ref.Written, Err: err})
-				}
-				return nil
-			}
-			for _, w := range j.wants {
-				results[entryKey{w.Group.Name, w.Image.Ref.String()}] = img
-			}
-			return nil
-		})
+	for _, k := range keys {
+		j := byKey[k]
+		g.Go(func() error { l.run(ctx, j); return nil })
 	}
 	_ = g.Wait()
-	for _, h := range deadOrder {
-		errs = append(errs, dead[h])
+	for _, h := range l.deadOrder {
+		l.errs = append(l.errs, l.dead[h])
 	}
-	if err := errdefs.List(errs, "images failed"); err != nil {
+	if err := errdefs.List(l.errs, "images failed"); err != nil {
 		outcome = err
 		if ctx.Err() != nil {
 			outcome = ctx.Err()
 		}
 		return nil, err
 	}
+	return lockResult(spec, plan, l.results), nil
+}
 
+// lockJob is one reference to resolve for a set of platforms, with what
+// must be verified and carried: the same reference asked for the same
+// things in several groups is resolved once, for all its wants.
+type lockJob struct {
+	ref    image.Reference
+	want   image.PlatformSet
+	index  image.IndexMode
+	pinned *lockfile.Image
+	reqs   []*config.SignatureRequirement
+	carry  bool
+	wants  []Want
+}
+
+// lockJobs merges the plan's wants into jobs, in the plan's order.
+func lockJobs(spec *config.Spec, plan *Plan) (keys []string, byKey map[string]*lockJob) {
+	byKey = map[string]*lockJob{}
+	for _, w := range plan.Resolve {
+		reqs := spec.SignatureRequirements(w.Group, w.Image.Ref)
+		k := jobKey(w.Image.Ref, w.Group) + reqsKey(reqs)
+		if w.Pinned != nil {
+			k += "|pinned " + w.Pinned.Digest
+		}
+		k += fmt.Sprintf("|carry %v", w.Group.CarrySignatures)
+		j, ok := byKey[k]
+		if !ok {
+			j = &lockJob{ref: w.Image.Ref, want: w.Group.Platforms, index: w.Group.Index, pinned: w.Pinned, reqs: reqs, carry: w.Group.CarrySignatures}
+			byKey[k] = j
+			keys = append(keys, k)
+		}
+		j.wants = append(j.wants, w)
+	}
+	return keys, byKey
+}
+
+// locker runs lock jobs in parallel and gathers their outcomes. A
+// registry that cannot be reached fails every image on it the same way:
+// after its first connection-level failure the rest of its images fail
+// fast, without contacting it, and the failures are reported as one line
+// per host.
+type locker struct {
+	spec *config.Spec
+	r    Resolver
+	log  *slog.Logger
+	task progress.Task
+
+	mu        sync.Mutex
+	results   map[entryKey]*lockfile.Image
+	errs      []error
+	dead      map[string]*HostError
+	deadOrder []string
+}
+
+// run resolves (or takes the pin of) one job, verifies its signatures and
+// finds its attachments, and records the outcome for each of its wants.
+func (l *locker) run(ctx context.Context, j *lockJob) {
+	host := j.ref.Domain()
+	l.mu.Lock()
+	he := l.dead[host]
+	l.mu.Unlock()
+	var img *lockfile.Image
+	var err error
+	switch {
+	case he != nil:
+	case rejected(j.ref, j.reqs) != nil:
+		err = rejected(j.ref, j.reqs)
+	case j.pinned != nil:
+		pinned := *j.pinned
+		img = &pinned
+	default:
+		l.log.Info("resolving", "image", j.ref.String(), "platforms", j.want.String())
+		img, err = l.r.Resolve(ctx, j.ref, j.want, j.index)
+	}
+	if he == nil && err == nil {
+		err = verifySignatures(ctx, l.r, j.ref, img, j.reqs, l.log)
+	}
+	if he == nil && err == nil {
+		err = findAttachments(ctx, l.r, j.ref, img, j.carry, l.log)
+	}
+	l.task.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if he == nil && err != nil && !mirrored(l.spec, host) {
+		if reason, ok := registry.Unreachable(host, err); ok {
+			if he = l.dead[host]; he == nil {
+				he = &HostError{Host: host, Reason: reason, Err: err}
+				l.dead[host] = he
+				l.deadOrder = append(l.deadOrder, host)
+			}
+		}
+	}
+	switch {
+	case he != nil:
+		for _, w := range j.wants {
+			he.add(w)
+		}
+	case err != nil:
+		for _, w := range j.wants {
+			l.errs = append(l.errs, &ImageError{Pos: w.Image.Pos, Group: w.Group.Name, Image: w.Image.Ref.Written, Err: err})
+		}
+	default:
+		for _, w := range j.wants {
+			l.results[entryKey{w.Group.Name, w.Image.Ref.String()}] = img
+		}
+	}
+}
+
+// lockResult assembles the new lockfile in the spec's order: entries the
+// plan reuses as they were, the others as resolved.
+func lockResult(spec *config.Spec, plan *Plan, results map[entryKey]*lockfile.Image) *LockResult {
 	res := &LockResult{Lock: &lockfile.Lock{Version: lockfile.Version}, Removed: plan.Removed}
 	for _, sg := range spec.Groups {
 		lg := lockfile.Group{Name: sg.Name, Platforms: sg.Platforms.Strings(), Index: sg.Index, Attachments: sg.CarrySignatures}
@@ -355,7 +378,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		res.Lock.Groups = append(res.Lock.Groups, lg)
 	}
 	res.Lock.Sort()
-	return res, nil
+	return res
 }
 
 func jobKey(ref image.Reference, g *config.Group) string {
