@@ -221,36 +221,11 @@ var signatureExamples = map[string]string{
 // signature decodes one requirement; p is its place in the spec, label
 // what messages call it.
 func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped bool) *SignatureRequirement {
-	at := func(k string) []any { return append(slices.Clip(p), k) }
+	sd := &sigDecoder{d: d, p: p, label: label}
 	r := &SignatureRequirement{Require: raw.Require, Pos: d.pos(p...)}
 	before := d.errs.count()
-	if raw.Scope != nil {
-		if !scoped {
-			d.add(at("scope"), "%s: scope belongs in a top-level [[signatures]] entry; a group's signatures apply to its images", label)
-		} else if s := *raw.Scope; !validScope(s) {
-			d.add(at("scope"), "%s: scope %q is not host[:port] or host[:port]/repository (no scheme, tag or digest)", label, s)
-		} else if names, err := scopeNames(s, d.defaultRegistry); err != nil {
-			d.add(at("scope"), "%s: scope %q names no repository an image could have: %v", label, s, err)
-		} else {
-			r.Scope, r.Names = s, names
-		}
-	}
-	switch raw.Require {
-	case RequireSigstoreSigned, RequireAcceptAnything, RequireReject:
-	case "":
-		d.add(p, "%s: require is missing: want %q, %q or %q", label, RequireSigstoreSigned, RequireAcceptAnything, RequireReject)
-		return nil
-	default:
-		hint := ""
-		for _, w := range []string{RequireSigstoreSigned, RequireAcceptAnything, RequireReject} {
-			if strings.EqualFold(w, raw.Require) || strings.EqualFold(strings.ReplaceAll(w, "-", ""), strings.ReplaceAll(raw.Require, "-", "")) {
-				hint = fmt.Sprintf(" (did you mean %q?)", w)
-			}
-		}
-		if raw.Require == "signedBy" {
-			hint = " (GPG signatures are not supported: use sigstoreSigned)"
-		}
-		d.add(at("require"), "%s: require = %q: want %q, %q or %q%s", label, raw.Require, RequireSigstoreSigned, RequireAcceptAnything, RequireReject, hint)
+	sd.scope(raw.Scope, scoped, r)
+	if !sd.require(raw.Require) {
 		return nil
 	}
 	fields := map[string]bool{
@@ -260,7 +235,7 @@ func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped boo
 	}
 	if raw.Require != RequireSigstoreSigned {
 		for _, k := range sortedBoolKeys(fields) {
-			d.add(at(k), "%s: %s goes with require = %q only", label, k, RequireSigstoreSigned)
+			d.add(sd.at(k), "%s: %s goes with require = %q only", label, k, RequireSigstoreSigned)
 		}
 		if d.errs.count() > before {
 			return nil
@@ -270,94 +245,14 @@ func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped boo
 	if raw.VerifyPlatforms != nil {
 		r.VerifyPlatforms = *raw.VerifyPlatforms
 	}
-	keyFile := func(k, name string) (Key, bool) {
-		if name == "" {
-			d.add(at(k), "%s: %s is empty", label, k)
-			return Key{}, false
-		}
-		key := Key{Name: name, Path: d.relPath(name)}
-		data, err := inputfile.Read(d.ctx, key.Path, inputfile.MaxSmall)
-		if err != nil {
-			d.add(at(k), "%s: %s %s: %v", label, k, name, unwrapPathError(err))
-			return Key{}, false
-		}
-		fp, err := fingerprint(data)
-		if err != nil {
-			d.add(at(k), "%s: %s %s: %v", label, k, name, err)
-			return Key{}, false
-		}
-		key.Fingerprint, key.Data = fp, data
-		return key, true
-	}
-	keys := func(k string, one *string, many []string) []Key {
-		var out []Key
-		if one != nil {
-			many = []string{*one}
-		}
-		if one == nil && many != nil && len(many) == 0 {
-			d.add(at(k), "%s: %s is empty", label, k)
-		}
-		for _, name := range many {
-			if key, ok := keyFile(k, name); ok {
-				if slices.ContainsFunc(out, func(o Key) bool { return o.Fingerprint == key.Fingerprint }) {
-					d.add(at(k), "%s: %s names the key %s twice", label, k, name)
-					continue
-				}
-				out = append(out, key)
-			}
-		}
-		return out
-	}
-	if raw.Key != nil && raw.Keys != nil {
-		d.add(at("keys"), "%s: key and keys exclude each other; keep one", label)
-	} else if raw.Key != nil || raw.Keys != nil {
-		k := "keys"
-		if raw.Key != nil {
-			k = "key"
-		}
-		r.Keys = keys(k, raw.Key, raw.Keys)
-	}
-	if raw.RekorKey != nil && raw.RekorKeys != nil {
-		d.add(at("rekor-keys"), "%s: rekor-key and rekor-keys exclude each other; keep one", label)
-	} else if raw.RekorKey != nil || raw.RekorKeys != nil {
-		k := "rekor-keys"
-		if raw.RekorKey != nil {
-			k = "rekor-key"
-		}
-		r.RekorKeys = keys(k, raw.RekorKey, raw.RekorKeys)
-	}
+	r.Keys = sd.keyList("key", "keys", raw.Key, raw.Keys)
+	r.RekorKeys = sd.keyList("rekor-key", "rekor-keys", raw.RekorKey, raw.RekorKeys)
 	fulcio := raw.FulcioCA != nil || raw.OIDCIssuer != nil || raw.SubjectEmail != nil
 	switch {
 	case fulcio && (raw.Key != nil || raw.Keys != nil):
 		d.add(p, "%s: key(s) and fulcio-ca exclude each other; keep one", label)
 	case fulcio:
-		f := &Fulcio{}
-		for _, v := range []struct {
-			k   string
-			v   *string
-			dst *string
-		}{{"fulcio-ca", raw.FulcioCA, &f.CAName}, {"oidc-issuer", raw.OIDCIssuer, &f.OIDCIssuer}, {"subject-email", raw.SubjectEmail, &f.SubjectEmail}} {
-			switch {
-			case v.v == nil:
-				d.add(p, "%s: a Fulcio requirement needs fulcio-ca, oidc-issuer and subject-email; %s is missing", label, v.k)
-			case *v.v == "":
-				d.add(at(v.k), "%s: %s is empty", label, v.k)
-			default:
-				*v.dst = *v.v
-			}
-		}
-		if f.CAName != "" {
-			f.CAFile = d.relPath(f.CAName)
-			data, err := inputfile.Read(d.ctx, f.CAFile, inputfile.MaxSmall)
-			if err != nil {
-				d.add(at("fulcio-ca"), "%s: fulcio-ca: %s: %v", label, f.CAFile, unwrapPathError(err))
-			}
-			f.CAData = data
-		}
-		if raw.RekorKey == nil && raw.RekorKeys == nil {
-			d.add(p, "%s: a Fulcio requirement needs rekor-key (or rekor-keys): certificates are short-lived and are checked against the log's timestamp", label)
-		}
-		r.Fulcio = f
+		r.Fulcio = sd.fulcio(raw)
 	case raw.Key == nil && raw.Keys == nil:
 		d.add(p, "%s: require = %q needs key, keys, or fulcio-ca with oidc-issuer, subject-email and rekor-key", label, RequireSigstoreSigned)
 	}
@@ -365,6 +260,142 @@ func (d *decoder) signature(raw *rawSignature, p []any, label string, scoped boo
 		return nil
 	}
 	return r
+}
+
+// sigDecoder decodes the parts of one requirement, each reported at its
+// key.
+type sigDecoder struct {
+	d     *decoder
+	p     []any
+	label string
+}
+
+func (sd *sigDecoder) at(k string) []any { return append(slices.Clip(sd.p), k) }
+
+// scope reads a scope as an image reference written the same way is.
+func (sd *sigDecoder) scope(scope *string, scoped bool, r *SignatureRequirement) {
+	if scope == nil {
+		return
+	}
+	d, label := sd.d, sd.label
+	if !scoped {
+		d.add(sd.at("scope"), "%s: scope belongs in a top-level [[signatures]] entry; a group's signatures apply to its images", label)
+	} else if s := *scope; !validScope(s) {
+		d.add(sd.at("scope"), "%s: scope %q is not host[:port] or host[:port]/repository (no scheme, tag or digest)", label, s)
+	} else if names, err := scopeNames(s, d.defaultRegistry); err != nil {
+		d.add(sd.at("scope"), "%s: scope %q names no repository an image could have: %v", label, s, err)
+	} else {
+		r.Scope, r.Names = s, names
+	}
+}
+
+// require says whether require is one of the three, with a hint when it
+// looks like one.
+func (sd *sigDecoder) require(require string) bool {
+	d, label := sd.d, sd.label
+	switch require {
+	case RequireSigstoreSigned, RequireAcceptAnything, RequireReject:
+		return true
+	case "":
+		d.add(sd.p, "%s: require is missing: want %q, %q or %q", label, RequireSigstoreSigned, RequireAcceptAnything, RequireReject)
+		return false
+	}
+	hint := ""
+	for _, w := range []string{RequireSigstoreSigned, RequireAcceptAnything, RequireReject} {
+		if strings.EqualFold(w, require) || strings.EqualFold(strings.ReplaceAll(w, "-", ""), strings.ReplaceAll(require, "-", "")) {
+			hint = fmt.Sprintf(" (did you mean %q?)", w)
+		}
+	}
+	if require == "signedBy" {
+		hint = " (GPG signatures are not supported: use sigstoreSigned)"
+	}
+	d.add(sd.at("require"), "%s: require = %q: want %q, %q or %q%s", label, require, RequireSigstoreSigned, RequireAcceptAnything, RequireReject, hint)
+	return false
+}
+
+// keyList reads the keys of "key = ..." or "keys = [...]" (one of the
+// two), each once.
+func (sd *sigDecoder) keyList(oneKey, manyKey string, one *string, many []string) []Key {
+	switch {
+	case one != nil && many != nil:
+		sd.d.add(sd.at(manyKey), "%s: %s and %s exclude each other; keep one", sd.label, oneKey, manyKey)
+		return nil
+	case one != nil:
+		return sd.keys(oneKey, []string{*one})
+	case many != nil && len(many) == 0:
+		sd.d.add(sd.at(manyKey), "%s: %s is empty", sd.label, manyKey)
+		return nil
+	}
+	return sd.keys(manyKey, many)
+}
+
+func (sd *sigDecoder) keys(k string, names []string) []Key {
+	var out []Key
+	for _, name := range names {
+		if key, ok := sd.keyFile(k, name); ok {
+			if slices.ContainsFunc(out, func(o Key) bool { return o.Fingerprint == key.Fingerprint }) {
+				sd.d.add(sd.at(k), "%s: %s names the key %s twice", sd.label, k, name)
+				continue
+			}
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// keyFile reads one PEM public key, within its cap, and fingerprints it.
+func (sd *sigDecoder) keyFile(k, name string) (Key, bool) {
+	d, label := sd.d, sd.label
+	if name == "" {
+		d.add(sd.at(k), "%s: %s is empty", label, k)
+		return Key{}, false
+	}
+	key := Key{Name: name, Path: d.relPath(name)}
+	data, err := inputfile.Read(d.ctx, key.Path, inputfile.MaxSmall)
+	if err != nil {
+		d.add(sd.at(k), "%s: %s %s: %v", label, k, name, unwrapPathError(err))
+		return Key{}, false
+	}
+	fp, err := fingerprint(data)
+	if err != nil {
+		d.add(sd.at(k), "%s: %s %s: %v", label, k, name, err)
+		return Key{}, false
+	}
+	key.Fingerprint, key.Data = fp, data
+	return key, true
+}
+
+// fulcio reads a keyless requirement: the CA, the identity, and the need
+// for a Rekor key.
+func (sd *sigDecoder) fulcio(raw *rawSignature) *Fulcio {
+	d, label := sd.d, sd.label
+	f := &Fulcio{}
+	for _, v := range []struct {
+		k   string
+		v   *string
+		dst *string
+	}{{"fulcio-ca", raw.FulcioCA, &f.CAName}, {"oidc-issuer", raw.OIDCIssuer, &f.OIDCIssuer}, {"subject-email", raw.SubjectEmail, &f.SubjectEmail}} {
+		switch {
+		case v.v == nil:
+			d.add(sd.p, "%s: a Fulcio requirement needs fulcio-ca, oidc-issuer and subject-email; %s is missing", label, v.k)
+		case *v.v == "":
+			d.add(sd.at(v.k), "%s: %s is empty", label, v.k)
+		default:
+			*v.dst = *v.v
+		}
+	}
+	if f.CAName != "" {
+		f.CAFile = d.relPath(f.CAName)
+		data, err := inputfile.Read(d.ctx, f.CAFile, inputfile.MaxSmall)
+		if err != nil {
+			d.add(sd.at("fulcio-ca"), "%s: fulcio-ca: %s: %v", label, f.CAFile, unwrapPathError(err))
+		}
+		f.CAData = data
+	}
+	if raw.RekorKey == nil && raw.RekorKeys == nil {
+		d.add(sd.p, "%s: a Fulcio requirement needs rekor-key (or rekor-keys): certificates are short-lived and are checked against the log's timestamp", label)
+	}
+	return f
 }
 
 func sortedBoolKeys(m map[string]bool) []string {
