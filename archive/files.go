@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/inputfile"
 )
 
 // ErrNoArchive is returned by Files for a directory without archives.
@@ -56,7 +58,7 @@ func ListFiles(paths []string) (files, skipped []string, err error) {
 				case err != nil:
 					skipped = append(skipped, fmt.Sprintf("%s: a symlink that leads nowhere (%v)", full, err))
 				case !target.Mode().IsRegular():
-					skipped = append(skipped, fmt.Sprintf("%s: a symlink to a %s, not to a regular file", full, typeName(target.Mode())))
+					skipped = append(skipped, fmt.Sprintf("%s: a symlink to a %s, not to a regular file", full, inputfile.TypeName(target.Mode())))
 				default:
 					out = append(out, full)
 				}
@@ -73,19 +75,4 @@ func ListFiles(paths []string) (files, skipped []string, err error) {
 		return nil, skipped, ErrNoArchive
 	}
 	return out, skipped, nil
-}
-
-// typeName names a file type for a person.
-func typeName(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return m.Type().String()
 }

@@ -657,7 +657,7 @@ func TestFilesSymlinks(t *testing.T) {
 		t.Fatalf("ListFiles = %q, %v", got, err)
 	}
 	if len(skipped) != 3 || !strings.Contains(skipped[0], "dangling.tar: a symlink that leads nowhere") ||
-		!strings.Contains(skipped[1], "dev.tar: a symlink to a device") || !strings.Contains(skipped[2], "dir.tar: a symlink to a directory") {
+		!strings.Contains(skipped[1], "dev.tar: a symlink to a character device") || !strings.Contains(skipped[2], "dir.tar: a symlink to a directory") {
 		t.Errorf("skipped: %q", skipped)
 	}
 	if got, err := Files([]string{dir}); err != nil || len(got) != 1 {

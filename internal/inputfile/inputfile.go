@@ -111,27 +111,33 @@ func Open(path string) (*os.File, error) {
 // The errors are *fs.PathErrors, as os.Open's are, so that a caller that
 // names the file itself can unwrap them.
 func notRegular(path string, m fs.FileMode) error {
-	return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s): name a regular file", ErrNotRegular, kind(m))}
+	return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (a %s): name a regular file", ErrNotRegular, TypeName(m))}
 }
 
 func tooLarge(path string, limit int64) error {
 	return &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: over the %s cap for this kind of input", ErrTooLarge, Size(limit))}
 }
 
-func kind(m fs.FileMode) string {
+// TypeName names a file's type for a person: "directory", "FIFO",
+// "socket", "character device", "block device", "symlink"; "regular file".
+func TypeName(m fs.FileMode) string {
 	switch {
+	case m.IsRegular():
+		return "regular file"
 	case m.IsDir():
-		return "a directory"
+		return "directory"
 	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
+		return "FIFO"
 	case m&fs.ModeSocket != 0:
-		return "a socket"
+		return "socket"
 	case m&fs.ModeCharDevice != 0:
-		return "a character device"
+		return "character device"
 	case m&fs.ModeDevice != 0:
-		return "a block device"
+		return "block device"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
 	}
-	return "mode " + m.String()
+	return "file of mode " + m.String()
 }
 
 // Size renders a cap as people write it ("16 MiB").
