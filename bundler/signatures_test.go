@@ -522,14 +522,7 @@ images = ["%[1]s/signed/one:v1"]
 
 	// An unsigned image in the same repository, and what its pin looks
 	// like.
-	evilImg, err := fixtures.Image("evil", fixtures.LinuxAMD64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	evil, err := fixtures.Push(ctx, h+"/signed/one:evil", evilImg, s.reg.Transport(), "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	evil := s.reg.PushImage(t, "signed/one:evil", "evil")
 	plain := s.spec(t, "[[group]]\nname = \"p\"\ncarry-signatures = false\nimages = [\"%[1]s/signed/one:evil\"]\n")
 	pres, err := lockWith(t, plain, nil)
 	if err != nil {

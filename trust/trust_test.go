@@ -45,15 +45,8 @@ func TestVerifyContainersImageSignature(t *testing.T) {
 	testregistry.Isolate(t)
 	ctx := context.Background()
 	reg := testregistry.Start(t, testregistry.Options{})
-	img, err := fixtures.Image("cimage-signed", fixtures.LinuxAMD64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := reg.Host + "/cimage/app:v1"
-	dg, err := fixtures.Push(ctx, ref, img, reg.Transport(), "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dg := reg.PushImage(t, "cimage/app:v1", "cimage-signed")
 
 	dir := t.TempDir()
 	pass := []byte("test passphrase")
@@ -161,15 +154,8 @@ func TestVerifyFulcioRequirementUnsigned(t *testing.T) {
 	testregistry.Isolate(t)
 	ctx := context.Background()
 	reg := testregistry.Start(t, testregistry.Options{})
-	img, err := fixtures.Image("fulcio-unsigned", fixtures.LinuxAMD64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := reg.Host + "/keyless/app:v1"
-	dg, err := fixtures.Push(ctx, ref, img, reg.Transport(), "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dg := reg.PushImage(t, "keyless/app:v1", "fulcio-unsigned")
 	dir := t.TempDir()
 	rekor, err := fixtures.NewSigner()
 	if err != nil {
@@ -250,18 +236,7 @@ func TestVerifyKeyless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	push := func(repo, seed string) string {
-		img, err := fixtures.Image(seed, fixtures.LinuxAMD64, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg, err := fixtures.Push(ctx, reg.Host+"/"+repo+":v1", img, reg.Transport(), "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return dg
-	}
-	good, other := push("keyless/good", "kl-good"), push("keyless/other", "kl-other")
+	good, other := reg.PushImage(t, "keyless/good:v1", "kl-good"), reg.PushImage(t, "keyless/other:v1", "kl-other")
 	const issuer = "https://issuer.example.com"
 	if _, err := kl.PushSignature(ctx, reg.Host+"/keyless/good", good, "rel@example.com", issuer, reg.Transport()); err != nil {
 		t.Fatal(err)

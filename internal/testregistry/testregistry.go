@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 )
 
 // RequireEnv is the environment variable that turns "docker-registry (or
@@ -493,4 +495,27 @@ func Isolate(t testing.TB) {
 	t.Setenv("REGISTRY_AUTH_FILE", "")
 	t.Setenv("XDG_RUNTIME_DIR", "")
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+}
+
+// PushImage builds a one-layer linux/amd64 OCI image whose content
+// derives from seed (fixtures.Image) and pushes it to repoTag
+// ("repo/path:tag") on r, with the credentials r was started with; it
+// returns the manifest digest. The start-build-push that most registry
+// tests begin with.
+func (r *Registry) PushImage(t testing.TB, repoTag, seed string) string {
+	t.Helper()
+	img, err := fixtures.Image(seed, fixtures.LinuxAMD64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user, pass string
+	for u, p := range r.Users {
+		user, pass = u, p
+		break
+	}
+	dg, err := fixtures.Push(context.Background(), r.Host+"/"+repoTag, img, r.Transport(), user, pass)
+	if err != nil {
+		t.Fatalf("testregistry: pushing %s: %v", repoTag, err)
+	}
+	return dg
 }
