@@ -21,9 +21,10 @@ import (
 	"slices"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // Default limits of ReadOptions.
@@ -313,7 +314,7 @@ func (rd *reader) readFile(tr io.Reader, hdr *tar.Header, p string) error {
 	}
 	h := sha256.New()
 	head := &headWriter{}
-	w := io.Writer(io.MultiWriter(h, head))
+	w := io.MultiWriter(h, head)
 	if blobHash != nil {
 		w = io.MultiWriter(h, head, blobHash)
 	}

@@ -338,16 +338,16 @@ func checkImage(img Image) error {
 		return errors.New("no platform manifests")
 	}
 	for _, m := range img.Manifests {
-		if !image.MediaType(m.MediaType).IsManifest() {
+		if !m.MediaType.IsManifest() {
 			return fmt.Errorf("manifest %s: media type %q is not an image manifest", m.Digest, m.MediaType)
 		}
 	}
 	switch {
-	case image.MediaType(img.Top.MediaType).IsManifest():
+	case img.Top.MediaType.IsManifest():
 		if len(img.Manifests) != 1 || img.Manifests[0].Descriptor != img.Top {
 			return fmt.Errorf("top %s is a manifest: Manifests must be exactly that manifest", img.Top.Digest)
 		}
-	case image.MediaType(img.Top.MediaType).IsIndex():
+	case img.Top.MediaType.IsIndex():
 		seen := map[digest.Digest]bool{}
 		for _, m := range img.Manifests {
 			if m.Digest == img.Top.Digest {

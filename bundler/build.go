@@ -328,7 +328,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 			if err != nil {
 				return err
 			}
-			j.img, err = b.image(ectx, ref, digest.Digest(e.Digest), e, j.group.Index)
+			j.img, err = b.image(ectx, ref, e.Digest, e, j.group.Index)
 			if err == nil {
 				j.arts, err = b.artifacts(ectx, ref, e, j.img.Names[0])
 			}
@@ -360,7 +360,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 		}
 		byTop[img.Top.Digest] = len(p.images)
 		p.images = append(p.images, img)
-		p.addArtifacts(j.arts, ref, digest.Digest(e.Digest), seen)
+		p.addArtifacts(j.arts, ref, e.Digest, seen)
 		if !e.IsIndex() {
 			p.singles = append(p.singles, singleCheck{ref: e.Ref, config: img.Manifests[0].Config, platform: &e.Platforms[0]})
 		}
@@ -368,7 +368,7 @@ func (b *builder) planGroups(ctx context.Context, groups []*config.Group, lock *
 			for _, d := range append([]image.Descriptor{m.Config}, m.Layers...) {
 				if !seen[d.Digest] {
 					seen[d.Digest] = true
-					p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: digest.Digest(e.Digest)})
+					p.blobs = append(p.blobs, blobNeed{desc: d, ref: ref, top: e.Digest})
 				}
 			}
 		}
@@ -403,7 +403,7 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 	}
 	var keep []digest.Digest
 	for _, pl := range e.Platforms {
-		d := digest.Digest(pl.Digest)
+		d := pl.Digest
 		blob, err := b.manifest(ctx, ref, top, d)
 		if err != nil {
 			return img, fmt.Errorf("platform %s: %w", pl.Platform, err)
@@ -428,7 +428,7 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 			return img, err
 		}
 		fd := digest.FromBytes(filtered)
-		if e.FilteredDigest != "" && e.FilteredDigest != fd.String() {
+		if e.FilteredDigest != "" && e.FilteredDigest != fd {
 			return img, fmt.Errorf("filtered index is %s, the lockfile says %s", fd, e.FilteredDigest)
 		}
 		if err := b.cache.Put(ctx, fd, int64(len(filtered)), bytes.NewReader(filtered)); err != nil {
@@ -445,8 +445,8 @@ func (b *builder) image(ctx context.Context, ref image.Reference, top digest.Dig
 func (b *builder) artifacts(ctx context.Context, ref image.Reference, e *lockfile.Image, name string) ([]archive.Image, error) {
 	var out []archive.Image
 	for _, a := range e.Artifacts {
-		d := digest.Digest(a.Digest)
-		blob, err := b.manifest(ctx, ref, digest.Digest(e.Digest), d)
+		d := a.Digest
+		blob, err := b.manifest(ctx, ref, e.Digest, d)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", a.Kind, d, err)
 		}
@@ -455,11 +455,11 @@ func (b *builder) artifacts(ctx context.Context, ref image.Reference, e *lockfil
 			return nil, fmt.Errorf("%s %s: %w", a.Kind, d, lockMismatch("artifact media-type", a.MediaType, err))
 		}
 		if m.TotalSize() != a.Size {
-			return nil, lockMismatch("size of "+a.Kind+" "+a.Digest, a.Size, m.TotalSize())
+			return nil, lockMismatch("size of "+a.Kind+" "+a.Digest.String(), a.Size, m.TotalSize())
 		}
 		m.Descriptor = image.Descriptor{MediaType: a.MediaType, Digest: d, Size: int64(len(blob))}
 		out = append(out, archive.Image{Top: m.Descriptor, Manifests: []image.Manifest{m},
-			Artifact: &archive.Artifact{Kind: a.Kind, Subject: digest.Digest(a.Subject), Image: name, Tag: a.Tag}})
+			Artifact: &archive.Artifact{Kind: a.Kind, Subject: a.Subject, Image: name, Tag: a.Tag}})
 	}
 	return out, nil
 }

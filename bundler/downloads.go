@@ -206,9 +206,9 @@ func (dl *downloads) prefetch(ref image.Reference, img *lockfile.Image) {
 	if dl.ctx == nil || dl.ctx.Err() != nil {
 		return
 	}
-	top := digest.Digest(img.Digest)
+	top := img.Digest
 	for _, pl := range img.Platforms {
-		blob, err := dl.cachedManifest(digest.Digest(pl.Digest))
+		blob, err := dl.cachedManifest(pl.Digest)
 		if err != nil {
 			dl.log.Debug("no prefetch", "image", ref.String(), "platform", pl.Platform, "reason", err)
 			continue

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/registry"
@@ -139,7 +141,7 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 		sg := spec.Group(lg.Name)
 		for _, e := range lg.Images {
 			if sg == nil || !slices.ContainsFunc(sg.Images, func(i config.Image) bool { return i.Ref.String() == e.Ref }) {
-				p.Removed = append(p.Removed, Entry{Group: lg.Name, Ref: e.Ref, Digest: e.Digest})
+				p.Removed = append(p.Removed, Entry{Group: lg.Name, Ref: e.Ref, Digest: e.Digest.String()})
 			}
 		}
 	}
@@ -271,7 +273,7 @@ func lockJobs(spec *config.Spec, plan *Plan) (keys []string, byKey map[string]*l
 		reqs := spec.SignatureRequirements(w.Group, w.Image.Ref)
 		k := jobKey(w.Image.Ref, w.Group) + reqsKey(reqs)
 		if w.Pinned != nil {
-			k += "|pinned " + w.Pinned.Digest
+			k += "|pinned " + w.Pinned.Digest.String()
 		}
 		k += fmt.Sprintf("|carry %v", w.Group.CarrySignatures)
 		j, ok := byKey[k]
@@ -367,13 +369,13 @@ func lockResult(spec *config.Spec, plan *Plan, results map[entryKey]*lockfile.Im
 			ref := img.Ref.String()
 			if e, ok := plan.Reuse[entryKey{sg.Name, ref}]; ok {
 				lg.Images = append(lg.Images, *e)
-				res.Kept = append(res.Kept, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest})
+				res.Kept = append(res.Kept, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest.String()})
 				continue
 			}
 			e := *results[entryKey{sg.Name, ref}]
 			e.Ref = ref
 			lg.Images = append(lg.Images, e)
-			res.Resolved = append(res.Resolved, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest})
+			res.Resolved = append(res.Resolved, Entry{Group: sg.Name, Ref: ref, Digest: e.Digest.String()})
 		}
 		res.Lock.Groups = append(res.Lock.Groups, lg)
 	}
@@ -463,7 +465,7 @@ func signatureDrift(reqs []*config.SignatureRequirement, e *lockfile.Image) stri
 		case !r.NeedsSignatures():
 			continue
 		}
-		manifests := []string{e.Digest}
+		manifests := []digest.Digest{e.Digest}
 		if r.VerifyPlatforms {
 			manifests = e.Manifests()
 		}
@@ -481,7 +483,7 @@ func signatureDrift(reqs []*config.SignatureRequirement, e *lockfile.Image) stri
 				}
 			}
 			if !found {
-				return "signature of " + m + " not verified for " + r.String()
+				return "signature of " + m.String() + " not verified for " + r.String()
 			}
 		}
 	}

@@ -37,9 +37,9 @@ func (r *countingResolver) Resolve(_ context.Context, ref image.Reference, want 
 		return nil, err
 	}
 	dg := func(s string) string { return digest.FromString(fmt.Sprint(s, r.gen)).String() }
-	img := &lockfile.Image{Ref: ref.String(), Digest: dg(ref.String()), MediaType: image.OCIIndex, Size: 100}
+	img := &lockfile.Image{Ref: ref.String(), Digest: digest.Digest(dg(ref.String())), MediaType: image.OCIIndex, Size: 100}
 	for _, p := range want.Strings() {
-		img.Platforms = append(img.Platforms, lockfile.Platform{Platform: p, Digest: dg(ref.String() + p), MediaType: image.OCIManifest, Config: dg("c" + p), Size: 50})
+		img.Platforms = append(img.Platforms, lockfile.Platform{Platform: p, Digest: digest.Digest(dg(ref.String() + p)), MediaType: image.OCIManifest, Config: digest.Digest(dg("c" + p)), Size: 50})
 	}
 	return img, nil
 }
@@ -124,7 +124,7 @@ func TestLockLifecycle(t *testing.T) {
 		t.Fatalf("version bump resolved %v", got)
 	}
 	oldNode := prev.Group("core").Image("docker.io/calico/node:v3.28.0")
-	if !slices.Equal(res.Removed, []Entry{{Group: "core", Ref: "docker.io/calico/node:v3.28.0", Digest: oldNode.Digest}}) {
+	if !slices.Equal(res.Removed, []Entry{{Group: "core", Ref: "docker.io/calico/node:v3.28.0", Digest: oldNode.Digest.String()}}) {
 		t.Errorf("removed = %v", res.Removed)
 	}
 	if e := res.Lock.Group("core").Image("docker.io/library/busybox:1.36"); e.Digest != prev.Group("core").Image("docker.io/library/busybox:1.36").Digest {

@@ -188,9 +188,9 @@ images = ["busybox:1.36"]
 	e := res.Lock.Group("g").Image("docker.io/library/busybox:1.36")
 	got := map[string]string{}
 	for _, a := range e.Artifacts {
-		got[a.Kind] = a.Digest
+		got[a.Kind] = a.Digest.String()
 	}
-	if e.Digest != dg || got[lockfile.ArtifactSignature] != sig || got[lockfile.ArtifactReferrer] != referrer || len(got) != 2 {
+	if e.Digest.String() != dg || got[lockfile.ArtifactSignature] != sig || got[lockfile.ArtifactReferrer] != referrer || len(got) != 2 {
 		t.Fatalf("pinned %s with artifacts %v; want %s, signature %s, referrer %s", e.Digest, got, dg, sig, referrer)
 	}
 	c, err := cache.Open(t.TempDir())

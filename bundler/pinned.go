@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
@@ -53,7 +52,7 @@ func checkIndexAgainstLock(blob []byte, e *lockfile.Image) error {
 		}
 		found := false
 		for _, d := range idx.Manifests {
-			if d.Digest != digest.Digest(pl.Digest) {
+			if d.Digest != pl.Digest {
 				continue
 			}
 			found = true
@@ -61,11 +60,11 @@ func checkIndexAgainstLock(blob []byte, e *lockfile.Image) error {
 				return lockMismatch("media-type of platform "+pl.Platform, pl.MediaType, d.MediaType)
 			}
 			if d.Platform == nil {
-				return lockMismatch("platform of "+pl.Digest, pl.Platform, "an index entry without a platform")
+				return lockMismatch("platform of "+pl.Digest.String(), pl.Platform, "an index entry without a platform")
 			}
 			got := image.Platform{OS: d.Platform.OS, Arch: d.Platform.Architecture, Variant: d.Platform.Variant}.Normalize()
 			if got != want {
-				return lockMismatch("platform of "+pl.Digest, pl.Platform, got)
+				return lockMismatch("platform of "+pl.Digest.String(), pl.Platform, got)
 			}
 		}
 		if !found {
@@ -90,7 +89,7 @@ func checkIndexSize(blob []byte, e *lockfile.Image) error {
 
 // checkManifestAgainstLock checks one platform manifest against its entry.
 func checkManifestAgainstLock(m image.Manifest, pl *lockfile.Platform) error {
-	if m.Config.Digest.String() != pl.Config {
+	if m.Config.Digest != pl.Config {
 		return lockMismatch("config of platform "+pl.Platform, pl.Config, m.Config.Digest)
 	}
 	if got := m.TotalSize(); got != pl.Size {

@@ -41,7 +41,7 @@ func (b *builder) checkSignatures(ctx context.Context, groups []*config.Group, l
 				continue
 			}
 			eg.Go(func() error {
-				err := trust.CheckRecorded(ctx, ref, e, reqs, buildStore{b: b, ref: ref, top: digest.Digest(e.Digest)}, trust.RecordedOptions{})
+				err := trust.CheckRecorded(ctx, ref, e, reqs, buildStore{b: b, ref: ref, top: e.Digest}, trust.RecordedOptions{})
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, imageError(g, e.Ref, err))

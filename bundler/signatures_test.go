@@ -162,7 +162,7 @@ func TestLockVerifiesAndRecordsSignatures(t *testing.T) {
 	}
 	g := res.Lock.Group("ok")
 	app := g.Image(s.reg.Host + "/signed/app:v1")
-	if app.Digest != s.app || len(app.Signatures) != 3 {
+	if app.Digest.String() != s.app || len(app.Signatures) != 3 {
 		t.Fatalf("app: %+v", app)
 	}
 	fpA, _ := config.KeyFingerprint(filepath.Join(spec.Dir, "a.pub"))
@@ -170,12 +170,12 @@ func TestLockVerifiesAndRecordsSignatures(t *testing.T) {
 		if sig.Key != "a.pub" || sig.Fingerprint != fpA || sig.Identity != "" {
 			t.Errorf("app signature %+v: want key a.pub %s", sig, fpA)
 		}
-		if want := s.appSigs[sig.Manifest]; sig.Digest != want {
+		if want := s.appSigs[sig.Manifest.String()]; sig.Digest.String() != want {
 			t.Errorf("signature of %s: recorded %s, pushed %s", sig.Manifest, sig.Digest, want)
 		}
 	}
 	one := res.Lock.Group("single").Image(s.reg.Host + "/signed/one:v1")
-	if len(one.Signatures) != 1 || one.Signatures[0].Manifest != s.one || one.Signatures[0].Digest != s.oneSig {
+	if len(one.Signatures) != 1 || one.Signatures[0].Manifest.String() != s.one || one.Signatures[0].Digest.String() != s.oneSig {
 		t.Errorf("one: %+v (want signature %s)", one.Signatures, s.oneSig)
 	}
 
@@ -231,7 +231,7 @@ func TestLockVerifiesAndRecordsSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	b3, _ := unsigned.Lock.Encode("bundle.toml")
-	if strings.Contains(string(b3), "signature") || len(unsigned.Resolved) != 2 || unsigned.Lock.Group("ok").Image(s.reg.Host+"/signed/app:v1").Digest != s.app {
+	if strings.Contains(string(b3), "signature") || len(unsigned.Resolved) != 2 || unsigned.Lock.Group("ok").Image(s.reg.Host+"/signed/app:v1").Digest.String() != s.app {
 		t.Errorf("lock without policy:\n%s", b3)
 	}
 	if err := CheckLock(plain, "bundle.lock", unsigned.Lock); err != nil {
@@ -344,7 +344,7 @@ func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
 	app := g.Image(repo + ":v1")
 	got := map[string]string{}
 	for _, a := range app.Artifacts {
-		got[a.Kind+" "+a.Subject] = a.Digest
+		got[a.Kind+" "+a.Subject.String()] = a.Digest.String()
 	}
 	want := map[string]string{
 		"signature " + s.app:             s.appSigs[s.app],
@@ -435,8 +435,8 @@ func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
 	}
 	var kinds []string
 	for _, a := range found {
-		if a.Digest != want[a.Kind+" "+a.Subject] {
-			t.Errorf("pushed %s of %s: %s, want %s", a.Kind, a.Subject, a.Digest, want[a.Kind+" "+a.Subject])
+		if a.Digest.String() != want[a.Kind+" "+a.Subject.String()] {
+			t.Errorf("pushed %s of %s: %s, want %s", a.Kind, a.Subject, a.Digest, want[a.Kind+" "+a.Subject.String()])
 		}
 		kinds = append(kinds, a.Kind)
 	}
@@ -453,7 +453,7 @@ func TestCarrySignaturesSBOMsAttestations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Destroy()
-	named, _ := reference.ParseNormalizedNamed(reg2.Host + "/signed/app@" + app.Digest)
+	named, _ := reference.ParseNormalizedNamed(reg2.Host + "/signed/app@" + app.Digest.String())
 	dref, err := docker.NewReference(named)
 	if err != nil {
 		t.Fatal(err)
@@ -529,7 +529,7 @@ images = ["%[1]s/signed/one:v1"]
 		t.Fatal(err)
 	}
 	unsigned := pres.Lock.Group("p").Images[0]
-	if unsigned.Digest != evil {
+	if unsigned.Digest.String() != evil {
 		t.Fatalf("the unsigned image is pinned at %s, pushed %s", unsigned.Digest, evil)
 	}
 
@@ -606,7 +606,7 @@ images = ["%[1]s/signed/one:v1"]
 	if !errors.Is(err, errdefs.ErrSignature) {
 		t.Errorf("not ErrSignature: %v", err)
 	}
-	for _, want := range []string{"bundle.toml:", `image "` + h + `/signed/one:v1"`, "(" + unsigned.Digest + ")", "key a.pub (sha256:", "does not verify"} {
+	for _, want := range []string{"bundle.toml:", `image "` + h + `/signed/one:v1"`, "(" + unsigned.Digest.String() + ")", "key a.pub (sha256:", "does not verify"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
@@ -632,7 +632,7 @@ images = ["%[1]s/signed/one:v1"]
 			found = append(found, string(p.Kind)+": "+p.Detail)
 		}
 		msg := strings.Join(found, "\n")
-		if len(found) != 1 || !strings.Contains(msg, "signature-rejected") || !strings.Contains(msg, unsigned.Digest) || !strings.Contains(msg, "key a.pub") {
+		if len(found) != 1 || !strings.Contains(msg, "signature-rejected") || !strings.Contains(msg, unsigned.Digest.String()) || !strings.Contains(msg, "key a.pub") {
 			t.Errorf("verify of the edit (artifacts kept: %v):\n%s", withArtifacts, msg)
 		}
 	}

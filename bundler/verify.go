@@ -236,8 +236,8 @@ func (v *lockVerifier) image(e *lockfile.Image) {
 	}
 	img := v.c.Images[i]
 	switch {
-	case img.Top.Digest.String() != want:
-		v.r.add(archive.Problem{Kind: KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want})
+	case img.Top.Digest != want:
+		v.r.add(archive.Problem{Kind: KindDigestMismatch, Image: name, Digest: img.Top.Digest, Detail: what + " " + want.String()})
 		v.explain(img)
 		return
 	case img.Top.MediaType != e.MediaType:
@@ -247,7 +247,7 @@ func (v *lockVerifier) image(e *lockfile.Image) {
 	locked := map[digest.Digest]bool{}
 	for k := range e.Platforms {
 		pl := &e.Platforms[k]
-		locked[digest.Digest(pl.Digest)] = true
+		locked[pl.Digest] = true
 		v.platform(name, img, pl)
 	}
 	if v.done[i] {
@@ -264,7 +264,7 @@ func (v *lockVerifier) image(e *lockfile.Image) {
 		}
 	}
 	if img.Docker != nil && img.Docker.Manifest != nil && len(e.Platforms) > 0 {
-		if got := img.Manifests[*img.Docker.Manifest]; got.Digest.String() != e.Platforms[0].Digest {
+		if got := img.Manifests[*img.Docker.Manifest]; got.Digest.String() != e.Platforms[0].Digest.String() {
 			v.r.add(archive.Problem{Kind: archive.KindDockerPlatformMismatch, Image: name, Platform: got.Platform, Detail: e.Platforms[0].Platform})
 		}
 	}
@@ -272,7 +272,7 @@ func (v *lockVerifier) image(e *lockfile.Image) {
 
 // platform checks one pinned platform manifest of img.
 func (v *lockVerifier) platform(name string, img archive.Image, pl *lockfile.Platform) {
-	d := digest.Digest(pl.Digest)
+	d := pl.Digest
 	v.expected[d] = true
 	j := slices.IndexFunc(img.Manifests, func(m image.Manifest) bool { return m.Digest == d })
 	if j < 0 {
@@ -293,7 +293,7 @@ func (v *lockVerifier) platform(name string, img archive.Image, pl *lockfile.Pla
 	if m.MediaType != pl.MediaType {
 		v.mismatch(name, pl.Platform, "manifest media type %q, the lockfile %q", m.MediaType, pl.MediaType)
 	}
-	if m.Config.Digest.String() != pl.Config {
+	if m.Config.Digest != pl.Config {
 		v.mismatch(name, pl.Platform, "config %s, the lockfile %s", m.Config.Digest, pl.Config)
 	} else if ok && m.TotalSize() != pl.Size {
 		v.mismatch(name, pl.Platform, "%d bytes, the lockfile %d", m.TotalSize(), pl.Size)
@@ -349,7 +349,7 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 		}
 		name := ref.StoredName()
 		for _, a := range e.Artifacts {
-			d := digest.Digest(a.Digest)
+			d := a.Digest
 			pinned[d] = true
 			img, ok := byTop[d]
 			if !ok {
@@ -358,7 +358,7 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 			}
 			got := img.Artifact
 			switch {
-			case got.Kind != a.Kind || got.Subject.String() != a.Subject || got.Tag != a.Tag:
+			case got.Kind != a.Kind || got.Subject != a.Subject || got.Tag != a.Tag:
 				mismatch(name, "%s %s: index.json says %s of %s (tag %q), the lockfile %s of %s (tag %q)", a.Kind, a.Digest, got.Kind, got.Subject, got.Tag, a.Kind, a.Subject, a.Tag)
 			case img.Top.MediaType != a.MediaType:
 				mismatch(name, "%s %s: media type %q, the lockfile %q", a.Kind, a.Digest, img.Top.MediaType, a.MediaType)
@@ -415,7 +415,7 @@ func verifyCarriedSignatures(ctx context.Context, r *ArchiveReport, c *archive.C
 		}
 		var opts trust.RecordedOptions
 		if lg.Index == image.IndexFiltered && e.IsIndex() {
-			opts.Absent = []string{e.Digest}
+			opts.Absent = []digest.Digest{e.Digest}
 		}
 		err = trust.CheckRecorded(ctx, ref, e, reqs, archiveStore{c}, opts)
 		if err == nil {

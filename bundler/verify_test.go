@@ -85,10 +85,10 @@ func lockEntry(t *testing.T, ref string, obj any, platforms ...string) lockfile.
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := lockfile.Image{Ref: ref, Digest: p.Digest, MediaType: p.MediaType, Size: size}
+	e := lockfile.Image{Ref: ref, Digest: digest.Digest(p.Digest), MediaType: p.MediaType, Size: size}
 	for _, pl := range platforms {
 		pd := p.Platforms[pl]
-		e.Platforms = append(e.Platforms, lockfile.Platform{Platform: pl, Digest: pd.Digest, MediaType: pd.MediaType, Config: pd.Config, Size: pd.Size})
+		e.Platforms = append(e.Platforms, lockfile.Platform{Platform: pl, Digest: digest.Digest(pd.Digest), MediaType: pd.MediaType, Config: digest.Digest(pd.Config), Size: pd.Size})
 	}
 	return e
 }
@@ -153,7 +153,7 @@ func buildVerifyWorld(t *testing.T) *verifyWorld {
 	}
 	w.filtered = digest.FromBytes(fidx).String()
 	filteredEntry := lockEntry(t, "registry.test/multi:v1", multi, "linux/arm/v7")
-	filteredEntry.FilteredDigest = w.filtered
+	filteredEntry.FilteredDigest = digest.Digest(w.filtered)
 	w.lock = &lockfile.Lock{Version: lockfile.Version, Groups: []lockfile.Group{
 		{Name: "apps", Platforms: []string{"linux/arm64", "linux/amd64"}, Index: "original", Images: []lockfile.Image{
 			lockEntry(t, "registry.test/multi:v1", multi, "linux/arm64", "linux/amd64"),
@@ -232,14 +232,14 @@ func TestVerifyAgainstLock(t *testing.T) {
 		{
 			name: "another digest pinned",
 			change: func(l *lockfile.Lock, _ string) {
-				l.Groups[0].Images[1].Digest = digest.FromString("other").String()
+				l.Groups[0].Images[1].Digest = digest.FromString("other")
 			},
 			want: []archive.Problem{{Kind: KindDigestMismatch, Archive: "apps.tar", Image: "registry.test/single:v1", Digest: digest.Digest(w.single.Digest), Detail: "pins " + digest.FromString("other").String()}},
 		},
 		{
 			name: "another filtered digest",
 			change: func(l *lockfile.Lock, _ string) {
-				l.Groups[1].Images[0].FilteredDigest = w.multi.Digest
+				l.Groups[1].Images[0].FilteredDigest = digest.Digest(w.multi.Digest)
 			},
 			want: []archive.Problem{{Kind: KindDigestMismatch, Archive: "filtered.tar.zst", Image: "registry.test/multi:v1", Digest: digest.Digest(w.filtered), Detail: "has the filtered index " + w.multi.Digest}},
 		},
@@ -254,14 +254,14 @@ func TestVerifyAgainstLock(t *testing.T) {
 			name: "a platform the archive lacks",
 			change: func(l *lockfile.Lock, _ string) {
 				arm7 := w.multi.Platforms["linux/arm/v7"]
-				l.Groups[0].Images[0].Platforms = append(l.Groups[0].Images[0].Platforms, lockfile.Platform{Platform: "linux/arm/v7", Digest: arm7.Digest, MediaType: arm7.MediaType, Config: arm7.Config, Size: arm7.Size})
+				l.Groups[0].Images[0].Platforms = append(l.Groups[0].Images[0].Platforms, lockfile.Platform{Platform: "linux/arm/v7", Digest: digest.Digest(arm7.Digest), MediaType: arm7.MediaType, Config: digest.Digest(arm7.Config), Size: arm7.Size})
 			},
 			want: []archive.Problem{{Kind: KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/arm/v7", Detail: fmt.Sprintf("manifest %s is missing", w.multi.Platforms["linux/arm/v7"].Digest)}},
 		},
 		{
 			name: "another config",
 			change: func(l *lockfile.Lock, _ string) {
-				l.Groups[0].Images[0].Platforms[1].Config = arm.Config
+				l.Groups[0].Images[0].Platforms[1].Config = digest.Digest(arm.Config)
 			},
 			want: []archive.Problem{{Kind: KindLockMismatch, Archive: "apps.tar", Image: "registry.test/multi:v1", Platform: "linux/amd64", Detail: fmt.Sprintf("config %s, the lockfile %s", amd.Config, arm.Config)}},
 		},

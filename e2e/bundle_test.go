@@ -375,7 +375,7 @@ func TestCtrImportAllPlatforms(t *testing.T) {
 			}
 			ctrClean(t, c)
 			got = ctrImport(t, c, b.archive("filtered.tar"), true)
-			if got["docker.io/fixtures/multi-oci:v1"] != filtered {
+			if got["docker.io/fixtures/multi-oci:v1"] != filtered.String() {
 				t.Errorf("filtered: %v, want the lockfile's filtered-digest %s", got, filtered)
 			}
 		})

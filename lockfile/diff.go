@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
@@ -63,13 +65,13 @@ func (g *GroupDiff) IndexChanged() bool { return g.Change == Updated && g.OldInd
 // (a removed and an added ref of one repository in one group, when that
 // pairing is unambiguous): then OldRef and NewRef differ.
 type ImageDiff struct {
-	Change            string `json:"change"` // Added, Removed or Updated
-	OldRef            string `json:"old-ref,omitempty"`
-	NewRef            string `json:"new-ref,omitempty"`
-	OldDigest         string `json:"old-digest,omitempty"`
-	NewDigest         string `json:"new-digest,omitempty"`
-	OldFilteredDigest string `json:"old-filtered-digest,omitempty"`
-	NewFilteredDigest string `json:"new-filtered-digest,omitempty"`
+	Change            string        `json:"change"` // Added, Removed or Updated
+	OldRef            string        `json:"old-ref,omitempty"`
+	NewRef            string        `json:"new-ref,omitempty"`
+	OldDigest         digest.Digest `json:"old-digest,omitempty"`
+	NewDigest         digest.Digest `json:"new-digest,omitempty"`
+	OldFilteredDigest digest.Digest `json:"old-filtered-digest,omitempty"`
+	NewFilteredDigest digest.Digest `json:"new-filtered-digest,omitempty"`
 	// Platforms lists, for an update, the platforms added, removed or
 	// pinned to another manifest (in the new entry's order, then removed
 	// ones); unchanged platforms are left out.
@@ -101,11 +103,11 @@ func (i *ImageDiff) Ref() string {
 
 // PlatformDiff is one platform of an updated image.
 type PlatformDiff struct {
-	Platform      string `json:"platform"`
-	Change        string `json:"change"` // Added, Removed or Updated
-	OldDigest     string `json:"old-digest,omitempty"`
-	NewDigest     string `json:"new-digest,omitempty"`
-	DownloadBytes int64  `json:"download-bytes"`
+	Platform      string        `json:"platform"`
+	Change        string        `json:"change"` // Added, Removed or Updated
+	OldDigest     digest.Digest `json:"old-digest,omitempty"`
+	NewDigest     digest.Digest `json:"new-digest,omitempty"`
+	DownloadBytes int64         `json:"download-bytes"`
 }
 
 // Compare computes the diff from old to new. Either may be nil (no
@@ -117,7 +119,7 @@ func Compare(oldLock, newLock *Lock) *Diff {
 	if newLock == nil {
 		newLock = &Lock{}
 	}
-	c := &comparer{have: map[string]bool{}, total: map[string]int64{}}
+	c := &comparer{have: map[digest.Digest]bool{}, total: map[digest.Digest]int64{}}
 	for _, g := range oldLock.Groups {
 		for _, img := range g.Images {
 			c.have[img.Digest] = true
@@ -166,14 +168,14 @@ func Compare(oldLock, newLock *Lock) *Diff {
 }
 
 type comparer struct {
-	have  map[string]bool  // every manifest and index digest the old lockfile pins
-	total map[string]int64 // new blobs over the whole diff, by digest
+	have  map[digest.Digest]bool  // every manifest and index digest the old lockfile pins
+	total map[digest.Digest]int64 // new blobs over the whole diff, by digest
 }
 
 // newBlobs returns the manifests (with what they reference) and index
 // blobs of img that the old lockfile does not pin, with their sizes.
-func (c *comparer) newBlobs(img *Image) map[string]int64 {
-	out := map[string]int64{}
+func (c *comparer) newBlobs(img *Image) map[digest.Digest]int64 {
+	out := map[digest.Digest]int64{}
 	var platforms int64
 	for _, p := range img.Platforms {
 		platforms += p.Size
@@ -188,7 +190,7 @@ func (c *comparer) newBlobs(img *Image) map[string]int64 {
 	return out
 }
 
-func sum(m map[string]int64) int64 {
+func sum(m map[digest.Digest]int64) int64 {
 	var n int64
 	for _, v := range m {
 		n += v
@@ -217,8 +219,8 @@ func (c *comparer) group(og, ng *Group) (GroupDiff, bool) {
 		ng = &Group{}
 	}
 
-	groupBlobs := map[string]int64{}
-	addBlobs := func(m map[string]int64) int64 {
+	groupBlobs := map[digest.Digest]int64{}
+	addBlobs := func(m map[digest.Digest]int64) int64 {
 		for k, v := range m {
 			groupBlobs[k] = v
 			c.total[k] = v
@@ -292,7 +294,7 @@ func (c *comparer) group(og, ng *Group) (GroupDiff, bool) {
 	return gd, changed
 }
 
-func (c *comparer) update(oi, ni *Image, addBlobs func(map[string]int64) int64) ImageDiff {
+func (c *comparer) update(oi, ni *Image, addBlobs func(map[digest.Digest]int64) int64) ImageDiff {
 	blobs := c.newBlobs(ni)
 	id := ImageDiff{
 		Change: Updated, OldRef: oi.Ref, NewRef: ni.Ref,

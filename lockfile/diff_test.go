@@ -5,11 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
 // dg is a digest made of one repeated hex character (or two alternating).
-func dg(s string) string { return "sha256:" + strings.Repeat(s, 64/len(s)) }
+func dg(s string) digest.Digest {
+	return digest.Digest("sha256:" + strings.Repeat(s, 64/len(s)))
+}
 
 var (
 	ociIndex    = image.OCIIndex
@@ -17,15 +21,15 @@ var (
 )
 
 // single is a one-platform image: its digest is its linux/amd64 manifest.
-func single(ref, digest string, size int64) Image {
-	return Image{Ref: ref, Digest: digest, MediaType: ociManifest, Size: size, Platforms: []Platform{
-		{Platform: "linux/amd64", Digest: digest, MediaType: ociManifest, Config: dg("c"), Size: size},
+func single(ref string, d digest.Digest, size int64) Image {
+	return Image{Ref: ref, Digest: d, MediaType: ociManifest, Size: size, Platforms: []Platform{
+		{Platform: "linux/amd64", Digest: d, MediaType: ociManifest, Config: dg("c"), Size: size},
 	}}
 }
 
 // multi is an index of 100 bytes plus one platform per "platform=digest:size".
-func multi(ref, digest string, platforms ...string) Image {
-	img := Image{Ref: ref, Digest: digest, MediaType: ociIndex, Size: 100}
+func multi(ref string, d0 digest.Digest, platforms ...string) Image {
+	img := Image{Ref: ref, Digest: d0, MediaType: ociIndex, Size: 100}
 	for _, p := range platforms {
 		var name, d string
 		var size int64
@@ -49,11 +53,11 @@ var amd = []string{"linux/amd64"}
 // describe renders a Diff compactly, one change a line, digests by their
 // first hex character.
 func describe(d *Diff) string {
-	short := func(s string) string {
+	short := func(s digest.Digest) string {
 		if s == "" {
 			return "-"
 		}
-		return s[len("sha256:") : len("sha256:")+1]
+		return string(s[len("sha256:") : len("sha256:")+1])
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "groups=%d added=%d removed=%d updated=%d bytes=%d\n", d.GroupsChanged, d.Added, d.Removed, d.Updated, d.DownloadBytes)

@@ -50,13 +50,13 @@ type Group struct {
 // Image pins one reference.
 type Image struct {
 	Ref       string          `toml:"ref"`        // canonical, as written in the spec
-	Digest    string          `toml:"digest"`     // what the reference pointed to
+	Digest    digest.Digest   `toml:"digest"`     // what the reference pointed to
 	MediaType image.MediaType `toml:"media-type"` // manifest or index
 	Size      int64           `toml:"size"`       // top-level blob plus every selected platform
 	// FilteredDigest is the digest of the index written into the archive
 	// when the group's index mode is "filtered".
-	FilteredDigest string     `toml:"filtered-digest,omitempty"`
-	Platforms      []Platform `toml:"platform"`
+	FilteredDigest digest.Digest `toml:"filtered-digest,omitempty"`
+	Platforms      []Platform    `toml:"platform"`
 	// Signatures record what lock verified: absent when no signature
 	// requirement applies to the image.
 	Signatures []Signature `toml:"signature,omitempty"`
@@ -76,11 +76,11 @@ const (
 
 // Artifact pins one manifest attached to a manifest of an image.
 type Artifact struct {
-	Kind    string `toml:"kind"`
-	Subject string `toml:"subject"` // the image's digest or a platform's
+	Kind    string        `toml:"kind"`
+	Subject digest.Digest `toml:"subject"` // the image's digest or a platform's
 	// Tag is the cosign tag it was found under; empty for a referrer.
 	Tag          string          `toml:"tag,omitempty"`
-	Digest       string          `toml:"digest"`
+	Digest       digest.Digest   `toml:"digest"`
 	MediaType    image.MediaType `toml:"media-type"`
 	ArtifactType string          `toml:"artifact-type,omitempty"`
 	Size         int64           `toml:"size"` // manifest + config + layers
@@ -91,8 +91,8 @@ type Artifact struct {
 // the key or identity that it was verified with. Keys are public; no
 // secret is ever recorded.
 type Signature struct {
-	Manifest string `toml:"manifest"` // the image's digest, or one of its platforms'
-	Digest   string `toml:"digest"`   // the signature manifest
+	Manifest digest.Digest `toml:"manifest"` // the image's digest, or one of its platforms'
+	Digest   digest.Digest `toml:"digest"`   // the signature manifest
 	// Key is the public key file as the spec names it, Fingerprint the
 	// sha256 of its DER SubjectPublicKeyInfo; Identity the Fulcio issuer
 	// and subject instead.
@@ -103,17 +103,17 @@ type Signature struct {
 
 // ArtifactTag is the cosign tag of an artifact of kind attached to
 // manifest subject (sha256-<hex>.sig, .att, .sbom); "" for a referrer.
-func ArtifactTag(subject, kind string) string {
+func ArtifactTag(subject digest.Digest, kind string) string {
 	suffix := map[string]string{ArtifactSignature: ".sig", ArtifactAttestation: ".att", ArtifactSBOM: ".sbom"}[kind]
 	if suffix == "" {
 		return ""
 	}
-	return strings.Replace(subject, ":", "-", 1) + suffix
+	return strings.Replace(subject.String(), ":", "-", 1) + suffix
 }
 
 // SignatureFor returns the recorded signature of manifest verified with a
 // key of that fingerprint (or with that identity), or nil.
-func (i *Image) SignatureFor(manifest, fingerprint, identity string) *Signature {
+func (i *Image) SignatureFor(manifest digest.Digest, fingerprint, identity string) *Signature {
 	for k := range i.Signatures {
 		s := &i.Signatures[k]
 		if s.Manifest == manifest && (fingerprint != "" && s.Fingerprint == fingerprint || identity != "" && s.Identity == identity) {
@@ -125,8 +125,8 @@ func (i *Image) SignatureFor(manifest, fingerprint, identity string) *Signature 
 
 // Manifests lists the manifests an image pins: its own digest, then each
 // platform's that differs from it.
-func (i *Image) Manifests() []string {
-	out := []string{i.Digest}
+func (i *Image) Manifests() []digest.Digest {
+	out := []digest.Digest{i.Digest}
 	for _, p := range i.Platforms {
 		if p.Digest != i.Digest {
 			out = append(out, p.Digest)
@@ -138,9 +138,9 @@ func (i *Image) Manifests() []string {
 // Platform pins one platform's manifest of an image.
 type Platform struct {
 	Platform  string          `toml:"platform"`
-	Digest    string          `toml:"digest"`
+	Digest    digest.Digest   `toml:"digest"`
 	MediaType image.MediaType `toml:"media-type"`
-	Config    string          `toml:"config"`
+	Config    digest.Digest   `toml:"config"`
 	Size      int64           `toml:"size"` // manifest + config + layers, compressed
 }
 
@@ -333,7 +333,7 @@ func (c *checker) signatures(iline func(...any) int, what string, img Image) {
 		case sg.Identity == "" && (sg.Key == "" || sg.Fingerprint == ""):
 			c.add(sline("key"), "%s: signature of %s: key and fingerprint (or identity) are required", what, sg.Manifest)
 		case sg.Fingerprint != "":
-			if err := checkDigest(sg.Fingerprint); err != nil {
+			if err := checkDigest(digest.Digest(sg.Fingerprint)); err != nil {
 				c.add(sline("fingerprint"), "%s: signature: fingerprint: %v", what, err)
 			}
 		}
@@ -345,7 +345,7 @@ func (c *checker) signatures(iline func(...any) int, what string, img Image) {
 }
 
 func (c *checker) artifacts(iline func(...any) int, image string, img Image) {
-	seen := map[string]bool{}
+	seen := map[digest.Digest]bool{}
 	for ai, a := range img.Artifacts {
 		aline := func(k string) int { return iline("artifact", ai, k) }
 		what := fmt.Sprintf("%s: artifact %d", image, ai+1)
@@ -375,7 +375,8 @@ func (c *checker) artifacts(iline func(...any) int, image string, img Image) {
 
 const hint = "\n(the lockfile is generated: restore it from version control, or delete it and run \"airgap-bundle lock\")"
 
-func checkDigest(s string) error {
+func checkDigest(d digest.Digest) error {
+	s := d.String()
 	d, err := digest.Parse(s)
 	if err != nil {
 		return fmt.Errorf("%q: %v", s, err)

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
-func d(n string) string { return "sha256:" + strings.Repeat(n, 64) }
+func d(n string) digest.Digest { return digest.Digest("sha256:" + strings.Repeat(n, 64)) }
 
 func sample() *Lock {
 	return &Lock{Version: 1, Groups: []Group{
@@ -63,8 +65,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 func TestParseRejectsHandEdits(t *testing.T) {
 	good, _ := sample().Encode("bundle.toml")
 	cases := []struct{ name, from, to, want string }{
-		{"short digest", d("b"), "sha256:bbbb", "digest"},
-		{"sha512", d("a"), "sha512:" + strings.Repeat("a", 128), "unsupported digest algorithm"},
+		{"short digest", d("b").String(), "sha256:bbbb", "digest"},
+		{"sha512", d("a").String(), "sha512:" + strings.Repeat("a", 128), "unsupported digest algorithm"},
 		{"media type", `media-type = "application/vnd.docker.distribution.manifest.v2+json"` + "\nsize = 5\n\n[[group.image.platform]]", `media-type = "text/plain"` + "\nsize = 5\n\n[[group.image.platform]]", "media-type"},
 		{"not canonical", "docker.io/library/alpine:3.19", "alpine:3.19", "not canonical"},
 		{"unknown key", "version = 1", "version = 1\nextra = true", `unknown key "extra"`},

@@ -11,8 +11,8 @@ func signedSample() *Lock {
 	l := sample()
 	img := &l.Groups[0].Images[0] // busybox, an index
 	img.Signatures = []Signature{
-		{Manifest: d("b"), Digest: d("8"), Key: "keys/a.pub", Fingerprint: d("9")},
-		{Manifest: d("a"), Digest: d("7"), Key: "keys/a.pub", Fingerprint: d("9")},
+		{Manifest: d("b"), Digest: d("8"), Key: "keys/a.pub", Fingerprint: d("9").String()},
+		{Manifest: d("a"), Digest: d("7"), Key: "keys/a.pub", Fingerprint: d("9").String()},
 		{Manifest: d("a"), Digest: d("6"), Identity: "issuer=https://i subject=e@x"},
 	}
 	return l
@@ -35,7 +35,7 @@ func TestSignaturesRoundTrip(t *testing.T) {
 	if len(img.Signatures) != 3 || img.Signatures[0].Manifest != d("a") || img.Signatures[2].Manifest != d("b") {
 		t.Errorf("signatures not sorted: %+v", img.Signatures)
 	}
-	if img.SignatureFor(d("b"), d("9"), "") == nil || img.SignatureFor(d("a"), "", "issuer=https://i subject=e@x") == nil || img.SignatureFor(d("d"), d("9"), "") != nil {
+	if img.SignatureFor(d("b"), d("9").String(), "") == nil || img.SignatureFor(d("a"), "", "issuer=https://i subject=e@x") == nil || img.SignatureFor(d("d"), d("9").String(), "") != nil {
 		t.Error("SignatureFor")
 	}
 	if !strings.Contains(string(b1), "[[group.image.signature]]") {
@@ -148,7 +148,7 @@ func TestDiffSignatures(t *testing.T) {
 	img := &nw.Groups[0].Images[0]
 	for i := range img.Signatures {
 		if img.Signatures[i].Key != "" {
-			img.Signatures[i].Key, img.Signatures[i].Fingerprint = "keys/b.pub", d("c")
+			img.Signatures[i].Key, img.Signatures[i].Fingerprint = "keys/b.pub", d("c").String()
 		}
 	}
 	img.Artifacts = img.Artifacts[:2]
@@ -160,7 +160,7 @@ func TestDiffSignatures(t *testing.T) {
 	if id.OldDigest != id.NewDigest || !id.SignaturesChanged || !id.ArtifactsChanged || id.OldArtifacts != 3 || id.NewArtifacts != 2 {
 		t.Errorf("image diff: %+v", id)
 	}
-	if strings.Join(id.OldSignedBy, ";") != "issuer=https://i subject=e@x;key keys/a.pub ("+d("9")+")" || strings.Join(id.NewSignedBy, ";") != "issuer=https://i subject=e@x;key keys/b.pub ("+d("c")+")" {
+	if strings.Join(id.OldSignedBy, ";") != "issuer=https://i subject=e@x;key keys/a.pub ("+d("9").String()+")" || strings.Join(id.NewSignedBy, ";") != "issuer=https://i subject=e@x;key keys/b.pub ("+d("c").String()+")" {
 		t.Errorf("signed by: %q -> %q", id.OldSignedBy, id.NewSignedBy)
 	}
 	if !Compare(old, withArtifacts()).Empty() {

@@ -117,7 +117,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 		return nil, fmt.Errorf("registry sent a manifest with digest %s, not the pinned %s", dg, pin)
 	}
 	r.keep(dg, top)
-	img := &lockfile.Image{Ref: ref.String(), Digest: dg.String(), MediaType: mt}
+	img := &lockfile.Image{Ref: ref.String(), Digest: dg, MediaType: mt}
 	if mt.IsIndex() {
 		list, err := manifest.ListFromBlob(top, string(mt))
 		if err != nil {
@@ -147,7 +147,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 				return nil, fmt.Errorf("platform %s: %w", c.platform, err)
 			}
 			p.Platform = c.platform.String()
-			p.Digest = c.digest.String()
+			p.Digest = c.digest
 			img.Platforms = append(img.Platforms, p)
 			img.Size += p.Size
 		}
@@ -160,7 +160,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 			if err != nil {
 				return nil, fmt.Errorf("filtering index: %w", err)
 			}
-			img.FilteredDigest = digest.FromBytes(filtered).String()
+			img.FilteredDigest = digest.FromBytes(filtered)
 		}
 		return img, nil
 	}
@@ -189,7 +189,7 @@ func (r *Resolver) resolve(ctx context.Context, ref image.Reference, want image.
 		}
 	}
 	p.Platform = plat.String()
-	p.Digest = dg.String()
+	p.Digest = dg
 	img.Platforms = []lockfile.Platform{p}
 	img.Size = p.Size
 	return img, nil
@@ -231,7 +231,7 @@ func platformEntry(blob []byte, mt image.MediaType) (lockfile.Platform, error) {
 		}
 		size += l.Size
 	}
-	return lockfile.Platform{MediaType: mt, Config: cfg.Digest.String(), Size: size}, nil
+	return lockfile.Platform{MediaType: mt, Config: cfg.Digest, Size: size}, nil
 }
 
 // configPlatform reads a single manifest's platform from its config blob,

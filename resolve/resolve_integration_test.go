@@ -175,23 +175,23 @@ func TestResolveAgainstRegistry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := lockfile.Image{Ref: rf.String(), Digest: c.img.Digest, MediaType: c.img.MediaType, Size: size}
+			want := lockfile.Image{Ref: rf.String(), Digest: digest.Digest(c.img.Digest), MediaType: c.img.MediaType, Size: size}
 			if c.filteredKeys != nil {
-				want.FilteredDigest = filtered(c.img, c.filteredKeys...)
-				if want.FilteredDigest == c.img.Digest && len(c.filteredKeys) < len(c.img.Platforms) {
+				want.FilteredDigest = digest.Digest(filtered(c.img, c.filteredKeys...))
+				if want.FilteredDigest.String() == c.img.Digest && len(c.filteredKeys) < len(c.img.Platforms) {
 					t.Fatalf("test is vacuous: filtering changed nothing")
 				}
 			}
 			for _, k := range c.plats {
 				p := c.img.Platforms[k]
-				want.Platforms = append(want.Platforms, lockfile.Platform{Platform: k, Digest: p.Digest, MediaType: p.MediaType, Config: p.Config, Size: p.Size})
+				want.Platforms = append(want.Platforms, lockfile.Platform{Platform: k, Digest: digest.Digest(p.Digest), MediaType: p.MediaType, Config: digest.Digest(p.Config), Size: p.Size})
 			}
 			if g, w := fmt.Sprintf("%+v", *got), fmt.Sprintf("%+v", want); g != w {
 				t.Errorf("lock entry\n got %s\nwant %s", g, w)
 			}
 			for _, a := range c.img.Attestations {
 				for _, p := range got.Platforms {
-					if p.Digest == a.Digest {
+					if p.Digest.String() == a.Digest {
 						t.Errorf("attestation %s taken as platform %s", a.Digest, p.Platform)
 					}
 				}
@@ -332,7 +332,7 @@ func TestResolveTLSAndAuthHints(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.Digest != std.SingleOCI.Digest || got.Size != size {
+				if got.Digest.String() != std.SingleOCI.Digest || got.Size != size {
 					t.Errorf("got %s size %d, want %s size %d", got.Digest, got.Size, std.SingleOCI.Digest, size)
 				}
 				return

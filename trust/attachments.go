@@ -70,12 +70,12 @@ var cosignKinds = []string{lockfile.ArtifactSignature, lockfile.ArtifactAttestat
 // digest and each platform's), pinned by digest.
 func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfile.Image) ([]lockfile.Artifact, error) {
 	repo := reference.TrimNamed(ref.Named)
-	at, err := f.lookup(ctx, repo, digest.Digest(e.Digest))
+	at, err := f.lookup(ctx, repo, e.Digest)
 	if err != nil {
 		return nil, err
 	}
 	var out []lockfile.Artifact
-	seen := map[string]bool{}
+	seen := map[digest.Digest]bool{}
 	add := func(a lockfile.Artifact) {
 		if !seen[a.Digest] {
 			seen[a.Digest] = true
@@ -99,12 +99,12 @@ func (f *Finder) Attachments(ctx context.Context, ref image.Reference, e *lockfi
 			a.Kind, a.Subject, a.Tag = kind, m, tag
 			add(a)
 		}
-		refs, err := referrers(ctx, at, digest.Digest(m))
+		refs, err := referrers(ctx, at, m)
 		if err != nil {
 			return nil, fmt.Errorf("referrers of %s: %w", m, err)
 		}
 		for _, d := range refs {
-			if seen[d.Digest.String()] {
+			if seen[d.Digest] {
 				continue
 			}
 			blob, mt, found, err := at.manifest(ctx, d.Digest.String())
@@ -182,7 +182,7 @@ func artifactOf(blob []byte, mt image.MediaType) (lockfile.Artifact, error) {
 	if err != nil {
 		return lockfile.Artifact{}, err
 	}
-	return lockfile.Artifact{Digest: digest.FromBytes(blob).String(), MediaType: mt, Size: m.TotalSize()}, nil
+	return lockfile.Artifact{Digest: digest.FromBytes(blob), MediaType: mt, Size: m.TotalSize()}, nil
 }
 
 // endpointLookup asks the one endpoint that serves the image.

@@ -37,7 +37,7 @@ type RecordedOptions struct {
 	// Absent are manifests st cannot hold, whose signatures are not
 	// checked: the registry's index of an archive that holds a filtered
 	// index instead.
-	Absent []string
+	Absent []digest.Digest
 }
 
 // Limits of what one recorded signature manifest may make CheckRecorded
@@ -84,7 +84,7 @@ func CheckRecorded(ctx context.Context, ref image.Reference, e *lockfile.Image, 
 			if slices.Contains(opts.Absent, t.Digest) {
 				continue
 			}
-			if err := checkRecorded(ctx, ref, e, digest.Digest(t.Digest), r, st, opts.TempDir); err != nil {
+			if err := checkRecorded(ctx, ref, e, t.Digest, r, st, opts.TempDir); err != nil {
 				err.Image, err.Registry, err.Platform = ref.String(), ref.Domain(), t.Platform
 				errs = append(errs, err)
 			}
@@ -97,7 +97,7 @@ func checkRecorded(ctx context.Context, ref image.Reference, e *lockfile.Image, 
 	fail := &Error{Manifest: m.String(), Requirement: r.String()}
 	var records []lockfile.Signature
 	for _, s := range e.Signatures {
-		if s.Manifest == m.String() && (r.Fulcio != nil && s.Identity == r.Fulcio.Identity() ||
+		if s.Manifest == m && (r.Fulcio != nil && s.Identity == r.Fulcio.Identity() ||
 			r.Fulcio == nil && slices.ContainsFunc(r.Keys, func(k config.Key) bool { return k.Fingerprint == s.Fingerprint })) {
 			records = append(records, s)
 		}
@@ -122,7 +122,7 @@ func checkRecorded(ctx context.Context, ref image.Reference, e *lockfile.Image, 
 		if rec.Identity != "" {
 			who = rec.Identity
 		}
-		sigs, err := recordedSignatures(ctx, st, digest.Digest(rec.Digest))
+		sigs, err := recordedSignatures(ctx, st, rec.Digest)
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("signature %s, %s: %v", rec.Digest, who, err))
 			if fail.Err == nil {

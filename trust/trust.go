@@ -69,7 +69,7 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 	if !need || len(errs) > 0 {
 		return nil, list(errs)
 	}
-	named, err := reference.WithDigest(reference.TrimNamed(ref.Named), digest.Digest(e.Digest))
+	named, err := reference.WithDigest(reference.TrimNamed(ref.Named), e.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 	defer src.Close()
 	var at lookup = &sysLookup{sys: v.Sys, repo: reference.TrimNamed(ref.Named)}
 	if v.Locate != nil {
-		ep, err := v.Locate(ctx, reference.TrimNamed(ref.Named), digest.Digest(e.Digest))
+		ep, err := v.Locate(ctx, reference.TrimNamed(ref.Named), e.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -94,11 +94,11 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 		manifest digest.Digest
 		platform string // "" for the image's own digest
 	}
-	targets := []target{{manifest: digest.Digest(e.Digest)}}
+	targets := []target{{manifest: e.Digest}}
 	if platforms {
 		for _, p := range e.Platforms {
 			if p.Digest != e.Digest {
-				targets = append(targets, target{manifest: digest.Digest(p.Digest), platform: p.Platform})
+				targets = append(targets, target{manifest: p.Digest, platform: p.Platform})
 			}
 		}
 	}
@@ -107,7 +107,7 @@ func (v *Verifier) Verify(ctx context.Context, ref image.Reference, e *lockfile.
 			if !r.NeedsSignatures() || t.platform != "" && !r.VerifyPlatforms {
 				continue
 			}
-			s, err := verifyOne(ctx, at, src, t.manifest, t.manifest.String() != e.Digest, r)
+			s, err := verifyOne(ctx, at, src, t.manifest, t.manifest != e.Digest, r)
 			if err != nil {
 				err.Image, err.Registry, err.Platform = ref.String(), ref.Domain(), t.platform
 				errs = append(errs, err)
@@ -174,7 +174,7 @@ func verifyOne(ctx context.Context, at lookup, src types.ImageSource, m digest.D
 			fail.Reason = "the signature manifest " + SignatureTag(m) + " changed while it was verified; run lock again"
 			return nil, fail
 		}
-		return &lockfile.Signature{Manifest: m.String(), Digest: before.String(), Key: c.key.Name, Fingerprint: c.key.Fingerprint, Identity: c.identity}, nil
+		return &lockfile.Signature{Manifest: m, Digest: before, Key: c.key.Name, Fingerprint: c.key.Fingerprint, Identity: c.identity}, nil
 	}
 	fail.Reason = "signature " + before.String() + " not accepted: " + strings.Join(reasons, "; ")
 	return nil, fail

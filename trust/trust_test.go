@@ -115,13 +115,13 @@ signatures = { require = "sigstoreSigned", key = "other.pub" }
 	}
 
 	good := spec.Group("good")
-	e := &lockfile.Image{Ref: ref, Digest: dg, Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: dg}}}
+	e := &lockfile.Image{Ref: ref, Digest: digest.Digest(dg), Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: digest.Digest(dg)}}}
 	v := &trust.Verifier{Sys: env.Sys}
 	sigs, err := v.Verify(ctx, good.Images[0].Ref, e, spec.SignatureRequirements(good, good.Images[0].Ref))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sigs) != 1 || sigs[0].Manifest != dg || sigs[0].Key != "cosign.pub" || !strings.HasPrefix(sigs[0].Digest, "sha256:") {
+	if len(sigs) != 1 || sigs[0].Manifest.String() != dg || sigs[0].Key != "cosign.pub" || !strings.HasPrefix(sigs[0].Digest.String(), "sha256:") {
 		t.Fatalf("records: %+v", sigs)
 	}
 	// What was recorded verifies again offline, from the stored content.
@@ -188,7 +188,7 @@ signatures = { require = "sigstoreSigned", fulcio-ca = "fulcio.pem", oidc-issuer
 	}
 	defer env.Close()
 	g := spec.Group("keyless")
-	e := &lockfile.Image{Ref: ref, Digest: dg, Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: dg}}}
+	e := &lockfile.Image{Ref: ref, Digest: digest.Digest(dg), Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: digest.Digest(dg)}}}
 	_, err = (&trust.Verifier{Sys: env.Sys}).Verify(ctx, g.Images[0].Ref, e, spec.SignatureRequirements(g, g.Images[0].Ref))
 	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "by Fulcio CA fulcio.pem for issuer=https://issuer.example.com subject=rel@example.com") || !strings.Contains(err.Error(), "no signature") {
 		t.Fatalf("keyless, unsigned: %v", err)
@@ -281,13 +281,13 @@ images = ["%[1]s/keyless/good:v1", "%[1]s/keyless/other:v1"]
 	g := spec.Group("g")
 	v := &trust.Verifier{Sys: env.Sys}
 	entry := func(dg string) *lockfile.Image {
-		return &lockfile.Image{Digest: dg, Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: dg}}}
+		return &lockfile.Image{Digest: digest.Digest(dg), Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: digest.Digest(dg)}}}
 	}
 	sigs, err := v.Verify(ctx, g.Images[0].Ref, entry(good), spec.SignatureRequirements(g, g.Images[0].Ref))
 	if err != nil {
 		t.Fatalf("keyless signature refused: %v", err)
 	}
-	if len(sigs) != 1 || sigs[0].Identity != "issuer="+issuer+" subject=rel@example.com" || sigs[0].Key != "" || sigs[0].Manifest != good {
+	if len(sigs) != 1 || sigs[0].Identity != "issuer="+issuer+" subject=rel@example.com" || sigs[0].Key != "" || sigs[0].Manifest.String() != good {
 		t.Errorf("records: %+v", sigs)
 	}
 	_, err = v.Verify(ctx, g.Images[1].Ref, entry(other), spec.SignatureRequirements(g, g.Images[1].Ref))
@@ -307,13 +307,13 @@ images = ["%[1]s/keyless/good:v1", "%[1]s/keyless/other:v1"]
 		t.Fatalf("recorded keyless signature, offline: %v", err)
 	}
 	moved := entry(other)
-	moved.Signatures = []lockfile.Signature{{Manifest: other, Digest: sigs[0].Digest, Identity: sigs[0].Identity}}
+	moved.Signatures = []lockfile.Signature{{Manifest: digest.Digest(other), Digest: sigs[0].Digest, Identity: sigs[0].Identity}}
 	err = trust.CheckRecorded(ctx, g.Images[1].Ref, moved, spec.SignatureRequirements(g, g.Images[1].Ref), st, opts)
 	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("a record moved to another image: %v", err)
 	}
 	otherSig := regStore{t, reg, []string{"keyless/other"}}.tag("keyless/other", trust.SignatureTag(digest.Digest(other)))
-	moved.Signatures[0].Digest = otherSig
+	moved.Signatures[0].Digest = digest.Digest(otherSig)
 	err = trust.CheckRecorded(ctx, g.Images[1].Ref, moved, spec.SignatureRequirements(g, g.Images[1].Ref), st, opts)
 	if !errors.Is(err, errdefs.ErrSignature) || !strings.Contains(err.Error(), "mallory@example.com") {
 		t.Fatalf("another e-mail, offline: %v", err)

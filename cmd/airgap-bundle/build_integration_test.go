@@ -180,7 +180,7 @@ func TestBuildAgainstRealRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	fe := l.Group("filtered").Image(h + "/fixtures/multi-oci:v1")
-	if fe.FilteredDigest == "" || fe.FilteredDigest == fe.Digest || fe.Digest != std.MultiOCI.Digest {
+	if fe.FilteredDigest == "" || fe.FilteredDigest == fe.Digest || fe.Digest.String() != std.MultiOCI.Digest {
 		t.Errorf("filtered entry: %+v", fe)
 	}
 

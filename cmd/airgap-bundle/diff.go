@@ -139,7 +139,7 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 		for _, i := range g.Images {
 			switch i.Change {
 			case lockfile.Added:
-				fmt.Fprintf(w, "  + %s  %s  (+%s)\n", i.NewRef, shortDigest(i.NewDigest), progress.HumanBytes(i.DownloadBytes))
+				fmt.Fprintf(w, "  + %s  %s  (+%s)\n", i.NewRef, shortDigest(i.NewDigest.String()), progress.HumanBytes(i.DownloadBytes))
 			case lockfile.Removed:
 				fmt.Fprintf(w, "  - %s\n", i.OldRef)
 			case lockfile.Updated:
@@ -147,13 +147,13 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 				if i.OldRef != i.NewRef {
 					ref = i.OldRef + " -> " + refSuffix(i.NewRef)
 				}
-				digests := shortDigest(i.NewDigest) + " (same digest)"
+				digests := shortDigest(i.NewDigest.String()) + " (same digest)"
 				if i.OldDigest != i.NewDigest {
-					digests = shortDigest(i.OldDigest) + " -> " + shortDigest(i.NewDigest)
+					digests = shortDigest(i.OldDigest.String()) + " -> " + shortDigest(i.NewDigest.String())
 				}
 				fmt.Fprintf(w, "  ~ %s  %s  (+%s)\n", ref, digests, progress.HumanBytes(i.DownloadBytes))
 				if i.OldFilteredDigest != i.NewFilteredDigest {
-					fmt.Fprintf(w, "      filtered index: %s -> %s\n", shortDigest(i.OldFilteredDigest), shortDigest(i.NewFilteredDigest))
+					fmt.Fprintf(w, "      filtered index: %s -> %s\n", shortDigest(i.OldFilteredDigest.String()), shortDigest(i.NewFilteredDigest.String()))
 				}
 				none := func(s []string) string {
 					if len(s) == 0 {
@@ -174,11 +174,11 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 					for _, p := range i.Platforms {
 						switch p.Change {
 						case lockfile.Added:
-							fmt.Fprintf(w, "      + %s  %s  (+%s)\n", p.Platform, shortDigest(p.NewDigest), progress.HumanBytes(p.DownloadBytes))
+							fmt.Fprintf(w, "      + %s  %s  (+%s)\n", p.Platform, shortDigest(p.NewDigest.String()), progress.HumanBytes(p.DownloadBytes))
 						case lockfile.Removed:
 							fmt.Fprintf(w, "      - %s\n", p.Platform)
 						default:
-							fmt.Fprintf(w, "      ~ %s  %s -> %s  (+%s)\n", p.Platform, shortDigest(p.OldDigest), shortDigest(p.NewDigest), progress.HumanBytes(p.DownloadBytes))
+							fmt.Fprintf(w, "      ~ %s  %s -> %s  (+%s)\n", p.Platform, shortDigest(p.OldDigest.String()), shortDigest(p.NewDigest.String()), progress.HumanBytes(p.DownloadBytes))
 						}
 					}
 				}

@@ -88,7 +88,7 @@ images = ["%[1]s/fixtures/multi-docker:v1", "%[1]s/fixtures/twotags:a", "%[1]s/f
 		if e == nil {
 			t.Fatalf("no lock entry for %s in %s", ref, group)
 		}
-		if e.Digest != p.Digest || e.MediaType != p.MediaType {
+		if e.Digest.String() != p.Digest || e.MediaType != p.MediaType {
 			t.Errorf("%s: digest %s %s, registry serves %s %s", ref, e.Digest, e.MediaType, p.Digest, p.MediaType)
 		}
 		if want, _ := p.TotalSize(platforms...); e.Size != want {
@@ -99,7 +99,7 @@ images = ["%[1]s/fixtures/multi-docker:v1", "%[1]s/fixtures/twotags:a", "%[1]s/f
 		}
 		for i, name := range platforms {
 			got, want := e.Platforms[i], p.Platforms[name]
-			if got.Platform != name || got.Digest != want.Digest || got.Config != want.Config || got.MediaType != want.MediaType || got.Size != want.Size {
+			if got.Platform != name || got.Digest.String() != want.Digest || got.Config.String() != want.Config || got.MediaType != want.MediaType || got.Size != want.Size {
 				t.Errorf("%s %s: lock %+v, registry %+v", ref, name, got, want)
 			}
 		}
@@ -204,7 +204,7 @@ images = ["%s/fixtures/single:v1"]
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := l.Groups[0].Images[0].Digest; got != std.SingleOCI.Digest {
+				if got := l.Groups[0].Images[0].Digest; got.String() != std.SingleOCI.Digest {
 					t.Errorf("digest %s, registry serves %s", got, std.SingleOCI.Digest)
 				}
 				if strings.Contains(mustRead(t, filepath.Join(dir, "bundle.lock")), "s3cret") {
@@ -244,10 +244,10 @@ images = ["%[1]s/fixtures/multi-oci:v1", "fixtures/multi-docker:v1"]
 	}
 	lock := mustRead(t, filepath.Join(dir, "bundle.lock"))
 	l, _ := lockfile.Parse([]byte(lock), "bundle.lock")
-	if e := l.Group("g").Image(down.Host + "/fixtures/multi-oci:v1"); e == nil || e.Digest != std.MultiOCI.Digest || e.Platforms[0].Digest != std.MultiOCI.Platforms["linux/arm64"].Digest {
+	if e := l.Group("g").Image(down.Host + "/fixtures/multi-oci:v1"); e == nil || e.Digest.String() != std.MultiOCI.Digest || e.Platforms[0].Digest.String() != std.MultiOCI.Platforms["linux/arm64"].Digest {
 		t.Errorf("mirrored entry wrong: %+v\n%s", e, lock)
 	}
-	if e := l.Group("g").Image("docker.io/fixtures/multi-docker:v1"); e == nil || e.Digest != std.DockerList.Digest {
+	if e := l.Group("g").Image("docker.io/fixtures/multi-docker:v1"); e == nil || e.Digest.String() != std.DockerList.Digest {
 		t.Errorf("docker.io entry wrong: %+v\n%s", e, lock)
 	}
 	if strings.Contains(lock, mirror.Host) {
@@ -321,10 +321,10 @@ images = [
 	}
 	l, _ := lockfile.Read(filepath.Join(dir, "bundle.lock"))
 	g := l.Group("g")
-	if e := g.Image(h + "/fixtures/multi-oci:some-other-tag@" + std.MultiOCI.Digest); e == nil || e.Digest != std.MultiOCI.Digest || e.Platforms[0].Digest != std.MultiOCI.Platforms["linux/arm64"].Digest {
+	if e := g.Image(h + "/fixtures/multi-oci:some-other-tag@" + std.MultiOCI.Digest); e == nil || e.Digest.String() != std.MultiOCI.Digest || e.Platforms[0].Digest.String() != std.MultiOCI.Platforms["linux/arm64"].Digest {
 		t.Errorf("tag+digest entry: %+v", e)
 	}
-	if e := g.Image(h + "/fixtures/multi-docker@" + std.DockerList.Digest); e == nil || e.Digest != std.DockerList.Digest {
+	if e := g.Image(h + "/fixtures/multi-docker@" + std.DockerList.Digest); e == nil || e.Digest.String() != std.DockerList.Digest {
 		t.Errorf("digest-only entry: %+v", e)
 	}
 

@@ -20,9 +20,9 @@ type fakeResolver struct{}
 
 func (fakeResolver) Resolve(_ context.Context, ref image.Reference, want image.PlatformSet, _ image.IndexMode) (*lockfile.Image, error) {
 	dg := func(s string) string { return digest.FromString(s).String() }
-	img := &lockfile.Image{Ref: ref.String(), Digest: dg(ref.String()), MediaType: image.OCIIndex, Size: 100}
+	img := &lockfile.Image{Ref: ref.String(), Digest: digest.Digest(dg(ref.String())), MediaType: image.OCIIndex, Size: 100}
 	for _, p := range want.Strings() {
-		img.Platforms = append(img.Platforms, lockfile.Platform{Platform: p, Digest: dg(ref.String() + p), MediaType: image.OCIManifest, Config: dg("c" + p), Size: 50})
+		img.Platforms = append(img.Platforms, lockfile.Platform{Platform: p, Digest: digest.Digest(dg(ref.String() + p)), MediaType: image.OCIManifest, Config: digest.Digest(dg("c" + p)), Size: 50})
 	}
 	return img, nil
 }

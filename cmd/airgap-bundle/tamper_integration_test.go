@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -39,7 +41,7 @@ func TestBuildLockedRefusesTamperedLockfile(t *testing.T) {
 	}{
 		{"platform config", func(l *lockfile.Lock) {
 			e := img(l, "multi", "registry.test/fixtures/multi-oci:v1")
-			e.Platforms[0].Config = "sha256:" + strings.Repeat("0", 64)
+			e.Platforms[0].Config = digest.Digest("sha256:" + strings.Repeat("0", 64))
 		}, "the lockfile's config of platform linux/arm64"},
 		{"platform size", func(l *lockfile.Lock) {
 			img(l, "multi", "registry.test/fixtures/multi-docker:v1").Platforms[1].Size++

@@ -161,11 +161,11 @@ func TestDigestsMatchCommittedLock(t *testing.T) {
 				continue
 			}
 			n++
-			if li.Digest != im.Digest {
+			if li.Digest.String() != im.Digest {
 				t.Errorf("%s: %s is pinned at %s, the demo registry serves %s: the demo images changed (testdata/demo or their code), or are not reproducible; regenerate the lock as examples/demo/README.md says", demoLock, li.Ref, li.Digest, im.Digest)
 			}
 			for _, p := range li.Platforms {
-				if got := im.Plats[p.Platform]; got != p.Digest {
+				if got := im.Plats[p.Platform]; got != p.Digest.String() {
 					t.Errorf("%s: %s %s is pinned at %s, the demo registry serves %q", demoLock, li.Ref, p.Platform, p.Digest, got)
 				}
 			}
