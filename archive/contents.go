@@ -8,6 +8,7 @@ package archive
 
 import (
 	"encoding/json"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -82,6 +83,9 @@ type Contents struct {
 	// Size and SHA256 are of the archive file itself, as read (compressed).
 	Size   int64
 	SHA256 string // hex, as in SHA256SUMS
+	// ModTime is the first entry's modification time, in UTC: the one
+	// time Write gives every entry (Options.ModTime).
+	ModTime time.Time
 	// Files are all regular files (and resolved symlinks), by cleaned path.
 	Files map[string]*FileInfo
 	// Blobs are the files under blobs/, by the digest their names say.
@@ -215,4 +219,22 @@ func (c *Contents) ImagesBytes() int64 {
 // isMetadata tells the metadata files, which have their own size limit.
 func isMetadata(p string) bool {
 	return p == FileIndex || p == FileManifest || p == FileLayout || p == FileRepositories
+}
+
+// WriteImages are the images as Write takes them to write this archive
+// again, byte for byte (with Options{Compression, ModTime} as read): the
+// platform manifest.json describes first, as Write puts Manifests[0] there.
+func (c *Contents) WriteImages() []Image {
+	out := make([]Image, len(c.Images))
+	for i, img := range c.Images {
+		if l := img.Docker; l != nil && l.Manifest != nil && *l.Manifest > 0 && *l.Manifest < len(img.Manifests) {
+			j := *l.Manifest
+			ms := make([]image.Manifest, 0, len(img.Manifests))
+			ms = append(ms, img.Manifests[j])
+			ms = append(ms, img.Manifests[:j]...)
+			img.Manifests = append(ms, img.Manifests[j+1:]...)
+		}
+		out[i] = img
+	}
+	return out
 }

@@ -205,6 +205,9 @@ func (rd *reader) readTar(ctx context.Context, r io.Reader) error {
 			continue // PAX global header (git archive writes one): no file
 		}
 		rd.entries++
+		if rd.entries == 1 {
+			rd.c.ModTime = hdr.ModTime.UTC()
+		}
 		if rd.entries > rd.opts.MaxEntries {
 			return &EntryError{Name: hdr.Name, Reason: fmt.Sprintf("more than %d entries", rd.opts.MaxEntries)}
 		}

@@ -48,6 +48,10 @@ type Options struct {
 	// (as the cache's readers do), or serves content verified a moment ago.
 	// Write then checks sizes only, and hashes nothing twice.
 	BlobsVerified bool
+	// Omit leaves out the blobs it says yes to, nothing else changing:
+	// index.json and manifest.json still name them. A delta archive is an
+	// archive with the blobs its site already holds omitted (nil: none).
+	Omit func(d digest.Digest) bool
 }
 
 const (
@@ -99,6 +103,9 @@ func Write(ctx context.Context, w io.Writer, images []Image, blobs Blobs, opts O
 	for _, e := range p.entries {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if e.blob != nil && opts.Omit != nil && opts.Omit(e.blob.Digest) {
+			continue
 		}
 		hdr := &tar.Header{
 			Name:     e.name,
