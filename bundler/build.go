@@ -180,28 +180,11 @@ func (b *builder) tidyOutputDir(out string) error {
 // build's sums.Recover settles a commit cut short. If a rename fails here,
 // Recover runs at once, so SHA256SUMS agrees with whatever is in place.
 func commitArchives(out string, files []*atomicfile.File, results []ArchiveResult) error {
-	fresh := sums.Sums{}
-	for _, r := range results {
-		fresh[filepath.Base(r.Path)] = r.SHA256
-	}
-	if err := sums.WritePending(out, sums.Merge(out, fresh)); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(out, sums.PendingName), err)
-	}
-	settle := func(err error) error {
-		if _, rerr := sums.Recover(out); rerr != nil {
-			return fmt.Errorf("%w (and SHA256SUMS could not be settled: %w; the next build will retry)", err, rerr)
-		}
-		return err
-	}
+	set := make([]sums.Pending, len(files))
 	for i, f := range files {
-		if err := f.Commit(); err != nil {
-			return settle(fmt.Errorf("group %q: putting %s in place: %w", results[i].Group, results[i].Path, err))
-		}
+		set[i] = sums.Pending{Name: filepath.Base(results[i].Path), SHA256: results[i].SHA256, What: fmt.Sprintf("group %q", results[i].Group), File: f}
 	}
-	if err := sums.CommitPending(out); err != nil {
-		return settle(fmt.Errorf("%s: %w", filepath.Join(out, SumsFile), err))
-	}
-	return nil
+	return sums.CommitSet(out, set)
 }
 
 // diskFullError says which directory is full and roughly how much room the

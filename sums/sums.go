@@ -290,3 +290,43 @@ func fileSHA256(p string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// Pending is a file written to a temporary name beside its final one,
+// waiting to be committed with its SHA256SUMS line.
+type Pending struct {
+	Name   string // the file name in the directory
+	SHA256 string // hex
+	What   string // what it is, for messages ("group \"core\"")
+	File   interface{ Commit() error }
+}
+
+// CommitSet puts a set of files in place in dir, with their SHA256SUMS
+// lines (the lines of other files that still exist are kept), as one set:
+// the new SHA256SUMS goes to PendingName first, then the files are
+// renamed, then the journal becomes SHA256SUMS. A crash or kill -9 half
+// way leaves what Recover settles; a rename that fails here runs Recover
+// at once, so SHA256SUMS agrees with whatever is in place.
+func CommitSet(dir string, set []Pending) error {
+	fresh := Sums{}
+	for _, p := range set {
+		fresh[p.Name] = p.SHA256
+	}
+	if err := WritePending(dir, Merge(dir, fresh)); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, PendingName), err)
+	}
+	settle := func(err error) error {
+		if _, rerr := Recover(dir); rerr != nil {
+			return fmt.Errorf("%w (and SHA256SUMS could not be settled: %w; the next run will retry)", err, rerr)
+		}
+		return err
+	}
+	for _, p := range set {
+		if err := p.File.Commit(); err != nil {
+			return settle(fmt.Errorf("%s: putting %s in place: %w", p.What, filepath.Join(dir, p.Name), err))
+		}
+	}
+	if err := CommitPending(dir); err != nil {
+		return settle(fmt.Errorf("%s: %w", filepath.Join(dir, FileName), err))
+	}
+	return nil
+}
