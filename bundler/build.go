@@ -67,11 +67,18 @@ type ArchiveResult struct {
 // temporary file is left, and no result is returned. A build first settles
 // what a killed build left in the output directory (see tidyOutputDir).
 func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache.Cache, f Fetcher, opts BuildOptions) ([]ArchiveResult, error) {
+	results, _, _, err := build(ctx, spec, lock, c, f, opts)
+	return results, err
+}
+
+// build is Build, and also returns the builder and the groups' plans (for
+// a delta of the same archives).
+func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache.Cache, f Fetcher, opts BuildOptions) ([]ArchiveResult, *builder, []*groupPlan, error) {
 	log := logs.OrDiscard(opts.Logger)
 	out := OutputDir(spec, opts.OutputDir)
 	groups, err := selectGroups(spec, opts.Groups)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	rep := opts.Progress
 	if rep == nil {
@@ -90,25 +97,25 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	// Manifests first (small, and they say which blobs are needed).
 	plans, err := b.planGroups(ctx, groups, lock, jobs)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	// The lockfile says which signatures lock verified; it is not the
 	// proof (it arrives by pull request), so they are verified again
 	// before anything is written.
 	if err := b.checkSignatures(ctx, groups, lock, jobs); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
+		return nil, nil, nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
 	}
-	unlock, err := lockOutputDir(out)
+	unlock, err := atomicfile.LockDir(out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
+		return nil, nil, nil, fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
 	}
 	defer unlock()
 	if err := b.tidyOutputDir(out); err != nil {
-		return nil, fmt.Errorf("%w: output directory %s: %w", errdefs.ErrBuild, out, err)
+		return nil, nil, nil, fmt.Errorf("%w: output directory %s: %w", errdefs.ErrBuild, out, err)
 	}
 
 	// Then downloads and archives together. Every archive goes to its
@@ -118,7 +125,7 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	// SHA256SUMS as they were.
 	results, files, err := b.pipeline(ctx, out, plans, opts.ModTime, jobs)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	defer func() {
 		for _, f := range files {
@@ -126,15 +133,15 @@ func Build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		}
 	}()
 	if err := commitArchives(out, files, results); err != nil {
-		if isDiskFull(err) {
+		if atomicfile.IsDiskFull(err) {
 			err = diskFullError(out, plans, err)
 		}
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrBuild, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", errdefs.ErrBuild, err)
 	}
 	for _, r := range results {
 		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
 	}
-	return results, nil
+	return results, b, plans, nil
 }
 
 // tidyOutputDir undoes what a killed build left in the output directory (the
@@ -197,7 +204,7 @@ func diskFullError(out string, plans []*groupPlan, err error) error {
 		need += p.payload()
 	}
 	free := "unknown"
-	if n := freeSpace(out); n >= 0 {
+	if n := atomicfile.FreeSpace(out); n >= 0 {
 		free = progress.HumanBytes(n)
 	}
 	return fmt.Errorf("output directory %s is full (%s free): the new archives need up to %s there, beside the current ones, which stay until every new archive is complete: %w",

@@ -151,7 +151,7 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 					r, f, err = b.writeArchive(ectx, out, p, mtime, g, false)
 				}
 				if err != nil {
-					if isDiskFull(err) {
+					if atomicfile.IsDiskFull(err) {
 						err = diskFullError(out, plans, err)
 					}
 					return fmt.Errorf("%w: group %q: %w", errdefs.ErrBuild, p.group.Name, err)
