@@ -25,6 +25,7 @@ import (
 // version i is the shared base layers and a layer of its own; tool is
 // the base and a layer of its own; other shares nothing.
 type deltaWorld struct {
+	core  string // the core group's archive name
 	fetch memFetcher
 	base  []fixtures.Layer
 	cache *cache.Cache
@@ -32,7 +33,7 @@ type deltaWorld struct {
 }
 
 func newDeltaWorld(t *testing.T) *deltaWorld {
-	w := &deltaWorld{fetch: memFetcher{}, mtime: time.Unix(1700000000, 0)}
+	w := &deltaWorld{core: "core.tar", fetch: memFetcher{}, mtime: time.Unix(1700000000, 0)}
 	base, err := fixtures.Image("base", fixtures.LinuxAMD64, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -82,14 +83,14 @@ func (w *deltaWorld) version(t *testing.T, n int) version {
 
 [[group]]
 name = "core"
-archive = "core.tar"
+archive = %q
 images = [%q, "registry.test/tool:v1"]
 
 [[group]]
 name = "extra"
 archive = "extra.tar.zst"
 images = ["registry.test/other:v1"]
-`, app)
+`, w.core, app)
 	lock := &lockfile.Lock{Version: lockfile.Version, Groups: []lockfile.Group{
 		{Name: "core", Platforms: []string{"linux/amd64"}, Index: "original", Images: []lockfile.Image{
 			lockEntry(t, app, w.image(t, fmt.Sprintf("app-%d", n), true), "linux/amd64"),
@@ -291,6 +292,7 @@ func corrupt(t *testing.T, archive, hex string) {
 // order to what the site has, give the archives ten full builds give.
 func TestTenDeltasInOrderAreTenFullBuilds(t *testing.T) {
 	w := newDeltaWorld(t)
+	w.core = "core.tar.gz" // a compressed delta, rebuilt in its compression
 	prev := w.version(t, 0)
 	site := t.TempDir()
 	w.build(t, prev, site)

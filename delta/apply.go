@@ -39,14 +39,15 @@ type ApplyOptions struct {
 
 // Applied is one archive apply wrote (or, unchanged, kept).
 type Applied struct {
-	Group     string
-	Path      string
-	Size      int64
-	SHA256    string
-	Unchanged bool
+	Group     string `json:"group"`
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Unchanged bool   `json:"unchanged,omitempty"`
 	// FromBase and FromDelta are the blob bytes read from BASE's archives
 	// and from the delta archive.
-	FromBase, FromDelta int64
+	FromBase  int64 `json:"from-base"`
+	FromDelta int64 `json:"from-delta"`
 }
 
 // Apply rebuilds every full archive of the delta's version from BASE's
@@ -233,7 +234,7 @@ func rebuild(ctx context.Context, dir string, a Archive, base *baseIndex, opts A
 	counter := &iox.CountingWriter{}
 	blobs := &unionBlobs{delta: d, base: base, r: &r}
 	c := d.Contents
-	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), c.WriteImages(), blobs, archive.Options{Compression: c.Compression, ModTime: c.ModTime})
+	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), c.WriteImages(), blobs, archive.Options{Compression: d.Compression, ModTime: c.ModTime})
 	if err != nil {
 		return r, tmp, fmt.Errorf("rebuilding %s (group %q): %w", a.Name, a.Group, err)
 	}

@@ -18,10 +18,12 @@ const (
 	BundleFile  = "bundle.schema.json"
 	LockFile    = "lock.schema.json"
 	MappingFile = "mapping.schema.json"
+	DeltaFile   = "delta.schema.json"
 
 	BundleID  = "https://airgap-bundle.dev/schemas/bundle.schema.json"
 	LockID    = "https://airgap-bundle.dev/schemas/lock.schema.json"
 	MappingID = "https://airgap-bundle.dev/schemas/mapping.schema.json"
+	DeltaID   = "https://airgap-bundle.dev/schemas/delta.schema.json"
 )
 
 //go:embed *.json
@@ -39,6 +41,10 @@ func Lock() []byte { return mustRead(LockFile) }
 // Mapping returns mapping.schema.json (the file push --mapping writes).
 // Each call returns a fresh copy.
 func Mapping() []byte { return mustRead(MappingFile) }
+
+// Delta returns delta.schema.json (build --since's delta.json). Each call
+// returns a fresh copy.
+func Delta() []byte { return mustRead(DeltaFile) }
 
 func mustRead(name string) []byte {
 	b, err := files.ReadFile(name)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/bundler"
 	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
@@ -23,6 +24,8 @@ type buildFlags struct {
 	jobs     int
 	locked   bool
 	groups   []string
+	since    string
+	deltaDir string
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -46,8 +49,18 @@ written completely before any replaces the previous one; then all are put in
 place together with SHA256SUMS, so a failed or interrupted build changes
 nothing in the output directory. SOURCE_DATE_EPOCH sets the
 mtime of archive entries (default 0): the same lockfile gives byte-identical
-archives.`,
+archives.
+
+With --since BASE, build also writes a delta of the new archives against
+BASE, what the site already has: a lockfile path, git:REV (the lockfile as
+it was at that revision of its repository, e.g. git:v1.4.0), or an
+inventory file (airgap-bundle inventory). The delta directory (--delta-dir,
+default "delta" in the output directory) gets, for each group whose
+archive changed, NAME.delta.tar* (the archive without the layers BASE
+holds), delta.json, the new bundle.lock and SHA256SUMS: carry it across
+and run "airgap-bundle apply" inside.`,
 		Example: `  airgap-bundle build bundle.toml
+  airgap-bundle build --since git:v1.4.0 bundle.toml
   airgap-bundle build --locked --output /srv/airgap bundle.toml
   airgap-bundle build --group calico bundle.toml`,
 		Args: exactArgs(1),
@@ -59,6 +72,8 @@ archives.`,
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", bundler.DefaultJobs, "parallel downloads (and images resolved in parallel when locking first)")
 	c.Flags().BoolVar(&f.locked, "locked", false, "fail (exit 3) instead of updating a missing or stale lockfile")
 	c.Flags().StringArrayVar(&f.groups, "group", nil, "build only this group (repeatable)")
+	c.Flags().StringVar(&f.since, "since", "", "also write a delta against BASE: a lockfile, git:REV, or an inventory file")
+	c.Flags().StringVar(&f.deltaDir, "delta-dir", "", "where --since writes the delta (default: delta/ in the output directory)")
 	return c
 }
 
@@ -82,6 +97,17 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	spec, lockPath, lock, err := loadSpecAndLock(c.Context(), specPath, f.lockPath)
 	if err != nil {
 		return err
+	}
+	var since *bundler.Since
+	if f.since != "" {
+		if len(f.groups) > 0 {
+			return usageError{fmt.Errorf("--since builds every group: a delta stands for a whole version (leave out --group)")}
+		}
+		if since, err = loadSince(c.Context(), f.since, lockPath); err != nil {
+			return err
+		}
+	} else if f.deltaDir != "" {
+		return usageError{fmt.Errorf("--delta-dir goes with --since")}
 	}
 	session := bundler.NewSession(spec, g.registryOptions())
 	defer session.Close()
@@ -118,9 +144,23 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 
 	outDir := bundler.OutputDir(spec, f.output)
 	rep = g.progress()
-	results, err := bundler.Build(c.Context(), spec, lock, bc, session, bundler.BuildOptions{
+	bopts := bundler.BuildOptions{
 		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep, Policy: g.policy(),
-	})
+	}
+	var results []bundler.ArchiveResult
+	var dr *bundler.DeltaResult
+	if since != nil {
+		dopts := bundler.DeltaOptions{Dir: f.deltaDir, Since: since}
+		if dopts.Dir == "" {
+			dopts.Dir = filepath.Join(outDir, "delta")
+		}
+		if dopts.Lockfile, err = os.ReadFile(lockPath); err != nil {
+			return err
+		}
+		results, dr, err = bundler.BuildDelta(c.Context(), spec, lock, bc, session, bopts, dopts)
+	} else {
+		results, err = bundler.Build(c.Context(), spec, lock, bc, session, bopts)
+	}
 	rep.Wait()
 	if err != nil {
 		return err
@@ -130,10 +170,44 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		for _, r := range results {
 			j.Archives = append(j.Archives, archiveJSON{Group: r.Group, Path: r.Path, Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs})
 		}
+		if dr != nil {
+			j.Delta = &deltaJSON{Dir: dr.Dir, Bytes: dr.Bytes, FullBytes: dr.Full, Manifest: dr.Manifest}
+		}
 		return g.printJSON(c, j)
 	}
 	printSummary(g.out(c), results)
+	if dr != nil {
+		printDelta(g.out(c), dr)
+	}
 	return nil
+}
+
+// deltaJSON is build --since's delta in --json.
+type deltaJSON struct {
+	Dir       string          `json:"dir"`
+	Bytes     int64           `json:"bytes"`      // the delta directory's files
+	FullBytes int64           `json:"full-bytes"` // the full archives they stand for
+	Manifest  *delta.Manifest `json:"delta"`      // delta.json
+}
+
+// printDelta says what the delta carries, per group.
+func printDelta(w io.Writer, dr *bundler.DeltaResult) {
+	for _, a := range dr.Manifest.Archives {
+		switch {
+		case a.Unchanged:
+			fmt.Fprintf(w, "delta: %s unchanged since BASE: nothing to carry\n", a.Name)
+		default:
+			var base int64
+			for _, b := range a.FromBase {
+				base += b.Size
+			}
+			fmt.Fprintf(w, "delta: %s -> %s, %s (%s of layers left to BASE)\n", a.Name, a.Delta.Name, progress.HumanBytes(a.Delta.Size), progress.HumanBytes(base))
+		}
+	}
+	for _, g := range dr.Manifest.RemovedGroups {
+		fmt.Fprintf(w, "delta: group %q removed since BASE\n", g)
+	}
+	fmt.Fprintf(w, "delta in %s: %s for %s of archives; inside: airgap-bundle apply %s --base DIR -o DIR\n", dr.Dir, progress.HumanBytes(dr.Bytes), progress.HumanBytes(dr.Full), dr.Dir)
 }
 
 // printSummary is build's closing table: one row per archive.
@@ -155,8 +229,9 @@ type buildJSON struct {
 	Lockfile    string        `json:"lockfile"`
 	LockUpdated bool          `json:"lock-updated"` // build wrote the lockfile first (never with --locked)
 	OutputDir   string        `json:"output-dir"`
-	Sums        string        `json:"sha256sums"` // the SHA256SUMS file, all archives in the directory
-	Archives    []archiveJSON `json:"archives"`   // the groups built, in spec order
+	Sums        string        `json:"sha256sums"`      // the SHA256SUMS file, all archives in the directory
+	Archives    []archiveJSON `json:"archives"`        // the groups built, in spec order
+	Delta       *deltaJSON    `json:"delta,omitempty"` // with --since
 }
 
 // archiveJSON is one archive written.

@@ -59,20 +59,20 @@ func sha256Digest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-// checkMapping validates a mapping file against schemas/mapping.schema.json
-// and decodes it.
-func checkMapping(t *testing.T, p string) mappingDoc {
+// checkSchema validates the JSON file p against a schema of package
+// schemas and returns its bytes.
+func checkSchema(t *testing.T, p, id string, schema []byte) []byte {
 	t.Helper()
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
-	sdoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemas.Mapping()))
+	sdoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddResource(schemas.MappingID, sdoc); err != nil {
+	if err := c.AddResource(id, sdoc); err != nil {
 		t.Fatal(err)
 	}
-	sch, err := c.Compile(schemas.MappingID)
+	sch, err := c.Compile(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +85,16 @@ func checkMapping(t *testing.T, p string) mappingDoc {
 		t.Fatal(err)
 	}
 	if err := sch.Validate(inst); err != nil {
-		t.Fatalf("%s does not follow the mapping schema: %v\n%s", p, err, b)
+		t.Fatalf("%s does not follow %s: %v\n%s", p, id, err, b)
 	}
+	return b
+}
+
+// checkMapping validates a mapping file against schemas/mapping.schema.json
+// and decodes it.
+func checkMapping(t *testing.T, p string) mappingDoc {
+	t.Helper()
+	b := checkSchema(t, p, schemas.MappingID, schemas.Mapping())
 	var m mappingDoc
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)

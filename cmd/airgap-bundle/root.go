@@ -65,6 +65,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newInspectCmd(g))
 	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newPushCmd(g))
+	root.AddCommand(newApplyCmd(g))
 	root.SetHelpTemplate(root.HelpTemplate() + "{{with manualURL .}}\nManual: {{.}}\n{{end}}")
 	return root
 }
@@ -81,6 +82,7 @@ var manuals = map[string]string{
 	"validate":      "docs/spec.md",
 	"lock":          "docs/spec.md#the-lockfile",
 	"build":         "docs/build.md",
+	"apply":         "docs/delta.md",
 	"diff":          "docs/ci.md#what-a-bump-changes-lock---dry-run-and-diff",
 	"verify":        "docs/archive-format.md#checking-archives-verify-and-inspect",
 	"inspect":       "docs/archive-format.md#checking-archives-verify-and-inspect",

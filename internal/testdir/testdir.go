@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// Snapshot reads every file directly in dir: name to contents.
+// Snapshot reads every regular file directly in dir: name to contents
+// (subdirectories are not files of the directory's own).
 func Snapshot(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -18,6 +19,9 @@ func Snapshot(t testing.TB, dir string) map[string]string {
 	}
 	m := map[string]string{}
 	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
