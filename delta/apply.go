@@ -53,8 +53,7 @@ type Applied struct {
 // Apply rebuilds every full archive of the delta's version from BASE's
 // archives and the delta archives in dir, checks each against delta.json
 // (size and sha256: byte for byte what build wrote outside), and commits
-// them together with SHA256SUMS, as build does; the new lockfile goes
-// beside them last. Everything the delta needs from BASE is looked for
+// them together with SHA256SUMS and the new lockfile, as build commits. Everything the delta needs from BASE is looked for
 // before anything is written, and every missing blob is named at once. On
 // any error nothing in Out has changed.
 func Apply(ctx context.Context, dir string, opts ApplyOptions) ([]Applied, error) {
@@ -136,10 +135,18 @@ func Apply(ctx context.Context, dir string, opts ApplyOptions) ([]Applied, error
 			set = append(set, sums.Pending{Name: a.Name, SHA256: a.SHA256, What: fmt.Sprintf("group %q", a.Group), File: f})
 		}
 	}
-	if err := sums.CommitSet(opts.Out, set); err != nil {
+	// The lockfile goes in the same set: it says which version the
+	// directory holds, and the next delta is checked against it.
+	lf, err := atomicfile.Create(filepath.Join(opts.Out, LockfileName), 0o644)
+	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(opts.Out, LockfileName), lock, 0o644); err != nil {
+	temp = append(temp, lf)
+	if _, err := lf.Write(lock); err != nil {
+		return nil, err
+	}
+	set = append(set, sums.Pending{Name: LockfileName, SHA256: m.LockfileSHA256, What: "the new lockfile", File: lf})
+	if err := sums.CommitSet(opts.Out, set); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -29,8 +29,8 @@ stands for, from BASE_DIR's archives (any compression: a .tar is read in
 place, a compressed one decompressed once) and the delta archives in
 DELTA_DIR. Each archive is checked against delta.json before anything is
 put in place: byte for byte what build wrote outside (size and sha256).
-They are committed together with SHA256SUMS, as build commits, and the new
-bundle.lock goes beside them, so the next delta can be checked against it.
+They are committed as one set with the new bundle.lock and SHA256SUMS, as
+build commits, so the next delta can be checked against that lockfile.
 
 Everything the delta needs from BASE is looked for first; a blob BASE
 lacks (a delta made against another BASE), a damaged BASE blob or delta,

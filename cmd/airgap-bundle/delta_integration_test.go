@@ -1,14 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 	"github.com/airgap-bundle/airgap-bundle/schemas"
@@ -94,12 +103,8 @@ func TestDeltaAcrossTheGap(t *testing.T) {
 	if out, code := run(t, "apply", deltaDir, "--base", base, "-o", rebuilt); code != 0 {
 		t.Fatalf("apply: %d\n%s", code, out)
 	}
-	got, want := testdir.Snapshot(t, rebuilt), testdir.Snapshot(t, dist)
-	for _, name := range []string{"core.tar.zst", "extra.tar", "SHA256SUMS"} {
-		if got[name] == "" || got[name] != want[name] {
-			t.Errorf("apply's %s is not build's (%d vs %d bytes)", name, len(got[name]), len(want[name]))
-		}
-	}
+	sameBuild(t, rebuilt, dist, "core.tar.zst", "extra.tar")
+	sha256sumCheck(t, rebuilt)
 
 	empty := t.TempDir()
 	out, code = run(t, "apply", deltaDir, "--base", empty, "-o", t.TempDir())
@@ -127,4 +132,148 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// bigDelta builds v1 of a spec whose core group holds a 32 MiB layer, then
+// v2 (app bumped) with a delta against v1's lockfile. It returns v1's
+// archives (the site), v2's output directory and the delta directory.
+func bigDelta(t *testing.T) (site, dist, deltaDir string) {
+	t.Helper()
+	testregistry.Isolate(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+	reg := testregistry.Start(t, testregistry.Options{})
+	reg.PushImage(t, "app:v1", "app-1")
+	reg.PushImage(t, "app:v2", "app-2")
+	base, err := fixtures.Image("big", fixtures.LinuxAMD64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := random.Layer(32<<20, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.Push(context.Background(), reg.Host+"/big:v1", big, reg.Transport(), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	spec := func(app string) string {
+		return fmt.Sprintf("[registries.%q]\ninsecure = true\n\n[[group]]\nname = \"core\"\narchive = \"core.tar\"\nimages = [\"%[1]s/%s\", \"%[1]s/big:v1\"]\n", reg.Host, app)
+	}
+	dir, cacheDir := t.TempDir(), t.TempDir()
+	p := writeFile(t, dir, "bundle.toml", spec("app:v1"))
+	if out, code := run(t, "build", "--cache-dir", cacheDir, p); code != 0 {
+		t.Fatalf("build v1: %d\n%s", code, out)
+	}
+	dist = filepath.Join(dir, "dist")
+	site = t.TempDir()
+	for name, body := range testdir.Snapshot(t, dist) {
+		writeFile(t, site, name, body)
+	}
+	v1 := writeFile(t, t.TempDir(), "v1.lock", mustRead(t, filepath.Join(dir, "bundle.lock")))
+	writeFile(t, dir, "bundle.toml", spec("app:v2"))
+	if out, code := run(t, "build", "--cache-dir", cacheDir, "--since", v1, p); code != 0 {
+		t.Fatalf("build --since: %d\n%s", code, out)
+	}
+	return site, dist, filepath.Join(dist, "delta")
+}
+
+// visible is a directory's files without the hidden (temporary) ones.
+func visible(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := testdir.Snapshot(t, dir)
+	for name := range m {
+		if strings.HasPrefix(name, ".") {
+			delete(m, name)
+		}
+	}
+	return m
+}
+
+// kill -9 of apply --in-place while it writes: the site's archives and
+// SHA256SUMS are as they were; the next apply removes the leftovers and
+// gives v2's archives byte for byte.
+func TestApplyKilledInPlaceChangesNothing(t *testing.T) {
+	site, dist, deltaDir := bigDelta(t)
+	before := visible(t, site)
+
+	var stderr bytes.Buffer
+	c := exec.Command(cliBinary(t), "apply", "--quiet", deltaDir, "--base", site, "--in-place")
+	c.Env = cliEnv("TMPDIR=" + t.TempDir())
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { c.Wait(); close(exited) }()
+	deadline := time.After(2 * time.Minute)
+	for seen := false; !seen; {
+		select {
+		case <-exited:
+			t.Fatalf("apply ended before its temporary file was seen: %v\n%s", c.ProcessState, stderr.String())
+		case <-deadline:
+			c.Process.Kill()
+			t.Fatal("no temporary file after 2 minutes")
+		default:
+		}
+		ents, _ := os.ReadDir(site)
+		for _, e := range ents {
+			seen = seen || strings.HasPrefix(e.Name(), ".core.tar.tmp-")
+		}
+		if !seen {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	sameFiles(t, "after kill -9", visible(t, site), before)
+
+	if out, code := run(t, "apply", deltaDir, "--base", site, "--in-place"); code != 0 {
+		t.Fatalf("apply after kill -9: %d\n%s", code, out)
+	}
+	for name := range testdir.Snapshot(t, site) {
+		if strings.HasPrefix(name, ".") {
+			t.Errorf("%s left behind", name)
+		}
+	}
+	sameBuild(t, site, dist, "core.tar")
+	sha256sumCheck(t, site)
+}
+
+// A full output directory: apply fails saying so, and leaves nothing.
+func TestApplyDiskFull(t *testing.T) {
+	site, _, deltaDir := bigDelta(t)
+	out := mountTmpfs(t, "4m")
+	o, code := run(t, "apply", deltaDir, "--base", site, "-o", out)
+	if code != exitFailure || !strings.Contains(o, "output directory "+out+" is full") || !strings.Contains(o, "no space left on device") {
+		t.Fatalf("apply into a full directory: exit %d\n%s", code, o)
+	}
+	if left := testdir.Snapshot(t, out); len(left) != 0 {
+		t.Errorf("a failed apply left %v", keys(left))
+	}
+}
+
+// sameBuild checks that apply's directory holds build's archives byte for
+// byte, and SHA256SUMS lines for them as build's (and one for the lockfile
+// apply puts beside them).
+func sameBuild(t *testing.T, applied, built string, archives ...string) {
+	t.Helper()
+	got, want := testdir.Snapshot(t, applied), testdir.Snapshot(t, built)
+	for _, name := range archives {
+		if got[name] == "" || got[name] != want[name] {
+			t.Errorf("apply's %s is not build's (%d vs %d bytes)", name, len(got[name]), len(want[name]))
+		}
+		for _, line := range strings.SplitAfter(want["SHA256SUMS"], "\n") {
+			if strings.HasSuffix(line, "  "+name+"\n") && !strings.Contains(got["SHA256SUMS"], line) {
+				t.Errorf("apply's SHA256SUMS lacks build's line %q", line)
+			}
+		}
+	}
+	if !strings.Contains(got["SHA256SUMS"], "  bundle.lock\n") || got["bundle.lock"] == "" {
+		t.Error("apply did not put the new lockfile, with its SHA256SUMS line, beside the archives")
+	}
 }
