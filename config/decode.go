@@ -26,6 +26,7 @@ type rawSpec struct {
 	Platforms       *[]string               `toml:"platforms"`
 	Index           *string                 `toml:"index"`
 	OutputDir       *string                 `toml:"output-dir"`
+	MaxSize         any                     `toml:"max-size"`
 	Registries      map[string]*rawRegistry `toml:"registries"`
 	Groups          []*rawGroup             `toml:"group"`
 	Signatures      []*rawSignature         `toml:"signatures"`
@@ -64,15 +65,17 @@ type rawGroup struct {
 	Manifests  []string      `toml:"manifests"`
 	Signatures *rawSignature `toml:"signatures"`
 	CarrySigs  *bool         `toml:"carry-signatures"`
+	MaxSize    any           `toml:"max-size"`
+	SplitOver  *bool         `toml:"split-oversize"`
 }
 
 // Valid keys of each table, for "unknown key" messages.
 var validKeys = map[string][]string{
-	"":           {"default-registry", "platforms", "index", "output-dir", "registries", "signatures", "group"},
+	"":           {"default-registry", "platforms", "index", "output-dir", "max-size", "registries", "signatures", "group"},
 	"registry":   {"mirrors", "insecure", "ca-file", "auth"},
 	"auth":       {"username", "username-env", "password-env", "file", "helper"},
 	"mirror":     {"location", "pull-from-mirror", "insecure"},
-	"group":      {"name", "archive", "platforms", "index", "images", "image-lists", "manifests", "signatures", "carry-signatures"},
+	"group":      {"name", "archive", "platforms", "index", "images", "image-lists", "manifests", "signatures", "carry-signatures", "max-size", "split-oversize"},
 	"signatures": {"scope", "require", "key", "keys", "fulcio-ca", "oidc-issuer", "subject-email", "rekor-key", "rekor-keys", "verify-platforms"},
 }
 
@@ -288,6 +291,13 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		} else {
 			s.OutputDir = d.relPath(*raw.OutputDir)
 		}
+	}
+	if raw.MaxSize != nil {
+		n, err := ParseSize(raw.MaxSize)
+		if err != nil {
+			d.add([]any{"max-size"}, "max-size: %v", err)
+		}
+		s.MaxSize = n
 	}
 
 	hosts := make([]string, 0, len(raw.Registries))
@@ -569,6 +579,20 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 	}
 	if raw.Index != nil {
 		g.Index = d.indexMode(*raw.Index, append(p, "index")...)
+	}
+	g.MaxSize = s.MaxSize
+	if raw.MaxSize != nil {
+		n, err := ParseSize(raw.MaxSize)
+		if err != nil {
+			d.add(append(p, "max-size"), "%s: max-size: %v", label, err)
+		}
+		g.MaxSize = n
+	}
+	if raw.SplitOver != nil {
+		g.SplitOversize = *raw.SplitOver
+		if g.SplitOversize && g.MaxSize == 0 {
+			d.add(append(p, "split-oversize"), "%s: split-oversize goes with a max-size (here or at the top level)", label)
+		}
 	}
 	if raw.Signatures != nil {
 		if r := d.signature(raw.Signatures, append(slices.Clip(p), "signatures"), label+" signatures", false); r != nil {

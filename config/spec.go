@@ -26,8 +26,10 @@ type Spec struct {
 	Platforms       image.PlatformSet
 	Index           image.IndexMode
 	OutputDir       string // absolute, or relative to the working directory
-	Registries      map[string]*Registry
-	Groups          []*Group
+	// MaxSize is the top level's max-size, every group's default (0: none).
+	MaxSize    int64
+	Registries map[string]*Registry
+	Groups     []*Group
 	// Signatures are the [[signatures]] entries, in spec order.
 	Signatures []*SignatureRequirement
 	// RegistriesOnly marks a registries file (LoadRegistries): Registries
@@ -101,7 +103,13 @@ type Group struct {
 	// attestations (default: on when the group's own requirement reads
 	// signatures).
 	CarrySignatures bool
-	Pos             errdefs.Pos
+	// MaxSize bounds each archive file of the group (0: no bound): a group
+	// over it is written as parts, each a complete archive of whole images.
+	MaxSize int64
+	// SplitOversize cuts an image larger than MaxSize into byte chunks
+	// (rejoined with cat or airgap-bundle join) instead of refusing it.
+	SplitOversize bool
+	Pos           errdefs.Pos
 }
 
 // Image is one reference of a group and where it was written.

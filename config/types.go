@@ -23,14 +23,15 @@ const (
 	kStrings // an array of strings
 	kTable
 	kArray // any array; its elements are checked later
+	kSize  // a whole number of bytes, or a string with a unit or a preset
 	kAny
 )
 
 var (
-	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString}
+	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString, "max-size": kSize}
 	registryKinds = map[string]kind{"mirrors": kArray, "insecure": kBool, "ca-file": kString, "auth": kTable, "password": kAny, "username": kAny, "token": kAny}
 	authKinds     = map[string]kind{"username": kString, "username-env": kString, "password-env": kString, "file": kString, "helper": kString, "password": kAny, "token": kAny}
-	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings, "signatures": kTable, "carry-signatures": kBool}
+	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings, "signatures": kTable, "carry-signatures": kBool, "max-size": kSize, "split-oversize": kBool}
 )
 
 // examples show the right form in a type error.
@@ -52,6 +53,7 @@ var examples = map[string]string{
 	"username":         `"ci"`,
 	"username-env":     `"REGISTRY_USER"`,
 	"password-env":     `"REGISTRY_PASSWORD"`,
+	"max-size":         `"4GiB"`,
 }
 
 func (k kind) want(key string) string {
@@ -67,6 +69,9 @@ func (k kind) want(key string) string {
 		s = "a table"
 	case kArray:
 		s = "an array"
+	case kSize:
+		s = `a size: bytes, or a string such as "4GiB", "4.7GB", "fat32", "dvd" or "bd25"`
+		return s
 	}
 	if ex, ok := examples[key]; ok {
 		s += ", e.g. " + ex
@@ -101,6 +106,12 @@ func (k kind) fits(v any) bool {
 	case kArray:
 		switch v.(type) {
 		case []any, []map[string]any:
+			return true
+		}
+		return false
+	case kSize:
+		switch v.(type) {
+		case int64, string:
 			return true
 		}
 		return false

@@ -408,6 +408,9 @@ type specCase struct {
 
 // specCases: the schema and the decoder must both give the expected verdict.
 var specCases = []specCase{
+	{name: "max-size not a size", spec: group(`images = ["busybox"]`, `max-size = "4 furlongs"`), schema: "/group/0/max-size", decoder: `"4 furlongs" is not a size`},
+	{name: "max-size a table", spec: `max-size = { gb = 4 }` + okGroup, schema: "/max-size", decoder: "max-size must be a size"},
+	{name: "max-size under 1 MiB in bytes", spec: group(`images = ["busybox"]`, `max-size = 1000`), schema: "/group/0/max-size", decoder: "at least 1 MiB"},
 	// Unknown keys, at every level.
 	{name: "unknown top-level key", spec: `colour = "blue"` + okGroup, schema: "/ additionalProperties", decoder: `unknown key "colour"`},
 	{name: "unknown key in a group", spec: group(`images = ["busybox"]`, `tag = "v1"`), schema: "/group/0 additionalProperties", decoder: `unknown key "tag" in [[group]]`},
@@ -555,6 +558,10 @@ require = "reject"
   "docker.io/library/busybox:` + strings.Repeat("a", 128) + `",
 ]`)},
 	{name: "short names on a private default registry", valid: true, spec: `default-registry = "registry.example.com:5000"` + group(`images = ["app", "team/app:1"]`)},
+	{name: "max-size forms", valid: true, spec: `max-size = "fat32"` + group(`images = ["busybox"]`, `max-size = "4.7GB"`) +
+		"\n[[group]]\nname = \"h\"\nmax-size = 5000000000\nsplit-oversize = true\nimages = [\"busybox\"]\n" +
+		"\n[[group]]\nname = \"i\"\nmax-size = \"100 MiB\"\nimages = [\"busybox\"]\n"},
+	{name: "max-size in other units", valid: true, spec: `max-size = "2GiB"` + group(`images = ["busybox"]`, `max-size = "BD25"`)},
 }
 
 func TestSpecAgreement(t *testing.T) {
@@ -615,6 +622,8 @@ func TestRegistriesFileAgreement(t *testing.T) {
 //   - one value against another (a registry that names itself as mirror);
 //   - the length of a reference after docker.io/library/ is added.
 var specDecoderOnly = []specCase{
+	{name: "max-size below 1 MiB", spec: group(`images = ["busybox"]`, `max-size = "100"`), decoder: "a size must be at least 1 MiB"},
+	{name: "split-oversize without max-size", spec: group(`images = ["busybox"]`, `split-oversize = true`), decoder: "split-oversize goes with a max-size"},
 	{name: "duplicate group names", spec: okGroup + okGroup, decoder: `group name "g" is used twice`},
 	{name: "duplicate archives", spec: "[[group]]\nname = \"a\"\narchive = \"x.tar\"\nimages = [\"busybox\"]\n[[group]]\nname = \"b\"\narchive = \"x.tar\"\nimages = [\"busybox\"]\n", decoder: `archive "x.tar" is also written by group "a"`},
 	{name: "archive equal to another group's default", spec: "[[group]]\nname = \"a\"\nimages = [\"busybox\"]\n[[group]]\nname = \"b\"\narchive = \"a.tar\"\nimages = [\"busybox\"]\n", decoder: `archive "a.tar" is also written`},
