@@ -41,8 +41,11 @@ type BuildOptions struct {
 	Jobs      int       // parallel downloads; <= 0 means DefaultJobs
 	ModTime   time.Time // mtime of every archive entry (SOURCE_DATE_EPOCH)
 	Groups    []string  // only these groups; empty means all
-	Logger    *slog.Logger
-	Progress  progress.Reporter // nil: none
+	// MaxSize, when set, overrides every group's max-size (build
+	// --max-size): a group over it is written as parts.
+	MaxSize  int64
+	Logger   *slog.Logger
+	Progress progress.Reporter // nil: none
 	// Policy retries and bounds blob downloads (the zero value: defaults).
 	Policy registry.Policy
 }
@@ -56,6 +59,11 @@ type ArchiveResult struct {
 	Images   int
 	Blobs    int
 	Duration time.Duration // planning and fetching are shared; this is the writing
+	// Part and Parts number a part of a group over its max-size (0 and 0
+	// for a group written whole); Duplicated is the bytes of blobs an
+	// earlier part of the group holds too (the parts' overhead).
+	Part, Parts int
+	Duplicated  int64
 }
 
 // Build writes one archive per group from the lockfile, which must match
@@ -99,6 +107,9 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if plans, err = splitPlans(plans, opts.MaxSize); err != nil {
+		return nil, nil, nil, err
+	}
 	// The lockfile says which signatures lock verified; it is not the
 	// proof (it arrives by pull request), so they are verified again
 	// before anything is written.
@@ -138,6 +149,9 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		}
 		return nil, nil, nil, fmt.Errorf("%w: %w", errdefs.ErrBuild, err)
 	}
+	if err := removeOtherForms(out, plans); err != nil {
+		log.Warn("removing a group's archive in its former form (whole, or other parts)", "error", err)
+	}
 	for _, r := range results {
 		log.Info("wrote archive", "group", r.Group, "path", r.Path, "bytes", r.Size, "sha256", r.SHA256)
 	}
@@ -159,6 +173,8 @@ func (b *builder) tidyOutputDir(out string) error {
 	prefixes := []string{"." + SumsFile + ".tmp-", "." + sums.PendingName + ".tmp-"}
 	for _, g := range b.spec.Groups {
 		prefixes = append(prefixes, "."+filepath.Base(g.Archive)+".tmp-")
+		base, _ := splitExt(filepath.Base(g.Archive))
+		prefixes = append(prefixes, "."+base+".part-") // and ".tmp-" in the name
 	}
 	ents, err := os.ReadDir(out)
 	if err != nil {
@@ -166,7 +182,7 @@ func (b *builder) tidyOutputDir(out string) error {
 	}
 	for _, e := range ents {
 		for _, pre := range prefixes {
-			if strings.HasPrefix(e.Name(), pre) && e.Type().IsRegular() {
+			if strings.HasPrefix(e.Name(), pre) && strings.Contains(e.Name(), ".tmp-") && e.Type().IsRegular() {
 				if err := os.Remove(filepath.Join(out, e.Name())); err != nil {
 					return err
 				}
@@ -248,7 +264,15 @@ type blobNeed struct {
 }
 
 type groupPlan struct {
-	group  *config.Group
+	group *config.Group
+	// archive is the file name: the group's archive, or one of its parts
+	// (then part is its number of parts; duplicated the bytes of blobs an
+	// earlier part of the group holds too).
+	archive     string
+	part, parts int
+	duplicated  int64
+	maxSize     int64 // the group's max-size (0: none), checked once written
+
 	images []archive.Image
 	blobs  []blobNeed // configs and layers, deduplicated, in first-use order
 	// singles are the single-platform images, whose platform only their
@@ -524,15 +548,16 @@ func (p *groupPlan) payload() int64 {
 // On error nothing is left behind.
 func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan, mtime time.Time, g *gates, follow bool) (_ ArchiveResult, _ *atomicfile.File, err error) {
 	start := time.Now()
-	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, p.group.Archive), Blobs: len(p.blobs)}
+	name := p.archiveName()
+	res := ArchiveResult{Group: p.group.Name, Path: filepath.Join(outDir, name), Blobs: len(p.blobs), Part: p.part, Parts: p.parts, Duplicated: p.duplicated}
 	for _, img := range p.images {
 		if img.Artifact == nil {
 			res.Images++
 		}
 	}
-	task := b.progress.Task("write "+p.group.Archive, p.payload(), progress.Bytes)
+	task := b.progress.Task("write "+name, p.payload(), progress.Bytes)
 	defer func() { task.Done(err) }()
-	comp, err := archive.CompressionFor(p.group.Archive)
+	comp, err := archive.CompressionFor(name)
 	if err != nil {
 		return res, nil, err
 	}
@@ -559,5 +584,17 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	res.Size = counter.N
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
+	if max := p.maxSize; max > 0 && res.Size > max {
+		tmp.Close()
+		return res, nil, fmt.Errorf("%s is %d bytes, over the group's max-size of %d (compression made the layers larger): write the group as .tar, or lower max-size a little", name, res.Size, max)
+	}
 	return res, tmp, nil
+}
+
+// archiveName is the file the plan writes.
+func (p *groupPlan) archiveName() string {
+	if p.archive != "" {
+		return p.archive
+	}
+	return p.group.Archive
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,34 +85,54 @@ func Verify(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, opts Ve
 		if err := ctx.Err(); err != nil {
 			return reports, err
 		}
-		p := filepath.Join(out, g.Archive)
-		r, c := readArchive(ctx, p)
-		r.Group = g.Name
-		if c != nil {
-			want, _ := archive.CompressionFor(g.Archive)
-			if c.Compression != want {
-				r.add(archive.Problem{Kind: KindCompressionMismatch, Detail: fmt.Sprintf("is %s-compressed, but its name asks for %s", c.Compression, want)})
+		files := groupFiles(out, g.Archive)
+		held := map[string]bool{} // the image names the parts hold
+		for i, part := range files {
+			r := verifyGroupArchive(ctx, part.path, spec, g, lock.Group(g.Name), part.parts > 0, held)
+			if part.parts > 0 && i == len(files)-1 {
+				missingImages(&r, lock.Group(g.Name), held)
 			}
-			if c.Format != archive.FormatOCIDocker {
-				r.add(archive.Problem{Kind: KindFormatUnexpected, Detail: string(c.Format)})
+			if r.SHA256 != "" {
+				switch sum, ok := recorded[r.Name]; {
+				case sumsErr != nil:
+					r.add(archive.Problem{Kind: KindChecksumUnreadable, Detail: sumsErr.Error()})
+				case !ok:
+					r.add(archive.Problem{Kind: KindChecksumMissing})
+				case sum != r.SHA256:
+					r.add(archive.Problem{Kind: KindChecksumMismatch, Digest: digest.NewDigestFromEncoded(digest.SHA256, r.SHA256), Detail: sum})
+				}
 			}
-			r.add(c.Strays()...)
-			verifyLocked(&r, c, lock.Group(g.Name))
-			verifyCarriedSignatures(ctx, &r, c, spec, g, lock.Group(g.Name))
+			reports = append(reports, r)
 		}
-		if r.SHA256 != "" {
-			switch sum, ok := recorded[r.Name]; {
-			case sumsErr != nil:
-				r.add(archive.Problem{Kind: KindChecksumUnreadable, Detail: sumsErr.Error()})
-			case !ok:
-				r.add(archive.Problem{Kind: KindChecksumMissing})
-			case sum != r.SHA256:
-				r.add(archive.Problem{Kind: KindChecksumMismatch, Digest: digest.NewDigestFromEncoded(digest.SHA256, r.SHA256), Detail: sum})
-			}
-		}
-		reports = append(reports, r)
 	}
 	return reports, nil
+}
+
+// verifyGroupArchive checks one archive of group g against lg, the
+// lockfile group; a part (part set) against the images of lg it holds,
+// whose names it adds to held.
+func verifyGroupArchive(ctx context.Context, p string, spec *config.Spec, g *config.Group, lg *lockfile.Group, part bool, held map[string]bool) ArchiveReport {
+	r, c := readArchive(ctx, p)
+	r.Group = g.Name
+	if c == nil {
+		return r
+	}
+	if part {
+		var names map[string]bool
+		lg, names = lockSubset(c, lg)
+		maps.Copy(held, names)
+	}
+	want, _ := archive.CompressionFor(g.Archive)
+	if c.Compression != want {
+		r.add(archive.Problem{Kind: KindCompressionMismatch, Detail: fmt.Sprintf("is %s-compressed, but its name asks for %s", c.Compression, want)})
+	}
+	if c.Format != archive.FormatOCIDocker {
+		r.add(archive.Problem{Kind: KindFormatUnexpected, Detail: string(c.Format)})
+	}
+	r.add(c.Strays()...)
+	verifyLocked(&r, c, lg)
+	verifyCarriedSignatures(ctx, &r, c, spec, g, lg)
+	return r
 }
 
 // VerifyArchive checks one archive's internal consistency only (see

@@ -13,6 +13,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/bundler"
 	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
@@ -26,6 +27,7 @@ type buildFlags struct {
 	groups   []string
 	since    string
 	deltaDir string
+	maxSize  string
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -51,6 +53,10 @@ nothing in the output directory. SOURCE_DATE_EPOCH sets the
 mtime of archive entries (default 0): the same lockfile gives byte-identical
 archives.
 
+A group over its max-size (in the spec, or --max-size for this run) is
+written as parts NAME.part-I-of-N.tar*, each a complete archive of whole
+images that loads on its own (docs/spec.md#parts).
+
 With --since BASE, build also writes a delta of the new archives against
 BASE, what the site already has: a lockfile path, git:REV (the lockfile as
 it was at that revision of its repository, e.g. git:v1.4.0), or an
@@ -72,6 +78,7 @@ and run "airgap-bundle apply" inside.`,
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", bundler.DefaultJobs, "parallel downloads (and images resolved in parallel when locking first)")
 	c.Flags().BoolVar(&f.locked, "locked", false, "fail (exit 3) instead of updating a missing or stale lockfile")
 	c.Flags().StringArrayVar(&f.groups, "group", nil, "build only this group (repeatable)")
+	c.Flags().StringVar(&f.maxSize, "max-size", "", `largest archive file for every group, this run ("4GiB", "4.7GB", fat32, dvd, bd25): a larger group is written as parts`)
 	c.Flags().StringVar(&f.since, "since", "", "also write a delta against BASE: a lockfile, git:REV, or an inventory file")
 	c.Flags().StringVar(&f.deltaDir, "delta-dir", "", "where --since writes the delta (default: delta/ in the output directory)")
 	return c
@@ -97,6 +104,12 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	spec, lockPath, lock, err := loadSpecAndLock(c.Context(), specPath, f.lockPath)
 	if err != nil {
 		return err
+	}
+	var maxSize int64
+	if f.maxSize != "" {
+		if maxSize, err = config.ParseSize(f.maxSize); err != nil {
+			return usageError{fmt.Errorf("--max-size: %w", err)}
+		}
 	}
 	var since *bundler.Since
 	if f.since != "" {
@@ -145,7 +158,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	outDir := bundler.OutputDir(spec, f.output)
 	rep = g.progress()
 	bopts := bundler.BuildOptions{
-		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep, Policy: g.policy(),
+		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep, Policy: g.policy(), MaxSize: maxSize,
 	}
 	var results []bundler.ArchiveResult
 	var dr *bundler.DeltaResult
@@ -168,7 +181,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if g.json {
 		j := buildJSON{Lockfile: lockPath, LockUpdated: lockRes != nil, OutputDir: outDir, Sums: filepath.Join(outDir, bundler.SumsFile), Archives: []archiveJSON{}}
 		for _, r := range results {
-			j.Archives = append(j.Archives, archiveJSON{Group: r.Group, Path: r.Path, Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs})
+			j.Archives = append(j.Archives, archiveJSON{Group: r.Group, Path: r.Path, Size: r.Size, SHA256: r.SHA256, Images: r.Images, Blobs: r.Blobs, Part: r.Part, Parts: r.Parts, Duplicated: r.Duplicated})
 		}
 		if dr != nil {
 			j.Delta = &deltaJSON{Dir: dr.Dir, Bytes: dr.Bytes, FullBytes: dr.Full, Manifest: dr.Manifest}
@@ -221,6 +234,26 @@ func printSummary(w io.Writer, results []bundler.ArchiveResult) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Group, r.Images, r.Path, progress.HumanBytes(r.Size), r.SHA256, r.Duration.Round(time.Millisecond))
 	}
 	tw.Flush()
+	// The overhead of parts: blobs written in more than one part.
+	type total struct{ size, dup int64 }
+	parted := map[string]*total{}
+	var order []string
+	for _, r := range results {
+		if r.Parts == 0 {
+			continue
+		}
+		if parted[r.Group] == nil {
+			parted[r.Group] = &total{}
+			order = append(order, r.Group)
+		}
+		parted[r.Group].size += r.Size
+		parted[r.Group].dup += r.Duplicated
+	}
+	for _, g := range order {
+		t := parted[g]
+		fmt.Fprintf(w, "group %q is over its max-size: written as parts, each a complete archive; %s of blobs shared across parts is written in each (%.1f%% over one archive)\n",
+			g, progress.HumanBytes(t.dup), 100*float64(t.dup)/float64(max(1, t.size-t.dup)))
+	}
 	fmt.Fprintf(w, "checksums in %s\n", filepath.Join(filepath.Dir(results[0].Path), bundler.SumsFile))
 }
 
@@ -242,4 +275,9 @@ type archiveJSON struct {
 	SHA256 string `json:"sha256"` // hex, as in SHA256SUMS
 	Images int    `json:"images"` // distinct images (one image under two names counts once)
 	Blobs  int    `json:"blobs"`  // configs and layers
+	// Part and Parts number a part of a group over its max-size;
+	// Duplicated is the bytes of blobs an earlier part holds too.
+	Part       int   `json:"part,omitempty"`
+	Parts      int   `json:"parts,omitempty"`
+	Duplicated int64 `json:"duplicated-bytes,omitempty"`
 }

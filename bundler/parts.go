@@ -1,0 +1,368 @@
+package bundler
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/sums"
+)
+
+// A group over its max-size is written as parts: each a complete archive
+// of whole images (with their carried artefacts), loadable alone, so a
+// k3s node can take any one part from a stick. Images are packed so that
+// the parts add up to little more than one archive: images that share
+// layers go to one part where the size allows, and a layer shared across
+// parts is written in each (reported as the parts' overhead).
+
+// PartName is the file name of part i of n of an archive: "core.tar.zst"
+// is "core.part-1-of-3.tar.zst".
+func PartName(archiveName string, i, n int) string {
+	base, ext := splitExt(archiveName)
+	return fmt.Sprintf("%s.part-%d-of-%d%s", base, i, n, ext)
+}
+
+// splitExt splits an archive name at its archive extension.
+func splitExt(name string) (base, ext string) {
+	for _, e := range []string{".tar.gz", ".tar.zst", ".tgz", ".tzst", ".tar"} {
+		if strings.HasSuffix(name, e) {
+			return strings.TrimSuffix(name, e), e
+		}
+	}
+	return name, ""
+}
+
+// Sizes in a tar: a 512-byte header, the data padded to 512 bytes.
+func tarSize(n int64) int64 { return 512 + (n+511)/512*512 }
+
+// partMetadata bounds what a part holds beyond its blobs: the blobs/
+// directories, index.json, manifest.json, repositories, oci-layout and the
+// tar's end, for an archive of images units.
+func partMetadata(units int) int64 { return 16<<10 + int64(units)*4<<10 }
+
+// budget is the size the tar of a part may reach: max-size itself for a
+// .tar; for a compressed archive a margin, as layers (already compressed)
+// come out of gzip or zstd very slightly larger.
+func budget(maxSize int64, comp archive.Compression) int64 {
+	if comp == archive.None {
+		return maxSize
+	}
+	return maxSize - maxSize/200 - 1<<20
+}
+
+// packUnit is an image and the artefacts carried for it: what goes into
+// one part whole.
+type packUnit struct {
+	images []int // indexes in the group plan's images
+	blobs  map[digest.Digest]int64
+	size   int64 // of its blobs in a tar
+	name   string
+}
+
+func (u *packUnit) add(d image.Descriptor) {
+	if d.Digest != "" {
+		u.blobs[d.Digest] = d.Size
+	}
+}
+
+// units groups p's images: each image with the artefacts that follow it
+// in the plan (planGroups appends an image's artefacts right after it).
+func (p *groupPlan) units() []*packUnit {
+	var out []*packUnit
+	for i, img := range p.images {
+		if img.Artifact == nil || len(out) == 0 {
+			out = append(out, &packUnit{blobs: map[digest.Digest]int64{}, name: img.Label()})
+		}
+		u := out[len(out)-1]
+		u.images = append(u.images, i)
+		u.add(img.Top)
+		for _, in := range img.Inner {
+			u.add(in)
+		}
+		for _, m := range img.Manifests {
+			u.add(m.Descriptor)
+			u.add(m.Config)
+			for _, l := range m.Layers {
+				u.add(l)
+			}
+		}
+	}
+	for _, u := range out {
+		for _, n := range u.blobs {
+			u.size += tarSize(n)
+		}
+	}
+	return out
+}
+
+// split divides p into parts of at most maxSize bytes each (see above);
+// a plan that fits is returned alone, with its archive name. An image that
+// fits in no part is an error naming it, its size and the limit; all such
+// images are reported at once.
+func (p *groupPlan) split(maxSize int64) ([]*groupPlan, error) {
+	p.maxSize = maxSize
+	if maxSize <= 0 {
+		return []*groupPlan{p}, nil
+	}
+	comp, err := archive.CompressionFor(p.group.Archive)
+	if err != nil {
+		return nil, err
+	}
+	limit := budget(maxSize, comp)
+	units := p.units()
+	total := partMetadata(len(units))
+	all := map[digest.Digest]int64{}
+	for _, u := range units {
+		for d, n := range u.blobs {
+			all[d] = n
+		}
+	}
+	for _, n := range all {
+		total += tarSize(n)
+	}
+	if total <= limit {
+		return []*groupPlan{p}, nil
+	}
+	var oversize []error
+	for _, u := range units {
+		if u.size+partMetadata(1) > limit {
+			oversize = append(oversize, fmt.Errorf("image %s is %s in an archive, over the group's max-size of %s", u.name, progress.HumanBytes(u.size+partMetadata(1)), progress.HumanBytes(maxSize)))
+		}
+	}
+	if len(oversize) > 0 {
+		hint := "raise max-size, or move the image to a group of its own with a larger max-size"
+		if p.group.SplitOversize {
+			hint = "split-oversize (cutting one image's archive into chunks) is not available in this version: " + hint
+		}
+		return nil, &errdefs.Error{Class: errdefs.ErrSpec, Pos: p.group.Pos, Msg: fmt.Sprintf("group %q: %s (%s)", p.group.Name, errdefs.List(oversize, "images too large").Error(), hint)}
+	}
+
+	// First fit decreasing, by the bytes a part must add: the largest
+	// images first, each into the part it shares most with (the fewest new
+	// bytes) among those it fits in, the earliest on a tie; a new part
+	// when it fits in none. Sorted by size, then name: the same lock gives
+	// the same parts.
+	order := slices.Clone(units)
+	slices.SortStableFunc(order, func(a, b *packUnit) int {
+		return cmp.Or(cmp.Compare(b.size, a.size), strings.Compare(a.name, b.name))
+	})
+	type part struct {
+		units []*packUnit
+		blobs map[digest.Digest]int64
+		size  int64
+	}
+	var parts []*part
+	for _, u := range order {
+		best, bestAdd := -1, int64(0)
+		for i, pt := range parts {
+			var add int64
+			for d, n := range u.blobs {
+				if _, ok := pt.blobs[d]; !ok {
+					add += tarSize(n)
+				}
+			}
+			if pt.size+add+partMetadata(len(pt.units)+1) <= limit && (best < 0 || add < bestAdd) {
+				best, bestAdd = i, add
+			}
+		}
+		if best < 0 {
+			parts = append(parts, &part{blobs: map[digest.Digest]int64{}})
+			best, bestAdd = len(parts)-1, u.size
+		}
+		pt := parts[best]
+		pt.units = append(pt.units, u)
+		pt.size += bestAdd
+		for d, n := range u.blobs {
+			pt.blobs[d] = n
+		}
+	}
+
+	out := make([]*groupPlan, len(parts))
+	written := map[digest.Digest]bool{}
+	for i, pt := range parts {
+		var idx []int
+		for _, u := range pt.units {
+			idx = append(idx, u.images...)
+		}
+		slices.Sort(idx) // the plan's order within a part
+		q := &groupPlan{group: p.group, archive: PartName(p.group.Archive, i+1, len(parts)), part: i + 1, parts: len(parts), maxSize: maxSize}
+		for _, k := range idx {
+			q.images = append(q.images, p.images[k])
+		}
+		for _, n := range p.blobs {
+			if _, ok := pt.blobs[n.desc.Digest]; ok {
+				q.blobs = append(q.blobs, n)
+			}
+		}
+		for _, s := range p.singles {
+			if _, ok := pt.blobs[s.config.Digest]; ok {
+				q.singles = append(q.singles, s)
+			}
+		}
+		for d, n := range pt.blobs {
+			if written[d] {
+				q.duplicated += n
+			}
+			written[d] = true
+		}
+		out[i] = q
+	}
+	return out, nil
+}
+
+// splitPlans splits each group's plan at its max-size (override, when
+// set, for every group), reporting every group's oversize images at once.
+func splitPlans(plans []*groupPlan, override int64) ([]*groupPlan, error) {
+	var out []*groupPlan
+	var errs []error
+	for _, p := range plans {
+		max := p.group.MaxSize
+		if override > 0 {
+			max = override
+		}
+		ps, err := p.split(max)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, ps...)
+	}
+	if len(errs) > 0 {
+		return nil, errdefs.List(errs, "groups have images over their max-size")
+	}
+	return out, nil
+}
+
+// removeOtherForms removes, after a commit, the files a group's archive
+// had in another form (one archive, or another count of parts) that this
+// build did not write, and their SHA256SUMS lines.
+func removeOtherForms(out string, plans []*groupPlan) error {
+	written := map[string]bool{}
+	for _, p := range plans {
+		written[p.archiveName()] = true
+	}
+	removed := false
+	seen := map[string]bool{}
+	for _, p := range plans {
+		name := p.group.Archive
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		base, ext := splitExt(name)
+		others, _ := filepath.Glob(filepath.Join(out, glob(base)+".part-*-of-*"+glob(ext)))
+		others = append(others, filepath.Join(out, name))
+		for _, f := range others {
+			if written[filepath.Base(f)] || !isPartOf(filepath.Base(f), name) {
+				continue
+			}
+			if err := os.Remove(f); err == nil {
+				removed = true
+			} else if !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	if removed {
+		return sums.Update(out, sums.Sums{})
+	}
+	return nil
+}
+
+// isPartOf says whether file is archive itself or one of its parts.
+func isPartOf(file, archiveName string) bool {
+	if file == archiveName {
+		return true
+	}
+	base, ext := splitExt(archiveName)
+	var i, n int
+	rest, ok := strings.CutPrefix(file, base+".part-")
+	if !ok || !strings.HasSuffix(rest, ext) {
+		return false
+	}
+	_, err := fmt.Sscanf(strings.TrimSuffix(rest, ext), "%d-of-%d", &i, &n)
+	return err == nil && PartName(archiveName, i, n) == file
+}
+
+// glob escapes a name for filepath.Glob.
+func glob(s string) string {
+	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
+}
+
+// groupFile is one file a group's archive is written as: the archive, or
+// part part of parts.
+type groupFile struct {
+	path        string
+	part, parts int
+}
+
+// groupFiles lists the files of a group's archive in out: the archive
+// itself when it is there, else its parts, every part from 1 to N (a
+// missing one is listed too, and reported missing by name); the archive
+// itself when neither is there (reported missing).
+func groupFiles(out, archiveName string) []*groupFile {
+	whole := filepath.Join(out, archiveName)
+	if _, err := os.Stat(whole); err == nil {
+		return []*groupFile{{path: whole}}
+	}
+	base, ext := splitExt(archiveName)
+	found, _ := filepath.Glob(filepath.Join(out, glob(base)+".part-*-of-*"+glob(ext)))
+	n := 0
+	for _, f := range found {
+		var i, k int
+		if isPartOf(filepath.Base(f), archiveName) {
+			rest := strings.TrimPrefix(filepath.Base(f), base+".part-")
+			if _, err := fmt.Sscanf(strings.TrimSuffix(rest, ext), "%d-of-%d", &i, &k); err == nil && k > n {
+				n = k
+			}
+		}
+	}
+	if n == 0 {
+		return []*groupFile{{path: whole}}
+	}
+	out2 := make([]*groupFile, n)
+	for i := range n {
+		out2[i] = &groupFile{path: filepath.Join(out, PartName(archiveName, i+1, n)), part: i + 1, parts: n}
+	}
+	return out2
+}
+
+// lockSubset is lg restricted to the images c holds (by name, as
+// index.json names them): a part is checked against what it holds, and
+// missingImages then checks every locked image is in some part. It also
+// returns the names c holds.
+func lockSubset(c *archive.Contents, lg *lockfile.Group) (*lockfile.Group, map[string]bool) {
+	names := map[string]bool{}
+	for _, img := range c.Images {
+		for _, n := range img.Names {
+			names[n] = true
+		}
+	}
+	sub := *lg
+	sub.Images = nil
+	for _, e := range lg.Images {
+		if ref, err := image.ParseReference(e.Ref, ""); err == nil && names[ref.StoredName()] {
+			sub.Images = append(sub.Images, e)
+		}
+	}
+	return &sub, names
+}
+
+// missingImages reports the group's locked images that are in no part.
+func missingImages(r *ArchiveReport, lg *lockfile.Group, held map[string]bool) {
+	for _, e := range lg.Images {
+		if ref, err := image.ParseReference(e.Ref, ""); err == nil && !held[ref.StoredName()] {
+			r.add(archive.Problem{Kind: KindImageMissing, Image: ref.StoredName(), Detail: "in no part of the group"})
+		}
+	}
+}
