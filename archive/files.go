@@ -14,6 +14,86 @@ import (
 // ErrNoArchive is returned by Files for a directory without archives.
 var ErrNoArchive = errors.New("no archive")
 
+// ErrMissingPart is returned by Files for a directory that holds some
+// parts of an archive and not the others.
+var ErrMissingPart = errors.New("missing part")
+
+// archiveExts are the extensions of archive names, the longest first.
+var archiveExts = []string{".tar.gz", ".tar.zst", ".tgz", ".tzst", ".tar"}
+
+// PartName is the file name of part i of n of an archive written as
+// parts (a group over its max-size): "core.tar.zst" is
+// "core.part-1-of-3.tar.zst". Each part is a complete archive.
+func PartName(archiveName string, i, n int) string {
+	base, ext := splitExt(archiveName)
+	return fmt.Sprintf("%s.part-%d-of-%d%s", base, i, n, ext)
+}
+
+// SplitPart reads a part's file name: the archive it is a part of, its
+// number and the number of parts. ok is false for any other name.
+func SplitPart(file string) (archiveName string, i, n int, ok bool) {
+	base, ext := splitExt(file)
+	k := strings.LastIndex(base, ".part-")
+	if k < 0 || ext == "" {
+		return "", 0, 0, false
+	}
+	if _, err := fmt.Sscanf(base[k+len(".part-"):], "%d-of-%d", &i, &n); err != nil {
+		return "", 0, 0, false
+	}
+	archiveName = base[:k] + ext
+	if i < 1 || i > n || PartName(archiveName, i, n) != file {
+		return "", 0, 0, false
+	}
+	return archiveName, i, n, true
+}
+
+// splitExt splits an archive name at its archive extension.
+func splitExt(name string) (base, ext string) {
+	for _, e := range archiveExts {
+		if strings.HasSuffix(name, e) {
+			return strings.TrimSuffix(name, e), e
+		}
+	}
+	return name, ""
+}
+
+// missingParts names, all at once, the parts of archives that a set of
+// files holds some parts of and not others.
+func missingParts(files []string) error {
+	type set struct {
+		dir, name string
+		n         int
+		have      map[int]bool
+	}
+	sets := map[string]*set{}
+	var order []string
+	for _, f := range files {
+		name, i, n, ok := SplitPart(filepath.Base(f))
+		if !ok {
+			continue
+		}
+		key := filepath.Join(filepath.Dir(f), name) + fmt.Sprintf("\x00%d", n)
+		if sets[key] == nil {
+			sets[key] = &set{dir: filepath.Dir(f), name: name, n: n, have: map[int]bool{}}
+			order = append(order, key)
+		}
+		sets[key].have[i] = true
+	}
+	var missing []string
+	for _, k := range order {
+		s := sets[k]
+		for i := 1; i <= s.n; i++ {
+			if !s.have[i] {
+				missing = append(missing, fmt.Sprintf("%s (part %d of the %d of %s)", filepath.Join(s.dir, PartName(s.name, i, s.n)), i, s.n, s.name))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s: every part of an archive goes together (each loads alone, but the group's images are spread over them)", ErrMissingPart, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // Files lists the archives that paths stand for: a file as given, a
 // directory for the archives directly in it (regular files whose names
 // CompressionFor accepts, or symlinks to regular files, hidden ones
@@ -63,6 +143,9 @@ func ListFiles(paths []string) (files, skipped []string, err error) {
 					out = append(out, full)
 				}
 			}
+		}
+		if err := missingParts(out[n:]); err != nil {
+			return nil, skipped, err
 		}
 		if len(out) == n {
 			if len(skipped) > nskipped {

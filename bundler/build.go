@@ -173,8 +173,8 @@ func (b *builder) tidyOutputDir(out string) error {
 	prefixes := []string{"." + SumsFile + ".tmp-", "." + sums.PendingName + ".tmp-"}
 	for _, g := range b.spec.Groups {
 		prefixes = append(prefixes, "."+filepath.Base(g.Archive)+".tmp-")
-		base, _ := splitExt(filepath.Base(g.Archive))
-		prefixes = append(prefixes, "."+base+".part-") // and ".tmp-" in the name
+		// A part's: ".core.part-" (and ".tmp-" in the name, below).
+		prefixes = append(prefixes, "."+partPrefix(filepath.Base(g.Archive)))
 	}
 	ents, err := os.ReadDir(out)
 	if err != nil {

@@ -25,21 +25,14 @@ import (
 // layers go to one part where the size allows, and a layer shared across
 // parts is written in each (reported as the parts' overhead).
 
-// PartName is the file name of part i of n of an archive: "core.tar.zst"
-// is "core.part-1-of-3.tar.zst".
-func PartName(archiveName string, i, n int) string {
-	base, ext := splitExt(archiveName)
-	return fmt.Sprintf("%s.part-%d-of-%d%s", base, i, n, ext)
-}
+// PartName is archive.PartName.
+func PartName(archiveName string, i, n int) string { return archive.PartName(archiveName, i, n) }
 
-// splitExt splits an archive name at its archive extension.
-func splitExt(name string) (base, ext string) {
-	for _, e := range []string{".tar.gz", ".tar.zst", ".tgz", ".tzst", ".tar"} {
-		if strings.HasSuffix(name, e) {
-			return strings.TrimSuffix(name, e), e
-		}
-	}
-	return name, ""
+// partPrefix is what the names of an archive's parts start with:
+// "core.part-" for "core.tar.zst".
+func partPrefix(archiveName string) string {
+	p := archive.PartName(archiveName, 1, 1)
+	return p[:strings.LastIndex(p, ".part-")+len(".part-")]
 }
 
 // Sizes in a tar: a 512-byte header, the data padded to 512 bytes.
@@ -247,31 +240,29 @@ func splitPlans(plans []*groupPlan, override int64) ([]*groupPlan, error) {
 // had in another form (one archive, or another count of parts) that this
 // build did not write, and their SHA256SUMS lines.
 func removeOtherForms(out string, plans []*groupPlan) error {
-	written := map[string]bool{}
+	written, groups := map[string]bool{}, map[string]bool{}
 	for _, p := range plans {
 		written[p.archiveName()] = true
+		groups[p.group.Archive] = true
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
 	}
 	removed := false
-	seen := map[string]bool{}
-	for _, p := range plans {
-		name := p.group.Archive
-		if seen[name] {
+	for _, e := range ents {
+		name := e.Name()
+		whole, _, _, ok := archive.SplitPart(name)
+		if !ok {
+			whole = name
+		}
+		if written[name] || !groups[whole] || !e.Type().IsRegular() {
 			continue
 		}
-		seen[name] = true
-		base, ext := splitExt(name)
-		others, _ := filepath.Glob(filepath.Join(out, glob(base)+".part-*-of-*"+glob(ext)))
-		others = append(others, filepath.Join(out, name))
-		for _, f := range others {
-			if written[filepath.Base(f)] || !isPartOf(filepath.Base(f), name) {
-				continue
-			}
-			if err := os.Remove(f); err == nil {
-				removed = true
-			} else if !os.IsNotExist(err) {
-				return err
-			}
+		if err := os.Remove(filepath.Join(out, name)); err != nil {
+			return err
 		}
+		removed = true
 	}
 	if removed {
 		return sums.Update(out, sums.Sums{})
@@ -281,22 +272,8 @@ func removeOtherForms(out string, plans []*groupPlan) error {
 
 // isPartOf says whether file is archive itself or one of its parts.
 func isPartOf(file, archiveName string) bool {
-	if file == archiveName {
-		return true
-	}
-	base, ext := splitExt(archiveName)
-	var i, n int
-	rest, ok := strings.CutPrefix(file, base+".part-")
-	if !ok || !strings.HasSuffix(rest, ext) {
-		return false
-	}
-	_, err := fmt.Sscanf(strings.TrimSuffix(rest, ext), "%d-of-%d", &i, &n)
-	return err == nil && PartName(archiveName, i, n) == file
-}
-
-// glob escapes a name for filepath.Glob.
-func glob(s string) string {
-	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
+	name, _, _, ok := archive.SplitPart(file)
+	return file == archiveName || ok && name == archiveName
 }
 
 // groupFile is one file a group's archive is written as: the archive, or
@@ -315,26 +292,21 @@ func groupFiles(out, archiveName string) []*groupFile {
 	if _, err := os.Stat(whole); err == nil {
 		return []*groupFile{{path: whole}}
 	}
-	base, ext := splitExt(archiveName)
-	found, _ := filepath.Glob(filepath.Join(out, glob(base)+".part-*-of-*"+glob(ext)))
 	n := 0
-	for _, f := range found {
-		var i, k int
-		if isPartOf(filepath.Base(f), archiveName) {
-			rest := strings.TrimPrefix(filepath.Base(f), base+".part-")
-			if _, err := fmt.Sscanf(strings.TrimSuffix(rest, ext), "%d-of-%d", &i, &k); err == nil && k > n {
-				n = k
-			}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		if name, _, k, ok := archive.SplitPart(e.Name()); ok && name == archiveName && k > n {
+			n = k
 		}
 	}
 	if n == 0 {
 		return []*groupFile{{path: whole}}
 	}
-	out2 := make([]*groupFile, n)
+	files := make([]*groupFile, n)
 	for i := range n {
-		out2[i] = &groupFile{path: filepath.Join(out, PartName(archiveName, i+1, n)), part: i + 1, parts: n}
+		files[i] = &groupFile{path: filepath.Join(out, PartName(archiveName, i+1, n)), part: i + 1, parts: n}
 	}
-	return out2
+	return files
 }
 
 // lockSubset is lg restricted to the images c holds (by name, as
