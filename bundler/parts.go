@@ -44,13 +44,14 @@ func tarSize(n int64) int64 { return 512 + (n+511)/512*512 }
 func partMetadata(units int) int64 { return 16<<10 + int64(units)*4<<10 }
 
 // budget is the size the tar of a part may reach: max-size itself for a
-// .tar; for a compressed archive a margin, as layers (already compressed)
-// come out of gzip or zstd very slightly larger.
+// .tar; for a compressed archive 1% less, as layers (already compressed)
+// come out of gzip or zstd very slightly larger (a few bytes per block:
+// well under 0.1%).
 func budget(maxSize int64, comp archive.Compression) int64 {
 	if comp == archive.None {
 		return maxSize
 	}
-	return maxSize - maxSize/200 - 1<<20
+	return maxSize - maxSize/100
 }
 
 // packUnit is an image and the artefacts carried for it: what goes into

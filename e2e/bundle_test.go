@@ -23,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -194,6 +195,14 @@ name = "zstd-layer"
 archive = "zstd-layer.tar"
 platforms = ["linux/%[2]s"]
 images = ["e2e/zstd-layer:v1"]
+
+# Five images of 900 KiB (a 300 KiB layer they share, 600 KiB each of
+# their own) over a 2 MiB max-size: written as parts.
+[[group]]
+name = "parts"
+archive = "parts.tar"
+max-size = "2MiB"
+images = ["e2e/part0:v1", "e2e/part1:v1", "e2e/part2:v1", "e2e/part3:v1", "e2e/part4:v1"]
 `
 
 type built struct {
@@ -202,6 +211,7 @@ type built struct {
 	std  *fixtures.Standard
 	// registry digests of the extra images
 	whiteout, zstdLayer string
+	parts               map[string]string // docker.io name -> digest, of the parts group
 	k3s                 map[string]string // docker.io name -> digest
 }
 
@@ -232,6 +242,27 @@ func buildBundle(t *testing.T) built {
 			layer(t, false, entry{name: "etc/", dir: true}, entry{name: "etc/.wh.gone"},
 				entry{name: "data/", dir: true}, entry{name: "data/dir/", dir: true}, entry{name: "data/dir/.wh..wh..opq"}, entry{name: "data/dir/new", body: "new"})))
 		b.zstdLayer = pushT(t, reg, "e2e/zstd-layer:v1", ociImage(t, layer(t, true, entry{name: "zstd.txt", body: strings.Repeat("zstd layer ", 100)})))
+		b.parts = map[string]string{}
+		shared, err := random.Layer(300<<10, types.OCILayer)
+		if err != nil {
+			buildErr = err.Error()
+			return
+		}
+		for i := range 5 {
+			own, err := random.Layer(600<<10, types.OCILayer)
+			if err != nil {
+				buildErr = err.Error()
+				return
+			}
+			img, err := fixtures.Assemble(fixtures.ImageSpec{Platform: fixtures.Platform{OS: "linux", Architecture: runtime.GOARCH}, OCI: true,
+				Layers: []fixtures.Layer{{Layer: shared, CreatedBy: "shared"}, {Layer: own, CreatedBy: "own"}}})
+			if err != nil {
+				buildErr = err.Error()
+				return
+			}
+			name := fmt.Sprintf("e2e/part%d:v1", i)
+			b.parts["docker.io/"+name] = pushT(t, reg, name, img)
+		}
 		var list strings.Builder
 		for _, name := range k3sImages {
 			img, err := fixtures.Image(name, fixtures.LinuxAMD64, 1)
