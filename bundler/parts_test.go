@@ -2,6 +2,7 @@ package bundler
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
@@ -238,3 +240,58 @@ func TestVerifyParts(t *testing.T) {
 		}
 	}
 }
+
+// A delta of a group written as parts is a delta per part; apply rebuilds
+// every part byte for byte.
+func TestDeltaOfParts(t *testing.T) {
+	spec, lock1, fetch := partsWorld(t, "big.tar")
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const max = 2 << 20
+	base := t.TempDir()
+	if _, err := Build(context.Background(), loadSpec(t, spec), lock1, c, fetch, BuildOptions{OutputDir: base, MaxSize: max}); err != nil {
+		t.Fatal(err)
+	}
+	// v2: img4 is rebuilt with a new layer of its own.
+	own, err := random.Layer(600<<10, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := fixtures.Assemble(fixtures.ImageSpec{Platform: fixtures.LinuxAMD64, OCI: true, Layers: []fixtures.Layer{{Layer: own, CreatedBy: "v2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch.addImage(t, img)
+	lock2 := &lockfile.Lock{Version: lockfile.Version, Groups: []lockfile.Group{lock1.Groups[0]}}
+	lock2.Groups[0].Images = append([]lockfile.Image(nil), lock1.Groups[0].Images...)
+	for i, e := range lock2.Groups[0].Images {
+		if e.Ref == "registry.test/img4:v1" {
+			lock2.Groups[0].Images[i] = lockEntry(t, e.Ref, img, "linux/amd64")
+		}
+	}
+	b1, _ := lock1.Encode("bundle.toml")
+	b2, _ := lock2.Encode("bundle.toml")
+	full, deltaDir := t.TempDir(), t.TempDir()
+	results, dr, err := BuildDelta(context.Background(), loadSpec(t, spec), lock2, c, fetch, BuildOptions{OutputDir: full, MaxSize: max},
+		DeltaOptions{Dir: deltaDir, Lockfile: b2, Since: &Since{Source: "v1", Lock: lock1, LockSHA256: fmt.Sprintf("%x", sha256Sum(b1))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) < 2 || len(dr.Manifest.Archives) != len(results) {
+		t.Fatalf("%d parts, %d in delta.json", len(results), len(dr.Manifest.Archives))
+	}
+	for _, a := range dr.Manifest.Archives {
+		if a.Delta == nil || !strings.Contains(a.Delta.Name, ".part-") {
+			t.Errorf("part %s: delta %+v", a.Name, a.Delta)
+		}
+	}
+	out := t.TempDir()
+	if _, err := delta.Apply(context.Background(), deltaDir, delta.ApplyOptions{Base: base, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	sameArchives(t, out, full)
+}
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
