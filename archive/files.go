@@ -84,7 +84,12 @@ func missingParts(files []string) error {
 		s := sets[k]
 		for i := 1; i <= s.n; i++ {
 			if !s.have[i] {
-				missing = append(missing, fmt.Sprintf("%s (part %d of the %d of %s)", filepath.Join(s.dir, PartName(s.name, i, s.n)), i, s.n, s.name))
+				p := filepath.Join(s.dir, PartName(s.name, i, s.n))
+				what := fmt.Sprintf("%s (part %d of the %d of %s", p, i, s.n, s.name)
+				if _, err := os.Stat(ChecksumName(p)); err == nil {
+					what += ", cut into chunks: run airgap-bundle join " + p
+				}
+				missing = append(missing, what+")")
 			}
 		}
 	}

@@ -1,6 +1,9 @@
 package archive
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -54,5 +57,45 @@ func TestFilesMissingParts(t *testing.T) {
 	}
 	if got, err := Files([]string{filepath.Join(dir, "core.part-1-of-3.tar.zst")}); err != nil || len(got) != 1 {
 		t.Errorf("one part by name: %v, %v", got, err)
+	}
+}
+
+// Join rebuilds a cut archive from its chunks and checks it; a missing or
+// damaged chunk is an error naming it, and nothing is written.
+func TestJoin(t *testing.T) {
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "x.part-2-of-2.tar")
+	data := strings.Repeat("archive bytes ", 1000)
+	sum := sha256.Sum256([]byte(data))
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("x.part-2-of-2.tar.chunk-1-of-3", data[:5000])
+	write("x.part-2-of-2.tar.chunk-2-of-3", data[5000:10000])
+	write("x.part-2-of-2.tar.chunk-3-of-3", data[10000:])
+	write("x.part-2-of-2.tar.sha256", hex.EncodeToString(sum[:])+"  x.part-2-of-2.tar\n")
+	got, err := Join(context.Background(), whole)
+	if err != nil || got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("Join = %s, %v", got, err)
+	}
+	if b, _ := os.ReadFile(whole); string(b) != data {
+		t.Fatal("the joined file is not the chunks in order")
+	}
+	os.Remove(whole)
+	write("x.part-2-of-2.tar.chunk-2-of-3", "damaged")
+	if _, err := Join(context.Background(), whole); err == nil || !strings.Contains(err.Error(), "a chunk is damaged") {
+		t.Errorf("damaged chunk: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "x.part-2-of-2.tar.chunk-3-of-3"))
+	if _, err := Join(context.Background(), whole); !errors.Is(err, ErrMissingChunk) || !strings.Contains(err.Error(), "chunk-3-of-3") {
+		t.Errorf("missing chunk: %v", err)
+	}
+	if _, err := os.Stat(whole); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed join left %s", whole)
+	}
+	if _, err := Join(context.Background(), filepath.Join(dir, "other.tar")); err == nil {
+		t.Error("joined an archive that was never cut")
 	}
 }

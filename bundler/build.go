@@ -64,6 +64,30 @@ type ArchiveResult struct {
 	// earlier part of the group holds too (the parts' overhead).
 	Part, Parts int
 	Duplicated  int64
+	// Chunks are the files an archive of one image over max-size was cut
+	// into (split-oversize), in order; Path is then the joined archive,
+	// which is not written: its sha256 goes to Path+".sha256".
+	Chunks   []Chunk
+	checksum *Chunk // the .sha256 file of a cut archive
+}
+
+// close removes the temporary files of a result's chunks (a no-op once
+// committed).
+func (r *ArchiveResult) close() {
+	for _, c := range r.Chunks {
+		c.file.Close()
+	}
+	if r.checksum != nil {
+		r.checksum.file.Close()
+	}
+}
+
+// Chunk is one file a cut archive was written as.
+type Chunk struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	file   *atomicfile.File
 }
 
 // Build writes one archive per group from the lockfile, which must match
@@ -142,6 +166,9 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		for _, f := range files {
 			f.Close() // removes the temporary file; a no-op once committed
 		}
+		for i := range results {
+			results[i].close()
+		}
 	}()
 	if err := commitArchives(out, files, results); err != nil {
 		if atomicfile.IsDiskFull(err) {
@@ -149,7 +176,7 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 		}
 		return nil, nil, nil, fmt.Errorf("%w: %w", errdefs.ErrBuild, err)
 	}
-	if err := removeOtherForms(out, plans); err != nil {
+	if err := removeOtherForms(out, plans, results); err != nil {
 		log.Warn("removing a group's archive in its former form (whole, or other parts)", "error", err)
 	}
 	for _, r := range results {
@@ -203,9 +230,18 @@ func (b *builder) tidyOutputDir(out string) error {
 // build's sums.Recover settles a commit cut short. If a rename fails here,
 // Recover runs at once, so SHA256SUMS agrees with whatever is in place.
 func commitArchives(out string, files []*atomicfile.File, results []ArchiveResult) error {
-	set := make([]sums.Pending, len(files))
+	var set []sums.Pending
 	for i, f := range files {
-		set[i] = sums.Pending{Name: filepath.Base(results[i].Path), SHA256: results[i].SHA256, What: fmt.Sprintf("group %q", results[i].Group), File: f}
+		r := results[i]
+		what := fmt.Sprintf("group %q", r.Group)
+		if len(r.Chunks) == 0 {
+			set = append(set, sums.Pending{Name: filepath.Base(r.Path), SHA256: r.SHA256, What: what, File: f})
+			continue
+		}
+		// A cut archive: its chunks, and the joined archive's checksum.
+		for _, c := range append(r.Chunks, *r.checksum) {
+			set = append(set, sums.Pending{Name: filepath.Base(c.Path), SHA256: c.SHA256, What: what, File: c.file})
+		}
 	}
 	return sums.CommitSet(out, set)
 }
@@ -272,6 +308,7 @@ type groupPlan struct {
 	part, parts int
 	duplicated  int64
 	maxSize     int64 // the group's max-size (0: none), checked once written
+	chunked     bool  // one image over max-size: cut into chunks once written
 
 	images []archive.Image
 	blobs  []blobNeed // configs and layers, deduplicated, in first-use order
@@ -584,6 +621,13 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	res.Size = counter.N
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Duration = time.Since(start)
+	if p.chunked {
+		if res.Chunks, res.checksum, err = cutIntoChunks(ctx, outDir, name, tmp.Name(), res.Size, res.SHA256, p.maxSize); err != nil {
+			tmp.Close()
+			return res, nil, err
+		}
+		return res, tmp, nil
+	}
 	if max := p.maxSize; max > 0 && res.Size > max {
 		tmp.Close()
 		return res, nil, fmt.Errorf("%s is %d bytes, over the group's max-size of %d (compression made the layers larger): write the group as .tar, or lower max-size a little", name, res.Size, max)

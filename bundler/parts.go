@@ -2,7 +2,11 @@ package bundler
 
 import (
 	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +17,8 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
+	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/sums"
@@ -57,10 +63,11 @@ func budget(maxSize int64, comp archive.Compression) int64 {
 // packUnit is an image and the artefacts carried for it: what goes into
 // one part whole.
 type packUnit struct {
-	images []int // indexes in the group plan's images
-	blobs  map[digest.Digest]int64
-	size   int64 // of its blobs in a tar
-	name   string
+	images   []int // indexes in the group plan's images
+	blobs    map[digest.Digest]int64
+	size     int64 // of its blobs in a tar
+	name     string
+	oversize bool // over max-size alone
 }
 
 func (u *packUnit) add(d image.Descriptor) {
@@ -130,15 +137,12 @@ func (p *groupPlan) split(maxSize int64) ([]*groupPlan, error) {
 	var oversize []error
 	for _, u := range units {
 		if u.size+partMetadata(1) > limit {
+			u.oversize = true
 			oversize = append(oversize, fmt.Errorf("image %s is %s in an archive, over the group's max-size of %s", u.name, progress.HumanBytes(u.size+partMetadata(1)), progress.HumanBytes(maxSize)))
 		}
 	}
-	if len(oversize) > 0 {
-		hint := "raise max-size, or move the image to a group of its own with a larger max-size"
-		if p.group.SplitOversize {
-			hint = "split-oversize (cutting one image's archive into chunks) is not available in this version: " + hint
-		}
-		return nil, &errdefs.Error{Class: errdefs.ErrSpec, Pos: p.group.Pos, Msg: fmt.Sprintf("group %q: %s (%s)", p.group.Name, errdefs.List(oversize, "images too large").Error(), hint)}
+	if len(oversize) > 0 && !p.group.SplitOversize {
+		return nil, &errdefs.Error{Class: errdefs.ErrSpec, Pos: p.group.Pos, Msg: fmt.Sprintf("group %q: %s (raise max-size, move the image to a group of its own with a larger max-size, or set split-oversize = true to cut its archive into chunks)", p.group.Name, errdefs.List(oversize, "images too large").Error())}
 	}
 
 	// First fit decreasing, by the bytes a part must add: the largest
@@ -151,14 +155,22 @@ func (p *groupPlan) split(maxSize int64) ([]*groupPlan, error) {
 		return cmp.Or(cmp.Compare(b.size, a.size), strings.Compare(a.name, b.name))
 	})
 	type part struct {
-		units []*packUnit
-		blobs map[digest.Digest]int64
-		size  int64
+		units   []*packUnit
+		blobs   map[digest.Digest]int64
+		size    int64
+		chunked bool // one image over max-size, cut into chunks
 	}
 	var parts []*part
 	for _, u := range order {
+		if u.oversize { // split-oversize: a part of its own, cut in chunks
+			parts = append(parts, &part{units: []*packUnit{u}, blobs: u.blobs, size: u.size, chunked: true})
+			continue
+		}
 		best, bestAdd := -1, int64(0)
 		for i, pt := range parts {
+			if pt.chunked {
+				continue
+			}
 			var add int64
 			for d, n := range u.blobs {
 				if _, ok := pt.blobs[d]; !ok {
@@ -189,7 +201,7 @@ func (p *groupPlan) split(maxSize int64) ([]*groupPlan, error) {
 			idx = append(idx, u.images...)
 		}
 		slices.Sort(idx) // the plan's order within a part
-		q := &groupPlan{group: p.group, archive: PartName(p.group.Archive, i+1, len(parts)), part: i + 1, parts: len(parts), maxSize: maxSize}
+		q := &groupPlan{group: p.group, archive: PartName(p.group.Archive, i+1, len(parts)), part: i + 1, parts: len(parts), maxSize: maxSize, chunked: pt.chunked}
 		for _, k := range idx {
 			q.images = append(q.images, p.images[k])
 		}
@@ -240,11 +252,19 @@ func splitPlans(plans []*groupPlan, override int64) ([]*groupPlan, error) {
 // removeOtherForms removes, after a commit, the files a group's archive
 // had in another form (one archive, or another count of parts) that this
 // build did not write, and their SHA256SUMS lines.
-func removeOtherForms(out string, plans []*groupPlan) error {
-	written, groups := map[string]bool{}, map[string]bool{}
+func removeOtherForms(out string, plans []*groupPlan, results []ArchiveResult) error {
+	keep, groups := map[string]bool{}, map[string]bool{}
 	for _, p := range plans {
-		written[p.archiveName()] = true
 		groups[p.group.Archive] = true
+	}
+	for _, r := range results {
+		keep[filepath.Base(r.Path)] = len(r.Chunks) == 0
+		for _, c := range r.Chunks {
+			keep[filepath.Base(c.Path)] = true
+		}
+		if r.checksum != nil {
+			keep[filepath.Base(r.checksum.Path)] = true
+		}
 	}
 	ents, err := os.ReadDir(out)
 	if err != nil {
@@ -253,11 +273,7 @@ func removeOtherForms(out string, plans []*groupPlan) error {
 	removed := false
 	for _, e := range ents {
 		name := e.Name()
-		whole, _, _, ok := archive.SplitPart(name)
-		if !ok {
-			whole = name
-		}
-		if written[name] || !groups[whole] || !e.Type().IsRegular() {
+		if keep[name] || !e.Type().IsRegular() || !groups[groupArchive(name)] {
 			continue
 		}
 		if err := os.Remove(filepath.Join(out, name)); err != nil {
@@ -269,6 +285,20 @@ func removeOtherForms(out string, plans []*groupPlan) error {
 		return sums.Update(out, sums.Sums{})
 	}
 	return nil
+}
+
+// groupArchive is the archive name a file of the output directory belongs
+// to: the archive itself, a part, a chunk of either, or a cut archive's
+// .sha256.
+func groupArchive(file string) string {
+	if whole, _, _, ok := archive.SplitChunk(file); ok {
+		file = whole
+	}
+	file = strings.TrimSuffix(file, ".sha256")
+	if whole, _, _, ok := archive.SplitPart(file); ok {
+		return whole
+	}
+	return file
 }
 
 // isPartOf says whether file is archive itself or one of its parts.
@@ -296,7 +326,12 @@ func groupFiles(out, archiveName string) []*groupFile {
 	n := 0
 	ents, _ := os.ReadDir(out)
 	for _, e := range ents {
-		if name, _, k, ok := archive.SplitPart(e.Name()); ok && name == archiveName && k > n {
+		file := e.Name() // a part, or a chunk or .sha256 of a cut part
+		if whole, _, _, ok := archive.SplitChunk(file); ok {
+			file = whole
+		}
+		file = strings.TrimSuffix(file, ".sha256")
+		if name, _, k, ok := archive.SplitPart(file); ok && name == archiveName && k > n {
 			n = k
 		}
 	}
@@ -338,4 +373,52 @@ func missingImages(r *ArchiveReport, lg *lockfile.Group, held map[string]bool) {
 			r.add(archive.Problem{Kind: KindImageMissing, Image: ref.StoredName(), Detail: "in no part of the group"})
 		}
 	}
+}
+
+// cutIntoChunks copies the written archive src (size bytes, sha256 sum)
+// into chunks of at most max bytes beside it, NAME.chunk-J-of-K, and
+// writes NAME.sha256 with the joined archive's checksum; all uncommitted,
+// for the caller to commit with the rest (see archive.ChunkName).
+func cutIntoChunks(ctx context.Context, outDir, name, src string, size int64, sum string, max int64) ([]Chunk, *Chunk, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	k := int((size + max - 1) / max)
+	var chunks []Chunk
+	fail := func(err error) ([]Chunk, *Chunk, error) {
+		for _, c := range chunks {
+			c.file.Close()
+		}
+		return nil, nil, err
+	}
+	for j := range k {
+		c := Chunk{Path: filepath.Join(outDir, archive.ChunkName(name, j+1, k))}
+		if c.file, err = atomicfile.Create(c.Path, 0o644); err != nil {
+			return fail(err)
+		}
+		chunks = append(chunks, c)
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(c.file, h), iox.ContextReader(ctx, io.NewSectionReader(f, int64(j)*max, max)))
+		if err == nil {
+			err = c.file.Sync()
+		}
+		if err != nil {
+			return fail(err)
+		}
+		chunks[j].Size, chunks[j].SHA256 = n, hex.EncodeToString(h.Sum(nil))
+	}
+	line := []byte(sum + "  " + name + "\n")
+	cs := Chunk{Path: filepath.Join(outDir, archive.ChecksumName(name)), Size: int64(len(line))}
+	if cs.file, err = atomicfile.Create(cs.Path, 0o644); err != nil {
+		return fail(err)
+	}
+	if _, err := cs.file.Write(line); err != nil {
+		cs.file.Close()
+		return fail(err)
+	}
+	s := sha256.Sum256(line)
+	cs.SHA256 = hex.EncodeToString(s[:])
+	return chunks, &cs, nil
 }

@@ -24,7 +24,7 @@ import (
 
 // partsWorld is a group of five images, each a 300 KiB layer they share
 // and a 600 KiB layer of its own (random: incompressible).
-func partsWorld(t *testing.T, archiveName string) (string, *lockfile.Lock, memFetcher) {
+func partsWorld(t *testing.T, archiveName string, extra ...string) (string, *lockfile.Lock, memFetcher) {
 	t.Helper()
 	fetch := memFetcher{}
 	shared, err := random.Layer(300<<10, types.OCILayer)
@@ -50,7 +50,7 @@ func partsWorld(t *testing.T, archiveName string) (string, *lockfile.Lock, memFe
 	}
 	lock.Groups = append(lock.Groups, lg)
 	lock.Sort()
-	spec := fmt.Sprintf("[[group]]\nname = \"big\"\narchive = %q\nimages = [%s]\n", archiveName, strings.Join(refs, ", "))
+	spec := fmt.Sprintf("[[group]]\nname = \"big\"\narchive = %q\nimages = [%s]\n%s", archiveName, strings.Join(refs, ", "), strings.Join(extra, "\n"))
 	return spec, lock, fetch
 }
 
@@ -295,3 +295,84 @@ func TestDeltaOfParts(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// With split-oversize, an image over max-size is a part of its own cut
+// into chunks of at most max-size, with a .sha256 of the whole; join
+// makes the archive again, and verify reads the chunks joined.
+func TestSplitOversizeCutsIntoChunks(t *testing.T) {
+	spec, lock, fetch := partsWorld(t, "big.tar", `max-size = "2MiB"`, "split-oversize = true")
+	s := loadSpec(t, spec)
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	const max = 700 << 10 // every 900 KiB image is over it
+	results, err := Build(context.Background(), s, lock, c, fetch, BuildOptions{OutputDir: out, MaxSize: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 5 {
+		t.Fatalf("%d parts for five oversize images", len(results))
+	}
+	files := testdir.Snapshot(t, out)
+	for _, r := range results {
+		if len(r.Chunks) != 2 {
+			t.Fatalf("%s: %d chunks", r.Path, len(r.Chunks))
+		}
+		for _, ch := range r.Chunks {
+			if ch.Size > max || !strings.Contains(files[SumsFile], ch.SHA256+"  "+filepath.Base(ch.Path)+"\n") {
+				t.Errorf("%s: %d bytes, listed %v", ch.Path, ch.Size, strings.Contains(files[SumsFile], filepath.Base(ch.Path)))
+			}
+		}
+		if _, ok := files[filepath.Base(r.Path)]; ok {
+			t.Errorf("%s: the whole archive was written beside its chunks", r.Path)
+		}
+		if files[filepath.Base(r.Path)+".sha256"] != r.SHA256+"  "+filepath.Base(r.Path)+"\n" {
+			t.Errorf("%s.sha256: %q", r.Path, files[filepath.Base(r.Path)+".sha256"])
+		}
+	}
+	reports, err := Verify(context.Background(), s, lock, VerifyOptions{OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		if !r.OK() || r.Chunks != 2 {
+			t.Errorf("%s (%d chunks): %v", r.Name, r.Chunks, r.Problems)
+		}
+	}
+	// Joined, a part is a complete archive with the sha256 build gave it.
+	first := results[0]
+	sum, err := archive.Join(context.Background(), first.Path)
+	if err != nil || sum != first.SHA256 {
+		t.Fatalf("join: %s, %v; want %s", sum, err, first.SHA256)
+	}
+	ac, err := archive.ReadFile(context.Background(), first.Path, archive.ReadOptions{})
+	if err != nil || len(ac.Check()) > 0 || len(ac.Images) != 1 {
+		t.Fatalf("the joined part: %v %v", err, ac.Check())
+	}
+	os.Remove(first.Path)
+	// A chunk gone: verify names it.
+	gone := results[1].Chunks[1].Path
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	reports, err = Verify(context.Background(), s, lock, VerifyOptions{OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range reports {
+		for _, p := range r.Problems {
+			found = found || p.Kind == KindArchiveMissing && strings.Contains(p.Detail, filepath.Base(gone))
+		}
+	}
+	if !found {
+		t.Errorf("a missing chunk is not named: %+v", reports)
+	}
+	// Without split-oversize the same build is refused.
+	spec2, _, _ := partsWorld(t, "big.tar")
+	if _, err := Build(context.Background(), loadSpec(t, spec2), lock, c, fetch, BuildOptions{OutputDir: t.TempDir(), MaxSize: max}); !errors.Is(err, errdefs.ErrSpec) || !strings.Contains(err.Error(), "split-oversize = true") {
+		t.Errorf("oversize without split-oversize: %v", err)
+	}
+}

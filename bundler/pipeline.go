@@ -126,10 +126,11 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 	files := make([]*atomicfile.File, len(plans))
 	defer func() {
 		if err != nil {
-			for _, f := range files {
+			for i, f := range files {
 				if f != nil {
 					f.Close()
 				}
+				results[i].close()
 			}
 		}
 	}()
