@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/delta"
+	"github.com/airgap-bundle/airgap-bundle/internal/faultproxy"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
@@ -237,6 +238,58 @@ func TestInventoryRegistryAndDirectory(t *testing.T) {
 		t.Errorf("inventory of a closed port: exit %d\n%s", code, out)
 	}
 	if _, err := os.Stat(filepath.Join(work, "x.json")); !os.IsNotExist(err) {
+		t.Errorf("a failed inventory wrote its file (%v)", err)
+	}
+}
+
+// Registry inventories are retried under the Policy: 503s and 502s on
+// manifests and blobs, and a HEAD that hangs, give the same inventory as
+// a clean run; a registry that keeps failing fails it (exit 1), with
+// nothing written.
+func TestInventoryRetriesTransientFaults(t *testing.T) {
+	testregistry.Isolate(t)
+	src := testregistry.Start(t, testregistry.Options{})
+	site := testregistry.Start(t, testregistry.Options{})
+	sharedImages(t, src)
+	dir, work := t.TempDir(), t.TempDir()
+	spec := writeFile(t, dir, "bundle.toml", deltaSpec(src.Host, "app:v1"))
+	if out, code := run(t, "build", "--cache-dir", t.TempDir(), spec); code != 0 {
+		t.Fatalf("build: %d\n%s", code, out)
+	}
+	if out, code := run(t, "push", "--insecure", filepath.Join(dir, "dist"), "--to", site.Host); code != 0 {
+		t.Fatalf("push: %d\n%s", code, out)
+	}
+	lock := filepath.Join(dir, "bundle.lock")
+	clean := filepath.Join(work, "clean.json")
+	if out, code := run(t, "inventory", site.Host, "--insecure", "--lockfile", lock, "-o", clean); code != 0 {
+		t.Fatalf("inventory: %d\n%s", code, out)
+	}
+
+	px := faultproxy.Start(t, site.Host)
+	blobs := px.Add(faultproxy.Rule{Method: "HEAD", Path: "/blobs/", When: faultproxy.First(2), Fault: faultproxy.Status(503)})
+	hang := px.Add(faultproxy.Rule{Method: "HEAD", Path: "/blobs/", When: faultproxy.Nth(3), Fault: faultproxy.Hang()})
+	manifests := px.Add(faultproxy.Rule{Method: "GET", Path: "/manifests/", When: faultproxy.Nth(1), Fault: faultproxy.Status(502)})
+	args := []string{"--retries", "4", "--retry-backoff", "1ms", "--response-timeout", "2s", "inventory", px.Host, "--insecure", "--lockfile", lock, "-j", "2"}
+	faulty := filepath.Join(work, "faulty.json")
+	if out, code := run(t, append(args, "-o", faulty)...); code != 0 {
+		t.Fatalf("inventory through faults: exit %d\n%s\n%s", code, out, px.LogString())
+	}
+	if blobs.Fired() != 2 || hang.Fired() != 1 || manifests.Fired() != 1 {
+		t.Errorf("faults fired: blob HEADs %d, hang %d, manifest GETs %d\n%s", blobs.Fired(), hang.Fired(), manifests.Fired(), px.LogString())
+	}
+	if got, want := digestSet(readInventory(t, faulty)), digestSet(readInventory(t, clean)); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("inventory through faults lists %v, a clean one %v", got, want)
+	}
+
+	px.ClearRules()
+	px.Add(faultproxy.Rule{Method: "HEAD", Path: "/blobs/", Fault: faultproxy.Status(503)})
+	failed := filepath.Join(work, "failed.json")
+	args[1] = "2"
+	out, code := run(t, append(args, "-o", failed)...)
+	if code != exitFailure || !strings.Contains(out, "gave up after 2 attempts") || !strings.Contains(out, px.Host) {
+		t.Errorf("persistent 503: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(failed); !os.IsNotExist(err) {
 		t.Errorf("a failed inventory wrote its file (%v)", err)
 	}
 }
