@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,11 +12,13 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/internal/faultproxy"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/schemas"
 )
 
@@ -220,6 +223,8 @@ func TestInventoryRegistryAndDirectory(t *testing.T) {
 		t.Errorf("where BASE holds tool's layer: registry %q, directory %q", regWhere[layer["tool"]], dirWhere[layer["tool"]])
 	}
 
+	checkDiffDeltaBound(t, v1Lock, filepath.Join(dir, "bundle.lock"), lockDelta)
+
 	rebuilt := filepath.Join(t.TempDir(), "next")
 	if out, code := run(t, "apply", dirDelta, "--base", v1, "-o", rebuilt); code != 0 {
 		t.Fatalf("apply of the delta made against the directory's inventory: %d\n%s", code, out)
@@ -239,6 +244,72 @@ func TestInventoryRegistryAndDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(work, "x.json")); !os.IsNotExist(err) {
 		t.Errorf("a failed inventory wrote its file (%v)", err)
+	}
+}
+
+// checkDiffDeltaBound checks diff OLD NEW's delta figures against the
+// delta build --since OLD wrote in deltaDir: a group has a delta archive
+// exactly when diff lists it; its blobs, but for the manifests and configs
+// of the platforms OLD pins, weigh at most delta-bytes; those manifests
+// number delta-unsized-manifests.
+func checkDiffDeltaBound(t *testing.T, oldLock, newLock, deltaDir string) {
+	t.Helper()
+	out, stderr, code := runSplit(t, "", "--json", "diff", oldLock, newLock)
+	if code != 0 {
+		t.Fatalf("diff: exit %d\n%s", code, stderr)
+	}
+	type groupDelta struct {
+		Name       string
+		DeltaBytes int64 `json:"delta-bytes"`
+		Unsized    int   `json:"delta-unsized-manifests"`
+	}
+	var d struct{ Groups []groupDelta }
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	old, err := lockfile.Read(oldLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := map[digest.Digest]bool{}  // OLD's platform manifests
+	unsized := map[digest.Digest]bool{} // and their configs
+	for _, g := range old.Groups {
+		for _, e := range g.Images {
+			for _, p := range e.Platforms {
+				pinned[p.Digest], unsized[p.Digest], unsized[p.Config] = true, true, true
+			}
+		}
+	}
+	m, err := delta.Read(context.Background(), deltaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range m.Archives {
+		i := slices.IndexFunc(d.Groups, func(g groupDelta) bool { return g.Name == a.Group })
+		if (i >= 0) != (a.Delta != nil) {
+			t.Errorf("group %q: diff lists it %v, build --since wrote a delta archive %v", a.Group, i >= 0, a.Delta != nil)
+			continue
+		}
+		if a.Delta == nil {
+			continue
+		}
+		c, err := archive.ReadFile(context.Background(), filepath.Join(deltaDir, a.Delta.Name), archive.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bytes int64
+		manifests := 0
+		for dg, b := range c.Blobs {
+			if pinned[dg] {
+				manifests++
+			}
+			if !unsized[dg] {
+				bytes += b.Size
+			}
+		}
+		if g := d.Groups[i]; bytes > g.DeltaBytes || manifests != g.Unsized {
+			t.Errorf("group %q: the delta archive holds %d bytes of blobs whose sizes the lockfile records and %d manifests OLD pins; diff says at most %d and %d", a.Group, bytes, manifests, g.DeltaBytes, g.Unsized)
+		}
 	}
 }
 
