@@ -60,7 +60,11 @@ func InventoryDir(ctx context.Context, dir string, opts DirOptions) (*Inventory,
 	if err != nil {
 		return nil, nil, err
 	}
-	inv := &Inventory{Version: InventoryVersion, Source: "directory " + dir, Blobs: []Blob{}}
+	source := "directory " + dir
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		source = "archive " + dir
+	}
+	inv := &Inventory{Version: InventoryVersion, Source: source, Blobs: []Blob{}}
 	listed := map[digest.Digest]bool{}
 	var out []ArchiveListing
 	for _, p := range paths {
@@ -79,7 +83,7 @@ func InventoryDir(ctx context.Context, dir string, opts DirOptions) (*Inventory,
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
-			return nil, nil, fmt.Errorf("archive %s: %w (move it out of %s, or repair it, and list again)", p, err, dir)
+			return nil, nil, fmt.Errorf("archive %s: %w (repair it, or move it aside, and list again)", p, err)
 		}
 		for _, d := range l.Damaged {
 			log.Warn("blob does not match its name: left out of the inventory, so a delta carries it again", "archive", p, "blob", d)

@@ -405,6 +405,21 @@ func TestInventoryDirectoryHash(t *testing.T) {
 			t.Errorf("inventory %v: damaged layer listed %v, want %v", c.args, ok, c.listed)
 		}
 	}
+
+	// One archive named alone is listed as such.
+	p := filepath.Join(t.TempDir(), "one.json")
+	if out, code := run(t, "inventory", filepath.Join(site, "extra.tar"), "-o", p); code != 0 {
+		t.Fatalf("inventory of one archive: exit %d\n%s", code, out)
+	}
+	if inv := readInventory(t, p); inv.Source != "archive "+filepath.Join(site, "extra.tar") || len(inv.Blobs) == 0 {
+		t.Errorf("inventory of one archive: source %q, %d blobs", inv.Source, len(inv.Blobs))
+	}
+	// An archive that cannot be read fails the inventory, naming it.
+	writeFile(t, site, "broken.tar.gz", "not gzip at all")
+	out, code := run(t, "inventory", site, "-o", p+".2")
+	if code != exitFailure || !strings.Contains(out, filepath.Join(site, "broken.tar.gz")) {
+		t.Errorf("inventory with an unreadable archive: exit %d\n%s", code, out)
+	}
 }
 
 // Malformed inventories given to build --since are usage errors (exit 2)
