@@ -35,7 +35,7 @@ check: lint test fuzz install-check release-check e2e
 # spend its whole budget there (FuzzRead did).
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := ./config:FuzzParse ./config:FuzzLocator ./config:FuzzImageList ./config:FuzzManifestImages \
-	./lockfile:FuzzParse ./sums:FuzzParse \
+	./lockfile:FuzzParse ./sums:FuzzParse ./delta:FuzzParse ./delta:FuzzParseInventory \
 	./archive:FuzzRead ./archive:FuzzParseManifest ./archive:FuzzFilterIndex \
 	./trust:FuzzParseReferrers
 fuzz:

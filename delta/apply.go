@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -366,41 +364,24 @@ func indexBase(ctx context.Context, dir string, m *Manifest, tmpDir string) (*ba
 }
 
 // indexTar records where the needed blobs of one .tar lie, reading only
-// its headers (tar.Reader seeks over the data of an *os.File).
+// its headers (archive.TarBlobs).
 func (b *baseIndex) indexTar(ctx context.Context, p string, need map[digest.Digest]int64) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("%w: BASE archive %s: %w", ErrDelta, p, err)
 	}
 	b.files = append(b.files, f)
-	tr := tar.NewReader(f)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	err = archive.TarBlobs(ctx, f, func(tb archive.TarBlob) error {
+		if size, ok := need[tb.Digest]; ok && tb.Size == size {
+			b.blobs[tb.Digest] = location{file: f, archive: filepath.Base(p), off: tb.Offset, size: tb.Size}
+			delete(need, tb.Digest)
 		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%w: BASE archive %s: %w", ErrDelta, p, err)
-		}
-		name := strings.TrimPrefix(hdr.Name, "./")
-		if hdr.Typeflag != tar.TypeReg || !strings.HasPrefix(name, "blobs/sha256/") {
-			continue
-		}
-		d := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(name, "blobs/sha256/"))
-		size, ok := need[d]
-		if !ok || hdr.Size != size {
-			continue
-		}
-		off, err := f.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return err
-		}
-		b.blobs[d] = location{file: f, archive: filepath.Base(p), off: off, size: hdr.Size}
-		delete(need, d)
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: BASE archive %s: %w", ErrDelta, p, err)
 	}
+	return err
 }
 
 // missing lists, all at once, what the delta needs and BASE lacks.

@@ -117,10 +117,18 @@ func Read(ctx context.Context, dir string) (*Manifest, error) {
 // every digest and sha256 well formed.
 func Parse(data []byte, path string) (*Manifest, error) {
 	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	if err := decodeStrict(data, &m); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDelta, path, err)
+	}
+	// An empty list is no list, as Encode writes it (omitempty): the
+	// value read is the value written.
+	if len(m.RemovedGroups) == 0 {
+		m.RemovedGroups = nil
+	}
+	for i := range m.Archives {
+		if len(m.Archives[i].FromBase) == 0 {
+			m.Archives[i].FromBase = nil
+		}
 	}
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -183,8 +191,12 @@ func (m *Manifest) Encode() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// plainName is a file name that stays in its directory and fits on a
+// SHA256SUMS line: no separator, no control character (a newline would
+// forge a line of its own).
 func plainName(n string) bool {
-	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, `/\`) && n == filepath.Base(n)
+	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, `/\`) && n == filepath.Base(n) &&
+		!strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 func isHex(s string) bool {

@@ -30,8 +30,13 @@ type Diff struct {
 	// platform manifest the old lockfile does not have, plus new index
 	// blobs, each digest counted once. The lockfile does not list layers,
 	// so a layer a new platform shares with an old one is counted again.
-	DownloadBytes int64       `json:"download-bytes"`
-	Groups        []GroupDiff `json:"groups"`
+	DownloadBytes int64 `json:"download-bytes"`
+	// DeltaBytes and DeltaUnsizedManifests are the sums of the groups'
+	// (GroupDiff.DeltaBytes): what build --since OLD writes in all, each
+	// group's delta archive being whole on its own.
+	DeltaBytes            int64       `json:"delta-bytes"`
+	DeltaUnsizedManifests int         `json:"delta-unsized-manifests"`
+	Groups                []GroupDiff `json:"groups"`
 }
 
 // Empty reports whether the two lockfiles pin the same thing.
@@ -48,7 +53,20 @@ type GroupDiff struct {
 	OldIndex      image.IndexMode `json:"old-index,omitempty"`
 	NewIndex      image.IndexMode `json:"new-index,omitempty"`
 	DownloadBytes int64           `json:"download-bytes"` // as Diff's, for this group
-	Images        []ImageDiff     `json:"images"`         // updated, then added, then removed; each by ref
+	// DeltaBytes bounds the group's delta archive (build --since OLD:
+	// every manifest, index, config and carried artefact of the group,
+	// and the layers OLD's images lack) by what the lockfile records: the
+	// size (manifest + config + layers) of each platform manifest OLD
+	// does not pin, each index blob, and each carried signature, SBOM
+	// and attestation, each digest once. A layer a new platform shares
+	// with OLD is counted although the delta leaves it out, so this is an
+	// upper bound of those. The platforms OLD pins travel without their
+	// layers, as their manifest and config, whose sizes the lockfile
+	// does not record: DeltaUnsizedManifests counts them (a few KiB
+	// each). A removed group has no delta archive: both are 0.
+	DeltaBytes            int64       `json:"delta-bytes"`
+	DeltaUnsizedManifests int         `json:"delta-unsized-manifests"`
+	Images                []ImageDiff `json:"images"` // updated, then added, then removed; each by ref
 }
 
 // PlatformsChanged reports whether the group's platform list changed (only
@@ -163,6 +181,10 @@ func Compare(oldLock, newLock *Lock) *Diff {
 	}
 	for _, n := range c.total {
 		d.DownloadBytes += n
+	}
+	for _, g := range d.Groups {
+		d.DeltaBytes += g.DeltaBytes
+		d.DeltaUnsizedManifests += g.DeltaUnsizedManifests
 	}
 	return d
 }
@@ -290,8 +312,45 @@ func (c *comparer) group(og, ng *Group) (GroupDiff, bool) {
 		gd.Images = append(gd.Images, list...)
 	}
 	gd.DownloadBytes = sum(groupBlobs)
+	gd.DeltaBytes, gd.DeltaUnsizedManifests = c.delta(ng)
 	changed := gd.Change != Updated || len(gd.Images) > 0 || gd.PlatformsChanged() || gd.IndexChanged()
 	return gd, changed
+}
+
+// delta bounds what a delta of g against the old lockfile carries (see
+// GroupDiff.DeltaBytes): a changed group's delta archive holds all of its
+// images' documents, not only the changed ones'.
+func (c *comparer) delta(g *Group) (bytes int64, unsized int) {
+	seen := map[digest.Digest]bool{}
+	for i := range g.Images {
+		img := &g.Images[i]
+		var platforms int64
+		for _, p := range img.Platforms {
+			platforms += p.Size
+			if seen[p.Digest] {
+				continue
+			}
+			seen[p.Digest] = true
+			if c.have[p.Digest] {
+				unsized++ // its layers are BASE's: manifest and config travel
+			} else {
+				bytes += p.Size
+			}
+		}
+		// The index travels whether or not OLD pins it (a filtered index,
+		// written instead, is smaller than the original counted here).
+		if img.IsIndex() && !seen[img.Digest] && img.Size > platforms {
+			seen[img.Digest] = true
+			bytes += img.Size - platforms
+		}
+		for _, a := range img.Artifacts {
+			if !seen[a.Digest] {
+				seen[a.Digest] = true
+				bytes += a.Size
+			}
+		}
+	}
+	return bytes, unsized
 }
 
 func (c *comparer) update(oi, ni *Image, addBlobs func(map[digest.Digest]int64) int64) ImageDiff {

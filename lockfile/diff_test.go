@@ -293,3 +293,89 @@ func TestCompareReversed(t *testing.T) {
 		t.Errorf("backward: %s", describe(back))
 	}
 }
+
+// deltaOf renders each changed group's delta bound and the totals.
+func deltaOf(d *Diff) string {
+	var b strings.Builder
+	for _, g := range d.Groups {
+		fmt.Fprintf(&b, "%s %s delta=%d unsized=%d\n", g.Name, g.Change, g.DeltaBytes, g.DeltaUnsizedManifests)
+	}
+	fmt.Fprintf(&b, "total delta=%d unsized=%d download=%d\n", d.DeltaBytes, d.DeltaUnsizedManifests, d.DownloadBytes)
+	return b.String()
+}
+
+// The delta of NEW against OLD, per group, as build --since OLD writes it:
+// a changed group's archive carries every image's documents, the layers
+// OLD lacks and the carried artefacts; the lockfile bounds it by platform
+// sizes and counts the platforms whose manifest and config travel without
+// a recorded size.
+func TestCompareDelta(t *testing.T) {
+	const (
+		node1 = "docker.io/calico/node:v3.28.0"
+		node2 = "docker.io/calico/node:v3.28.1"
+		typha = "docker.io/calico/typha:v3.28.0"
+		pause = "docker.io/rancher/mirrored-pause:3.6"
+	)
+	withArtifact := func(img Image, d digest.Digest, size int64) Image {
+		img.Artifacts = []Artifact{{Kind: ArtifactSignature, Subject: img.Digest, Tag: ArtifactTag(img.Digest, ArtifactSignature), Digest: d, MediaType: ociManifest, Size: size}}
+		return img
+	}
+	base := lock(
+		group("calico", amd, single(node1, dg("1"), 1000), single(typha, dg("7"), 300)),
+		group("core", amd, single(pause, dg("2"), 50)),
+	)
+	for _, c := range []struct {
+		name     string
+		old, new *Lock
+		want     string
+	}{
+		{
+			"a bump carries the new image, and the unchanged one's manifest and config; an unchanged group nothing",
+			base,
+			lock(group("calico", amd, single(node2, dg("4"), 1200), single(typha, dg("7"), 300)), group("core", amd, single(pause, dg("2"), 50))),
+			"calico updated delta=1200 unsized=1\ntotal delta=1200 unsized=1 download=1200\n",
+		},
+		{
+			"a new image in two groups is carried by each group's delta, downloaded once",
+			base,
+			lock(
+				group("calico", amd, single(node1, dg("1"), 1000), single(typha, dg("7"), 300), single("docker.io/x/new:1", dg("5"), 80)),
+				group("core", amd, single(pause, dg("2"), 50), single("docker.io/x/new:1", dg("5"), 80)),
+			),
+			"calico updated delta=80 unsized=2\ncore updated delta=80 unsized=1\ntotal delta=160 unsized=3 download=80\n",
+		},
+		{
+			"an index travels whole, a platform OLD pins without its layers",
+			lock(group("g", []string{"linux/amd64", "linux/arm64"}, multi(pause, dg("a"), "linux/amd64=b:500", "linux/arm64=d:400"))),
+			lock(group("g", []string{"linux/amd64", "linux/arm64"}, multi(pause, dg("e"), "linux/amd64=b:500", "linux/arm64=f:450"))),
+			"g updated delta=550 unsized=1\ntotal delta=550 unsized=1 download=550\n",
+		},
+		{
+			"an image moved to another group: OLD's other group holds its layers; the removed group has no delta",
+			base,
+			lock(group("calico", amd, single(typha, dg("7"), 300)), group("core", amd, single(pause, dg("2"), 50), single(node1, dg("1"), 1000))),
+			"calico updated delta=0 unsized=1\ncore updated delta=0 unsized=2\ntotal delta=0 unsized=3 download=0\n",
+		},
+		{
+			"carried signatures travel whole, even an unchanged image's",
+			lock(group("calico", amd, withArtifact(single(typha, dg("7"), 300), dg("8"), 40))),
+			lock(group("calico", amd, withArtifact(single(typha, dg("7"), 300), dg("8"), 40), single(node2, dg("4"), 1200))),
+			"calico updated delta=1240 unsized=1\ntotal delta=1240 unsized=1 download=1200\n",
+		},
+		{
+			"a removed group carries nothing",
+			base,
+			lock(group("calico", amd, single(node1, dg("1"), 1000), single(typha, dg("7"), 300))),
+			"core removed delta=0 unsized=0\ntotal delta=0 unsized=0 download=0\n",
+		},
+		{
+			"no old lockfile: every byte",
+			nil, base,
+			"calico added delta=1300 unsized=0\ncore added delta=50 unsized=0\ntotal delta=1350 unsized=0 download=1350\n",
+		},
+	} {
+		if got := deltaOf(Compare(c.old, c.new)); got != c.want {
+			t.Errorf("%s:\n%s--- want\n%s", c.name, got, c.want)
+		}
+	}
+}

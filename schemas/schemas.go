@@ -15,15 +15,17 @@ import (
 
 // Names of the schema files in FS, and the $id of each.
 const (
-	BundleFile  = "bundle.schema.json"
-	LockFile    = "lock.schema.json"
-	MappingFile = "mapping.schema.json"
-	DeltaFile   = "delta.schema.json"
+	BundleFile    = "bundle.schema.json"
+	LockFile      = "lock.schema.json"
+	MappingFile   = "mapping.schema.json"
+	DeltaFile     = "delta.schema.json"
+	InventoryFile = "inventory.schema.json"
 
-	BundleID  = "https://airgap-bundle.dev/schemas/bundle.schema.json"
-	LockID    = "https://airgap-bundle.dev/schemas/lock.schema.json"
-	MappingID = "https://airgap-bundle.dev/schemas/mapping.schema.json"
-	DeltaID   = "https://airgap-bundle.dev/schemas/delta.schema.json"
+	BundleID    = "https://airgap-bundle.dev/schemas/bundle.schema.json"
+	LockID      = "https://airgap-bundle.dev/schemas/lock.schema.json"
+	MappingID   = "https://airgap-bundle.dev/schemas/mapping.schema.json"
+	DeltaID     = "https://airgap-bundle.dev/schemas/delta.schema.json"
+	InventoryID = "https://airgap-bundle.dev/schemas/inventory.schema.json"
 )
 
 //go:embed *.json
@@ -45,6 +47,10 @@ func Mapping() []byte { return mustRead(MappingFile) }
 // Delta returns delta.schema.json (build --since's delta.json). Each call
 // returns a fresh copy.
 func Delta() []byte { return mustRead(DeltaFile) }
+
+// Inventory returns inventory.schema.json (airgap-bundle inventory's
+// have.json). Each call returns a fresh copy.
+func Inventory() []byte { return mustRead(InventoryFile) }
 
 func mustRead(name string) []byte {
 	b, err := files.ReadFile(name)

@@ -32,7 +32,7 @@ func newDiffCmd(g *globalFlags) *cobra.Command {
 	var exitCode bool
 	c := &cobra.Command{
 		Use:   "diff OLD.lock NEW.lock",
-		Short: "Show what a lockfile change does: images added, removed, moved, and what a rebuild downloads",
+		Short: "Show what a lockfile change does: images added, removed, moved, what a rebuild downloads and how big a delta is",
 		Long: `diff compares two lockfiles group by group, for a reviewer of a lockfile
 change: images added (+), removed (-) and updated (~: the same reference
 pinned to a new digest, or a removed and an added tag of one repository in
@@ -47,6 +47,15 @@ sizes per platform, not per layer, so a layer a new platform shares with an
 old one (a base image that did not change) is counted again: the figure is
 an upper bound, for a cache that already holds everything the old lockfile
 pins.
+
+It also says, per group, how big a delta of NEW against OLD is (build
+--since OLD: a changed group's archive without the layers OLD's images
+hold): at most the size of each platform manifest OLD does not pin, each
+index and each carried signature, SBOM and attestation of the group, each
+counted once (a layer shared with OLD is counted although the delta leaves
+it out), and the manifest and config of each platform OLD pins, whose
+sizes the lockfile does not record (a few KiB each). Each group's delta
+archive stands on its own, so the total is the groups' sum.
 
 OLD or NEW may be "-" for standard input (git show main:bundle.lock | ...);
 an empty file stands for "no lockfile". diff exits 0 whenever it can compare
@@ -112,10 +121,12 @@ func readLockArg(c *cobra.Command, name string) (*lockfile.Lock, error) {
 //	  ~ docker.io/calico/node:v3.28.0 -> v3.28.1  sha256:0123456789ab… -> sha256:fedcba987654…  (+312.4 MiB)
 //	  + docker.io/calico/csi:v3.28.1  sha256:00112233aabb…  (+12.0 MiB)
 //	  - docker.io/calico/pod2daemon-flexvol:v3.28.0
-//	1 group changed: 1 added, 1 removed, 1 updated; a rebuild downloads at most 324.4 MiB
+//	  delta (build --since): at most 329.9 MiB, plus the manifests and configs of 2 platforms the old lockfile pins
+//	1 group changed: 1 added, 1 removed, 1 updated; a rebuild downloads at most 324.4 MiB; a delta carries at most 329.9 MiB, plus the manifests and configs of 2 platforms the old lockfile pins
 //
 // Platform lines follow an update unless they would only say that every
-// platform moved along with the image.
+// platform moved along with the image. lock --dry-run prints the same
+// report, so a dry run and a diff of its result agree.
 func printDiff(w io.Writer, d *lockfile.Diff) {
 	if d.Empty() {
 		fmt.Fprintln(w, "no differences")
@@ -184,6 +195,9 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 				}
 			}
 		}
+		if g.Change != lockfile.Removed {
+			fmt.Fprintf(w, "  delta (build --since): %s\n", deltaSize(g.DeltaBytes, g.DeltaUnsizedManifests))
+		}
 	}
 	groups := "groups"
 	if d.GroupsChanged == 1 {
@@ -193,7 +207,23 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 	if d.DownloadBytes > 0 {
 		download = "a rebuild downloads at most " + progress.HumanBytes(d.DownloadBytes)
 	}
+	download += "; a delta carries " + deltaSize(d.DeltaBytes, d.DeltaUnsizedManifests)
 	fmt.Fprintf(w, "%d %s changed: %d added, %d removed, %d updated; %s\n", d.GroupsChanged, groups, d.Added, d.Removed, d.Updated, download)
+}
+
+// deltaSize says what bounds a delta (lockfile.GroupDiff.DeltaBytes): the
+// bytes the lockfile records, and the platforms whose manifest and config
+// travel without a recorded size.
+func deltaSize(bytes int64, unsized int) string {
+	s := "at most " + progress.HumanBytes(bytes)
+	switch unsized {
+	case 0:
+	case 1:
+		s += ", plus the manifest and config of 1 platform the old lockfile pins"
+	default:
+		s += fmt.Sprintf(", plus the manifests and configs of %d platforms the old lockfile pins", unsized)
+	}
+	return s
 }
 
 // everyPlatformMoved is true for the plain version bump: a new top-level

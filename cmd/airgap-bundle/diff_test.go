@@ -32,6 +32,8 @@ func TestDiffGolden(t *testing.T) {
 		"  - docker.io/calico/pod2daemon-flexvol:v3.28.0\n",
 		"  platforms: linux/amd64 -> linux/amd64, linux/arm64\n",
 		"5 groups changed: 3 added, 2 removed, 6 updated; a rebuild downloads at most ",
+		"  delta (build --since): at most 31.1 MiB, plus the manifests and configs of 2 platforms the old lockfile pins\n",
+		"; a delta carries at most 472.7 MiB, plus the manifests and configs of 7 platforms the old lockfile pins\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("diff output lacks %q", want)
@@ -53,6 +55,19 @@ func TestDiffGolden(t *testing.T) {
 	want := lockfile.Compare(oldLock, newLock)
 	if got.Old != diffOld || got.New != diffNew || got.Diff == nil || got.DownloadBytes != want.DownloadBytes || len(got.Groups) != len(want.Groups) {
 		t.Errorf("diff --json does not carry the computed diff:\n%s", out)
+	}
+	// The delta figures are new keys beside the old ones: a group's, and
+	// their sum (each group's delta archive stands alone); a removed group
+	// has none.
+	var sum int64
+	for _, g := range got.Groups {
+		sum += g.DeltaBytes
+		if g.Change == lockfile.Removed && (g.DeltaBytes != 0 || g.DeltaUnsizedManifests != 0) {
+			t.Errorf("removed group %q has a delta: %+v", g.Name, g)
+		}
+	}
+	if got.DeltaBytes == 0 || got.DeltaBytes != sum || got.DeltaBytes != want.DeltaBytes || got.DeltaUnsizedManifests != 7 {
+		t.Errorf("diff --json delta: %d bytes (groups sum to %d), %d unsized manifests", got.DeltaBytes, sum, got.DeltaUnsizedManifests)
 	}
 
 	// Reversed: what was added is removed, and nothing new is downloaded

@@ -67,6 +67,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newPushCmd(g))
 	root.AddCommand(newApplyCmd(g))
 	root.AddCommand(newJoinCmd(g))
+	root.AddCommand(newInventoryCmd(g))
 	root.SetHelpTemplate(root.HelpTemplate() + "{{with manualURL .}}\nManual: {{.}}\n{{end}}")
 	return root
 }
@@ -85,6 +86,7 @@ var manuals = map[string]string{
 	"build":         "docs/build.md",
 	"apply":         "docs/delta.md",
 	"join":          "docs/spec.md#parts",
+	"inventory":     "docs/delta.md#inventory",
 	"diff":          "docs/ci.md#what-a-bump-changes-lock---dry-run-and-diff",
 	"verify":        "docs/archive-format.md#checking-archives-verify-and-inspect",
 	"inspect":       "docs/archive-format.md#checking-archives-verify-and-inspect",

@@ -39,7 +39,8 @@ func loadSince(ctx context.Context, since, lockPath string) (*bundler.Since, err
 		}
 	}
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		inv, err := delta.ReadInventory(ctx, since)
+		// Parsed from what was read: git:REV names no file to read again.
+		inv, err := delta.ParseInventory(data, name)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--since: %w", err)}
 		}
