@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
+	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
+	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
+)
+
+// deltaBump is a version bump built against a real registry: v1's full
+// archives (the site's BASE), v2's full archives and the delta of v2
+// since v1. app:v2 shares two base layers with app:v1 and tool:v1, and
+// one layer with other:v1 (another group, another repository): the delta
+// leaves out the base layers, tool's own layer and other's layer.
+type deltaBump struct {
+	reg   *testregistry.Registry
+	base  string // v1's archives
+	dist  string // v2's archives, delta/ inside
+	delta string
+	// leftOut are the blobs the delta leaves out; crossRepo the one
+	// BASE holds in another repository (other's layer) only.
+	leftOut   []string
+	crossRepo string
+	// app2 is app:v2's digest in the source registry.
+	app2 string
+}
+
+func newDeltaBump(t *testing.T) *deltaBump {
+	t.Helper()
+	testregistry.Isolate(t)
+	b := &deltaBump{reg: testregistry.Start(t, testregistry.Options{})}
+	ctx := context.Background()
+	layersOf := func(seed string, n int) []fixtures.Layer {
+		img, err := fixtures.Image(seed, fixtures.LinuxAMD64, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []fixtures.Layer
+		for i, l := range ls {
+			out = append(out, fixtures.Layer{Layer: l, CreatedBy: fmt.Sprintf("%s %d", seed, i)})
+		}
+		return out
+	}
+	digestOf := func(l v1.Layer) string {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.String()
+	}
+	shared, other, tool := layersOf("delta-shared", 2), layersOf("delta-other", 1), layersOf("delta-tool", 1)
+	images := map[string][]fixtures.Layer{
+		"app:v1":   append(slices.Clone(shared), layersOf("delta-app-1", 1)...),
+		"app:v2":   append(append(slices.Clone(shared), other...), layersOf("delta-app-2", 1)...),
+		"tool:v1":  append(slices.Clone(shared), tool...),
+		"other:v1": other,
+	}
+	for repo, layers := range images {
+		img, err := fixtures.Assemble(fixtures.ImageSpec{Platform: fixtures.LinuxAMD64, OCI: true, Layers: layers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg, err := fixtures.Push(ctx, b.reg.Host+"/"+repo, img, b.reg.Transport(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if repo == "app:v2" {
+			b.app2 = dg
+		}
+	}
+	for _, l := range []fixtures.Layer{shared[0], shared[1], tool[0], other[0]} {
+		b.leftOut = append(b.leftOut, digestOf(l))
+	}
+	b.crossRepo = digestOf(other[0])
+
+	dir, cacheDir := t.TempDir(), t.TempDir()
+	spec := writeFile(t, dir, "bundle.toml", deltaSpec(b.reg.Host, "app:v1"))
+	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
+		t.Fatalf("build v1: %d\n%s", code, out)
+	}
+	b.dist = filepath.Join(dir, "dist")
+	b.base = t.TempDir()
+	for n, body := range testdir.Snapshot(t, b.dist) {
+		writeFile(t, b.base, n, body)
+	}
+	v1Lock := writeFile(t, t.TempDir(), "v1.lock", testdir.Snapshot(t, dir)["bundle.lock"])
+	writeFile(t, dir, "bundle.toml", deltaSpec(b.reg.Host, "app:v2"))
+	if out, code := run(t, "build", "--cache-dir", cacheDir, "--since", v1Lock, spec); code != 0 {
+		t.Fatalf("build --since: %d\n%s", code, out)
+	}
+	b.delta = filepath.Join(b.dist, "delta")
+	return b
+}
+
+// pullAll pulls ref from a registry with go-containerregistry, every blob,
+// checking each against its digest, and returns the image's digest.
+func pullAll(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatalf("pulling %s: %v", ref, err)
+	}
+	if _, err := img.RawConfigFile(); err != nil {
+		t.Fatalf("pulling %s: config: %v", ref, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatalf("pulling %s: %v", ref, err)
+	}
+	for _, l := range layers {
+		// remote checks the digest when the body ends.
+		rc, err := l.Compressed()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		if err != nil {
+			t.Fatalf("pulling %s: layer: %v", ref, err)
+		}
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// catalog lists a registry's repositories.
+func catalog(t *testing.T, host string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + host + "/v2/_catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var c struct{ Repositories []string }
+	if err := json.Unmarshal(body, &c); err != nil {
+		t.Fatalf("catalog of %s: %v %s", host, err, body)
+	}
+	return c.Repositories
+}
+
+// push DELTA_DIR into a registry that holds BASE pushes only what the
+// delta carries: the blobs it leaves out are found in the target (in the
+// image's repository, or mounted from another), v2's images pull whole
+// with their digests. Into an empty registry, every blob the delta leaves
+// out is named at once and nothing is pushed.
+func TestPushDelta(t *testing.T) {
+	b := newDeltaBump(t)
+	cache := t.TempDir()
+
+	empty := testregistry.Start(t, testregistry.Options{})
+	out, stderr, code := runSplit(t, "", "push", "--insecure", "--cache-dir", cache, "--to", empty.Host, b.delta)
+	if code != exitFailure || !strings.Contains(stderr, "push BASE first") {
+		t.Fatalf("push of a delta into an empty registry: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, d := range b.leftOut {
+		if !strings.Contains(stderr, "blob "+d) {
+			t.Errorf("the refusal does not name %s:\n%s", d, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "core.delta.tar.zst") || !strings.Contains(stderr, b.reg.Host+"/app:v2 -> "+empty.Host+"/app") {
+		t.Errorf("the refusal does not name the archive and image:\n%s", stderr)
+	}
+	if repos := catalog(t, empty.Host); len(repos) != 0 {
+		t.Errorf("refused, but the registry now holds %v", repos)
+	}
+
+	// A delta archive away from its delta.json: its left-out layers are
+	// missing blobs, and the message says why.
+	alone := t.TempDir()
+	writeFile(t, alone, "core.delta.tar.zst", testdir.Snapshot(t, b.delta)["core.delta.tar.zst"])
+	if out, stderr, code := runSplit(t, "", "push", "--insecure", "--cache-dir", cache, "--to", empty.Host, alone); code != exitFailure || !strings.Contains(stderr, "named like a delta archive, but no delta.json beside it") {
+		t.Errorf("a delta archive without delta.json: exit %d\n%s%s", code, out, stderr)
+	}
+
+	target := testregistry.Start(t, testregistry.Options{})
+	pushJSONRun(t, "--insecure", "--cache-dir", cache, "--to", target.Host, b.base)
+	out, stderr, code = runSplit(t, "", "--json", "push", "--insecure", "--cache-dir", cache, "--to", target.Host, b.delta)
+	if code != 0 {
+		t.Fatalf("push of the delta: exit %d\n%s%s", code, out, stderr)
+	}
+	var doc struct {
+		Stats struct {
+			BlobsUploaded int `json:"blobs-uploaded"`
+			BlobsMounted  int `json:"blobs-mounted"`
+			BlobsLeftOut  int `json:"blobs-left-out"`
+			ManifestsPut  int `json:"manifests-put"`
+		}
+		Images []mappingEntry
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	// app:v2's own layer and config go up; other's layer is mounted into
+	// app; the shared layers (in app and tool) and tool's are there.
+	if s := doc.Stats; s.BlobsUploaded != 2 || s.BlobsMounted != 1 || s.BlobsLeftOut != 6 || s.ManifestsPut != 1 {
+		t.Errorf("push of the delta: %+v", s)
+	}
+	for _, e := range doc.Images {
+		if !e.DigestKept {
+			t.Errorf("digest not kept: %+v", e)
+		}
+	}
+	if got := pullAll(t, target.Host+"/app:v2"); got != b.app2 {
+		t.Errorf("app:v2 pulled from the target: %s, want %s", got, b.app2)
+	}
+	if got, want := string(rawManifest(t, target.Host+"/app:v2", "--tls-verify=false")), string(rawManifest(t, b.reg.Host+"/app:v2", "--tls-verify=false")); got != want {
+		t.Errorf("app:v2's manifest in the target:\n%s\nwant the source's\n%s", got, want)
+	}
+	pullAll(t, target.Host+"/tool:v1")
+
+	// BASE's archives and the delta in one push, into an empty registry:
+	// the blobs the delta leaves out come from BASE's archives.
+	both := testregistry.Start(t, testregistry.Options{})
+	pushJSONRun(t, "--insecure", "--cache-dir", cache, "--to", both.Host, b.base, b.delta)
+	if got := pullAll(t, both.Host+"/app:v2"); got != b.app2 {
+		t.Errorf("app:v2 pushed with BASE: %s, want %s", got, b.app2)
+	}
+	if _, err := os.Stat(filepath.Join(b.delta, "delta.json")); err != nil {
+		t.Fatal(err)
+	}
+}
