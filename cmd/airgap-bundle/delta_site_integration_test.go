@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -242,5 +244,48 @@ func TestPushDelta(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.delta, "delta.json")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// serve BASE_DIR DELTA_DIR serves v2 whole: go-containerregistry pulls
+// app:v2 by its per-host path, every blob checked, with its digest; the
+// left-out layers come from BASE's archives, and serve says which from
+// where. The delta alone is refused, every missing blob named.
+func TestServeDelta(t *testing.T) {
+	b := newDeltaBump(t)
+	unpack := t.TempDir()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var alone bytes.Buffer
+	c := newRootCmd()
+	c.SetArgs([]string{"serve", "--listen", "127.0.0.1:0", "--unpack-dir", unpack, b.delta})
+	c.SetOut(&alone)
+	c.SetErr(&alone)
+	err := c.ExecuteContext(ctx)
+	if exitCode(err) != exitFailure || !strings.Contains(fmt.Sprint(err), "serve BASE's archives with the delta") {
+		t.Fatalf("serve of the delta alone: %v\n%s", err, alone.String())
+	}
+	for _, d := range b.leftOut {
+		if !strings.Contains(err.Error(), "blob "+d) {
+			t.Errorf("the refusal does not name %s: %v", d, err)
+		}
+	}
+
+	url, printed, stop, done := startServeOutput(t, "--unpack-dir", unpack, b.base, b.delta)
+	defer func() { stop(); <-done }()
+	served := strings.TrimPrefix(url, "http://")
+	perHost := strings.ReplaceAll(b.reg.Host, ":", "_")
+	if got := pullAll(t, served+"/"+perHost+"/app:v2"); got != b.app2 {
+		t.Errorf("app:v2 from serve: %s, want %s", got, b.app2)
+	}
+	if got, want := string(rawManifest(t, served+"/"+perHost+"/app:v2", "--tls-verify=false")), string(rawManifest(t, b.reg.Host+"/app:v2", "--tls-verify=false")); got != want {
+		t.Errorf("app:v2's manifest from serve:\n%s\nwant the source's\n%s", got, want)
+	}
+	pullAll(t, served+"/"+perHost+"/tool:v1")
+	pullAll(t, served+"/"+perHost+"/app:v1")
+	if !strings.Contains(printed, "a delta archive ("+filepath.Join(b.delta, "delta.json")+"): it leaves out 4 blobs") ||
+		!strings.Contains(printed, b.reg.Host+"/app:v2: blob "+b.crossRepo) || !strings.Contains(printed, "served from "+filepath.Join(b.base, "extra.tar")) {
+		t.Errorf("serve does not say what it serves from where:\n%s", printed)
 	}
 }
