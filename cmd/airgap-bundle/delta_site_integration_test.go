@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
@@ -287,5 +288,140 @@ func TestServeDelta(t *testing.T) {
 	if !strings.Contains(printed, "a delta archive ("+filepath.Join(b.delta, "delta.json")+"): it leaves out 4 blobs") ||
 		!strings.Contains(printed, b.reg.Host+"/app:v2: blob "+b.crossRepo) || !strings.Contains(printed, "served from "+filepath.Join(b.base, "extra.tar")) {
 		t.Errorf("serve does not say what it serves from where:\n%s", printed)
+	}
+}
+
+// verify and inspect know a delta archive by the delta.json beside it:
+// its left-out layers are not problems. verify DELTA_DIR checks the
+// delta's files against delta.json and SHA256SUMS; with --base, that
+// BASE holds every left-out layer whole and each unchanged archive as
+// delta.json says, naming what is missing or damaged.
+func TestVerifyAndInspectDelta(t *testing.T) {
+	b := newDeltaBump(t)
+	deltaArchive := filepath.Join(b.delta, "core.delta.tar.zst")
+
+	out, code := run(t, "verify", b.delta)
+	if code != 0 || !strings.Contains(out, "core.delta.tar.zst: OK (2 images, 5 blobs, 1.7 KiB, sha256 ") || !strings.Contains(out, "; a delta archive of core.tar.zst: 4 blobs (902 B) left out, that BASE holds)") ||
+		!strings.Contains(out, "delta.json: OK") || !strings.Contains(out, "bundle.lock: OK") {
+		t.Errorf("verify DELTA_DIR: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, "verify", deltaArchive); code != 0 || !strings.Contains(out, "a delta archive of core.tar.zst") {
+		t.Errorf("verify of the delta archive: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "verify", "--base", b.base, b.delta)
+	if code != 0 || !strings.Contains(out, "left out, each in BASE, whole") || !strings.Contains(out, "extra.tar: OK (1 image, 3 blobs, 9.0 KiB, sha256 ") || !strings.Contains(out, "; BASE's extra.tar, unchanged since BASE)") {
+		t.Errorf("verify --base: exit %d\n%s", code, out)
+	}
+	stdout, stderr, code := runSplit(t, "", "--json", "verify", "--base", b.base, b.delta)
+	var doc struct {
+		OK    bool
+		Delta struct {
+			Dir, Base string
+			Files     []struct{ Path string }
+		}
+		Archives []struct {
+			Path  string
+			OK    bool
+			Delta struct {
+				Kind, Of     string
+				LeftOut      int   `json:"left-out"`
+				LeftOutBytes int64 `json:"left-out-bytes"`
+				BaseChecked  bool  `json:"base-checked"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != 0 {
+		t.Fatalf("--json verify --base: exit %d %v\n%s%s", code, err, stdout, stderr)
+	}
+	if !doc.OK || doc.Delta.Dir != b.delta || doc.Delta.Base != b.base || len(doc.Delta.Files) != 2 || len(doc.Archives) != 2 ||
+		doc.Archives[0].Delta.Kind != "delta" || doc.Archives[0].Delta.LeftOut != 4 || doc.Archives[0].Delta.LeftOutBytes != 902 || !doc.Archives[0].Delta.BaseChecked ||
+		doc.Archives[1].Delta.Kind != "unchanged" || doc.Archives[1].Path != filepath.Join(b.base, "extra.tar") {
+		t.Errorf("--json verify --base:\n%s", stdout)
+	}
+
+	// BASE without core.tar.zst, and extra.tar's copy of other's layer
+	// damaged: every left-out blob is accounted for.
+	broken := t.TempDir()
+	files := testdir.Snapshot(t, b.base)
+	writeFile(t, broken, "extra.tar", files["extra.tar"])
+	c, err := archive.ReadFile(context.Background(), filepath.Join(broken, "extra.tar"), archive.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi := c.Files["blobs/sha256/"+strings.TrimPrefix(b.crossRepo, "sha256:")]
+	damaged := []byte(files["extra.tar"])
+	damaged[fi.Offset+fi.Size/2] ^= 0xff
+	writeFile(t, broken, "extra.tar", string(damaged))
+	out, code = run(t, "verify", "--base", broken, b.delta)
+	if code != exitFailure || strings.Count(out, "which the delta leaves out (BASE's group \"core\" holds it), is in no archive of BASE") != 3 ||
+		!strings.Contains(out, "core.delta.tar.zst: blob "+b.crossRepo+", which the delta leaves out, is damaged in BASE: BASE's extra.tar: its copy hashes to") ||
+		!strings.Contains(out, "extra.tar: BASE's copy of extra.tar (unchanged since BASE) is") {
+		t.Errorf("verify --base of a broken BASE: exit %d\n%s", code, out)
+	}
+
+	// The delta's own files: bundle.lock edited, an archive delta.json
+	// does not list.
+	d2 := t.TempDir()
+	for n, body := range testdir.Snapshot(t, b.delta) {
+		writeFile(t, d2, n, body)
+	}
+	writeFile(t, d2, "bundle.lock", testdir.Snapshot(t, b.delta)["bundle.lock"]+"# edited\n")
+	writeFile(t, d2, "old.delta.tar", files["extra.tar"])
+	out, code = run(t, "verify", d2)
+	if code != exitFailure || !strings.Contains(out, "bundle.lock: has sha256") || !strings.Contains(out, "bundle.lock: SHA256SUMS says") || strings.Contains(out, "bundle.lock: lockfile:") ||
+		!strings.Contains(out, "old.delta.tar: is in the delta directory, but delta.json does not list it") {
+		t.Errorf("verify of a damaged delta directory: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{{"verify", "--base", b.base, deltaArchive}, {"verify", b.delta, deltaArchive}} {
+		if out, code := run(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+
+	stdout, stderr, code = runSplit(t, "", "inspect", deltaArchive)
+	if code != 0 || stderr != "" || !strings.Contains(stdout, "a delta archive of core.tar.zst (group \"core\", "+filepath.Join(b.delta, "delta.json")+"): it leaves out 4 layers (902 B) that BASE holds:") ||
+		!strings.Contains(stdout, b.crossRepo+"  227 B  BASE's group \"extra\"") {
+		t.Errorf("inspect of the delta archive: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, _, _ = runSplit(t, "", "--json", "inspect", deltaArchive)
+	var ij struct {
+		Problems []string
+		Delta    struct {
+			Of           string
+			LeftOut      []struct{ Digest string } `json:"left-out"`
+			LeftOutBytes int64                     `json:"left-out-bytes"`
+		}
+		Images []struct {
+			Platforms []struct {
+				Layers []struct {
+					Missing bool
+					LeftOut bool `json:"left-out"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &ij); err != nil {
+		t.Fatal(err)
+	}
+	leftOut := 0
+	for _, img := range ij.Images {
+		for _, p := range img.Platforms {
+			for _, l := range p.Layers {
+				if l.Missing {
+					t.Errorf("a layer is missing: %s", stdout)
+				}
+				if l.LeftOut {
+					leftOut++
+				}
+			}
+		}
+	}
+	if len(ij.Problems) != 0 || ij.Delta.Of != "core.tar.zst" || len(ij.Delta.LeftOut) != 4 || ij.Delta.LeftOutBytes != 902 || leftOut != 6 {
+		t.Errorf("--json inspect of the delta archive (%d layers left out):\n%s", leftOut, stdout)
+	}
+	alone := filepath.Join(t.TempDir(), "core.delta.tar.zst")
+	writeFile(t, filepath.Dir(alone), filepath.Base(alone), testdir.Snapshot(t, b.delta)["core.delta.tar.zst"])
+	if _, stderr, _ := runSplit(t, "", "inspect", alone); !strings.Contains(stderr, "named like a delta archive, but no delta.json beside it lists it") {
+		t.Errorf("inspect of a delta archive away from delta.json: %s", stderr)
 	}
 }
