@@ -62,11 +62,17 @@ target (index = "original" with some platforms) is refused by default:
 --partial-index=filtered pushes the index of the platforms the archive
 holds, under a new digest recorded in the mapping.
 
+A delta directory (build --since) is pushed into a registry that holds its
+BASE: every layer a delta archive leaves out is looked for there first (the
+image's repository, else another repository of the target, mounted from
+there); all those missing are named at once and nothing is pushed.
+
 --mapping writes the source -> target names and digests (JSON);
 --registries-yaml a k3s/RKE2 registries.yaml and --hosts-dir containerd
 hosts.toml files that make nodes pull the public names from the target.`,
 		Example: `  airgap-bundle push dist/ --to registry.internal:5000
   airgap-bundle push dist/calico.tar --to registry.internal/mirror --mapping relocated.json
+  airgap-bundle push delta/ --to registry.internal:5000        # a delta, where BASE was pushed
   airgap-bundle push dist/*.tar* --to registry.internal:5000 --hosts-dir certs.d --registries-yaml registries.yaml`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
