@@ -84,7 +84,7 @@ func resolveFromBase(ctx context.Context, clients []*client, units []*unit, sour
 	var (
 		heads   sync.Map // host|repo@digest -> *headResult
 		mu      sync.Mutex
-		missing = map[string]*missingBlob{} // host@digest
+		missing = map[string]*missingBlob{} // target@digest
 		counted = map[string]bool{}         // host|repo@digest found there
 	)
 	head := func(gctx context.Context, c *client, repo name.Repository, d digest.Digest) (bool, error) {
@@ -99,7 +99,9 @@ func resolveFromBase(ctx context.Context, clients []*client, units []*unit, sour
 		u.fromBase = map[digest.Digest]baseBlob{}
 		for _, d := range u.img.fromBase {
 			if s, ok := union[d.Digest]; ok && s.size == d.Size {
+				mu.Lock() // the unit's earlier blobs are being looked up
 				u.fromBase[d.Digest] = baseBlob{src: s}
+				mu.Unlock()
 				continue
 			}
 			g.Go(func() error {
@@ -138,7 +140,7 @@ func resolveFromBase(ctx context.Context, clients []*client, units []*unit, sour
 					}
 				}
 				if !ok {
-					k := u.c.target.Host + "@" + d.Digest.String()
+					k := u.c.target.String() + "@" + d.Digest.String()
 					m := missing[k]
 					if m == nil {
 						m = &missingBlob{c: u.c, d: d, archive: u.img.archive, where: u.img.src.leftOut[d.Digest].Where}
