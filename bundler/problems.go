@@ -27,3 +27,25 @@ const (
 	// whole finding.
 	KindSignatureRejected archive.ProblemKind = "signature-rejected"
 )
+
+// Kinds of problems of a delta (verify DELTA_DIR, verify --base BASE_DIR
+// DELTA_DIR, and verify of a delta archive on its own).
+const (
+	// delta.json cannot be read, or does not parse. Detail: the error.
+	KindDeltaInvalid archive.ProblemKind = "delta-invalid"
+	// A file is not the one delta.json describes: a delta archive's or
+	// bundle.lock's size or sha256, BASE's copy of an unchanged archive,
+	// BASE's bundle.lock. Detail: the whole finding.
+	KindDeltaMismatch archive.ProblemKind = "delta-mismatch"
+	// An archive named like a delta archive, or in a delta directory,
+	// that delta.json does not list: its left-out layers cannot be told
+	// from missing ones. Detail: the whole finding.
+	KindDeltaUnlisted archive.ProblemKind = "delta-unlisted"
+	// A blob the delta leaves out that no archive of BASE holds. Digest:
+	// the blob; Detail: where delta.json says BASE holds it.
+	KindBaseBlobMissing archive.ProblemKind = "base-blob-missing"
+	// A blob the delta leaves out that BASE holds only damaged. Digest:
+	// the blob; Detail: the BASE archive and what its copy hashes to (or
+	// its size).
+	KindBaseBlobCorrupt archive.ProblemKind = "base-blob-corrupt"
+)

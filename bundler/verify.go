@@ -22,6 +22,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/sums"
 	"github.com/airgap-bundle/airgap-bundle/trust"
@@ -50,6 +51,9 @@ type ArchiveReport struct {
 	Chunks int
 	// Problems found, each with Archive set to Name.
 	Problems []archive.Problem
+	// Delta is set in a delta's reports: what the report stands for, and
+	// for a delta archive the blobs it leaves out (see VerifyDelta).
+	Delta *DeltaInfo
 }
 
 // OK reports whether no problem was found.
@@ -143,8 +147,20 @@ func verifyGroupArchive(ctx context.Context, p string, spec *config.Spec, g *con
 // archive.Contents.Check): any archive Read understands, ours or not.
 // Unreferenced content is not a problem here (other tools store more than
 // the images need); Verify, which knows what build writes, reports it.
+// A delta archive (a delta.json beside it lists it) leaves out the blobs
+// delta.json says: those are not missing (VerifyDelta checks the rest of
+// a delta).
 func VerifyArchive(ctx context.Context, path string) ArchiveReport {
 	r, _ := readArchive(ctx, path)
+	of, err := delta.ForArchive(ctx, path)
+	switch {
+	case err != nil:
+		r.add(archive.Problem{Kind: KindDeltaInvalid, Detail: deltaDetail(err)})
+	case of != nil:
+		markDelta(&r, of.Archive)
+	case delta.NamedLikeDelta(path) && slices.ContainsFunc(r.Problems, func(p archive.Problem) bool { return p.Kind == archive.KindBlobMissing }):
+		r.add(archive.Problem{Kind: KindDeltaUnlisted, Detail: fmt.Sprintf("is named like a delta archive, but no %s beside it lists it: the blobs a delta leaves out cannot be told from missing ones (verify it in its delta directory)", delta.FileName)})
+	}
 	return r
 }
 

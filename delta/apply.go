@@ -73,7 +73,7 @@ func Apply(ctx context.Context, dir string, opts ApplyOptions) ([]Applied, error
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBaseLock(opts.Base, m); err != nil {
+	if err := CheckBaseLock(opts.Base, m); err != nil {
 		return nil, err
 	}
 	base, err := indexBase(ctx, opts.Base, m, opts.TempDir)
@@ -188,9 +188,9 @@ func checkFiles(ctx context.Context, dir string, m *Manifest) ([]byte, error) {
 	return lock, nil
 }
 
-// checkBaseLock refuses a BASE whose lockfile (written there by the apply
+// CheckBaseLock refuses a BASE whose lockfile (written there by the apply
 // that made it) is not the one the delta was made against.
-func checkBaseLock(baseDir string, m *Manifest) error {
+func CheckBaseLock(baseDir string, m *Manifest) error {
 	data, err := os.ReadFile(filepath.Join(baseDir, LockfileName))
 	if err != nil || m.Base.LockfileSHA256 == "" {
 		return nil // a build's output directory has no lockfile: the blobs decide

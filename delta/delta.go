@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -209,4 +210,76 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// LeftOut is the archive's from-base blobs by digest: what its delta
+// archive leaves out and expects the site to hold.
+func (a *Archive) LeftOut() map[digest.Digest]Blob {
+	out := make(map[digest.Digest]Blob, len(a.FromBase))
+	for _, b := range a.FromBase {
+		out[b.Digest] = b
+	}
+	return out
+}
+
+// LeftOutBytes is the size of the blobs the delta archive leaves out.
+func (a *Archive) LeftOutBytes() int64 {
+	var n int64
+	for _, b := range a.FromBase {
+		n += b.Size
+	}
+	return n
+}
+
+// IsDir says whether dir is a delta directory (it holds delta.json).
+func IsDir(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, FileName))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// NamedLikeDelta says whether a file name is that of a delta archive
+// (DeltaName's pattern: NAME.delta.tar[.gz|.zst|...]). The name alone does
+// not make a delta archive: only delta.json says which blobs it leaves out
+// (ForArchive); a name without it is worth a hint in a message.
+func NamedLikeDelta(name string) bool {
+	name = filepath.Base(name)
+	for _, ext := range []string{".tar.gz", ".tar.zst", ".tgz", ".tzst", ".tar"} {
+		if strings.HasSuffix(name, ".delta"+ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// Of is the delta an archive file belongs to.
+type Of struct {
+	// Dir is the delta directory, Manifest its delta.json.
+	Dir      string
+	Manifest *Manifest
+	// Archive is delta.json's entry whose delta archive the file is.
+	Archive *Archive
+}
+
+// ForArchive finds the delta an archive file belongs to: a delta.json in
+// the same directory that lists the file's name as a delta archive. It is
+// delta.json, not the file's name, that makes a delta archive: only it says
+// which blobs are left out on purpose (and so are not missing). nil, nil
+// when there is no delta.json beside the file or it does not list it; an
+// error when the delta.json there cannot be read.
+func ForArchive(ctx context.Context, path string) (*Of, error) {
+	dir := filepath.Dir(path)
+	if !IsDir(dir) {
+		return nil, nil
+	}
+	m, err := Read(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	name := filepath.Base(path)
+	for i := range m.Archives {
+		if a := &m.Archives[i]; a.Delta != nil && a.Delta.Name == name {
+			return &Of{Dir: dir, Manifest: m, Archive: a}, nil
+		}
+	}
+	return nil, nil
 }

@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -275,20 +274,6 @@ func (c *client) lookManifest(ctx context.Context, policy registry.Policy, w *wa
 		w.found, w.size, w.m = true, int64(len(desc.Manifest)), m
 		return nil
 	})
-}
-
-// hasBlob reports whether repo holds blob d (HEAD: 200 or 404).
-func (c *client) hasBlob(ctx context.Context, policy registry.Policy, repo name.Repository, d digest.Digest) (bool, error) {
-	var ok bool
-	err := policy.Do(ctx, "HEAD "+repo.String()+"@"+d.String(), func(ctx context.Context) error {
-		l, err := c.puller.Layer(ctx, repo.Digest(d.String()))
-		if err != nil {
-			return err
-		}
-		ok, err = partial.Exists(l)
-		return err
-	})
-	return ok, err
 }
 
 func isNotFound(err error) bool {

@@ -186,10 +186,14 @@ type Result struct {
 // those bytes; a manifest counts as put only once the registry's answer, or
 // a HEAD after it, showed the pushed digest.
 type Stats struct {
-	BlobsUploaded     int64 `json:"blobs-uploaded"`
-	BytesUploaded     int64 `json:"bytes-uploaded"`
-	BlobsMounted      int64 `json:"blobs-mounted"`
-	BlobsExisting     int64 `json:"blobs-existing"`
+	BlobsUploaded int64 `json:"blobs-uploaded"`
+	BytesUploaded int64 `json:"bytes-uploaded"`
+	BlobsMounted  int64 `json:"blobs-mounted"`
+	BlobsExisting int64 `json:"blobs-existing"`
+	// BlobsLeftOut counts the blobs a delta leaves out that the target
+	// held: in the image's repository (also counted as existing), or in
+	// another one, mounted from there (also counted as mounted).
+	BlobsLeftOut      int64 `json:"blobs-left-out,omitempty"`
 	ManifestsPut      int64 `json:"manifests-put"`
 	ManifestsExisting int64 `json:"manifests-existing"`
 }
@@ -222,8 +226,9 @@ type client struct {
 	puller   *remote.Puller
 	obs      *observer
 	// uploaded and sent count the blobs whose bytes went to the registry
-	// and were accepted, and those bytes.
-	uploaded, sent atomic.Int64
+	// and were accepted, and those bytes; leftOut the blobs a delta left
+	// out that the target held (Stats.BlobsLeftOut).
+	uploaded, sent, leftOut atomic.Int64
 }
 
 // unit is one image going into one repository of one target.
@@ -238,6 +243,9 @@ type unit struct {
 	docs []doc
 	kept bool
 	why  string
+	// fromBase says where each blob the delta leaves out comes from
+	// (resolveFromBase).
+	fromBase map[digest.Digest]baseBlob
 }
 
 // Push pushes every image of the archives at paths to every target. It
@@ -276,7 +284,16 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 	// 3. The plan: each image into each repository of each target.
 	units, sourceHosts := plan(clientList, sources, opts.PerHost, &problems)
 
-	// 4. Partial indexes: the absent children may already be in the target
+	// 4. Blobs a delta leaves out: in another archive of the push, or
+	// already in the target; every one that is not is a problem.
+	if err := resolveFromBase(ctx, clientList, units, sources, opts, policy, &problems); err != nil {
+		if len(problems) == 0 || ctx.Err() != nil {
+			return nil, err
+		}
+		problems = append(problems, err)
+	}
+
+	// 5. Partial indexes: the absent children may already be in the target
 	// (pushed from another archive); else the user's choice applies.
 	if err := checkPartial(ctx, units, opts.PartialIndex, opts.Jobs, policy, &problems); err != nil {
 		if len(problems) == 0 || ctx.Err() != nil {
@@ -289,7 +306,7 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 		return nil, errdefs.List(problems, "problems; nothing was pushed")
 	}
 
-	// 5. Blobs, then manifests.
+	// 6. Blobs, then manifests.
 	if err := pushBlobs(ctx, clientList, units, opts, policy, log); err != nil {
 		return nil, err
 	}
@@ -393,6 +410,7 @@ func result(clients []*client, units []*unit, sourceHosts map[string]bool, stats
 		stats.BytesUploaded += c.sent.Load()
 		stats.BlobsMounted += c.obs.mounted.Load()
 		stats.BlobsExisting += c.obs.existing.Load()
+		stats.BlobsLeftOut += c.leftOut.Load()
 	}
 	res := &Result{Stats: stats, Mapping: mapping(clients, units)}
 	for _, c := range clients {
@@ -590,11 +608,15 @@ func (c *client) resolve(ctx context.Context, policy registry.Policy, ref name.R
 // blobJob is one blob for one target registry: the repositories that need
 // it, in the order they were planned.
 type blobJob struct {
-	c     *client
-	d     digest.Digest
-	size  int64
-	mt    image.MediaType
+	c    *client
+	d    digest.Digest
+	size int64
+	mt   image.MediaType
+	// src is where the bytes lie; none (file nil) for a blob a delta
+	// leaves out, which is mounted from another repository of the
+	// target (from).
 	src   blobSource
+	from  *name.Repository
 	repos []name.Repository
 }
 
@@ -602,19 +624,32 @@ func pushBlobs(ctx context.Context, clients []*client, units []*unit, opts Optio
 	var jobs []*blobJob
 	byKey := map[string]*blobJob{}
 	totals := map[*client]int64{}
+	add := func(u *unit, b image.Descriptor, src blobSource, from *name.Repository) {
+		k := u.c.target.Host + "@" + b.Digest.String()
+		j := byKey[k]
+		if j == nil {
+			j = &blobJob{c: u.c, d: b.Digest, size: b.Size, mt: b.MediaType, from: from}
+			byKey[k] = j
+			jobs = append(jobs, j)
+		}
+		if j.src.file == nil && src.file != nil {
+			j.src, j.size = src, src.size
+			totals[u.c] += src.size
+		}
+		if !slices.ContainsFunc(j.repos, func(r name.Repository) bool { return r.String() == u.repo.String() }) {
+			j.repos = append(j.repos, u.repo)
+		}
+	}
 	for _, u := range units {
 		for _, b := range u.img.blobs {
-			k := u.c.target.Host + "@" + b.Digest.String()
-			j := byKey[k]
-			if j == nil {
-				src := sourceOf(u.img, b.Digest)
-				j = &blobJob{c: u.c, d: b.Digest, size: src.size, mt: b.MediaType, src: src}
-				byKey[k] = j
-				jobs = append(jobs, j)
-				totals[u.c] += src.size
-			}
-			if !slices.ContainsFunc(j.repos, func(r name.Repository) bool { return r.String() == u.repo.String() }) {
-				j.repos = append(j.repos, u.repo)
+			add(u, b, sourceOf(u.img, b.Digest), nil)
+		}
+		for _, b := range u.img.fromBase {
+			// A blob the delta leaves out: pushed from another archive
+			// of the push, nothing to do where the repository holds it,
+			// else mounted from the repository that does.
+			if fb := u.fromBase[b.Digest]; !fb.present {
+				add(u, b, fb.src, fb.from)
 			}
 		}
 	}
@@ -668,16 +703,22 @@ func (j *blobJob) push(ctx context.Context, policy registry.Policy, task progres
 			}
 		}
 		var layer = remoteLayer(l)
-		if i > 0 {
+		switch {
+		case i > 0:
 			layer = &remote.MountableLayer{Layer: l, Reference: j.repos[0].Digest(j.d.String())}
+		case j.from != nil:
+			layer = &remote.MountableLayer{Layer: l, Reference: j.from.Digest(j.d.String())}
 		}
 		what := fmt.Sprintf("blob %s -> %s", j.d.Encoded()[:12], repo)
 		if err := policy.Do(ctx, what, func(ctx context.Context) error {
 			return j.c.pusher.Upload(ctx, repo, layer)
 		}); err != nil {
+			if j.src.file == nil && j.from != nil {
+				return fmt.Errorf("the delta leaves it out, and mounting it from %s failed: %w; push BASE into %s first, then the delta", j.from, err, repo)
+			}
 			return err
 		}
-		if i == 0 {
+		if i == 0 && j.src.file != nil {
 			task.Add(j.size - counted.Load())
 		}
 		sent := l.sent.Load()

@@ -15,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
@@ -39,6 +40,10 @@ type sourceImage struct {
 	names   []image.Reference
 	// blobs are the configs and layers, each once.
 	blobs []image.Descriptor
+	// fromBase are the layers a delta archive leaves out (delta.json's
+	// from-base): not in the archive, expected at the target, where BASE
+	// was pushed (see resolveFromBase).
+	fromBase []image.Descriptor
 	// docs are the manifests and indexes to push, children before parents;
 	// the last one is the top (what the names point at).
 	docs []doc
@@ -64,6 +69,10 @@ type source struct {
 	format   archive.Format
 	blobs    map[digest.Digest]blobSource
 	images   []*sourceImage
+	// delta is set for a delta archive (a delta.json beside it lists it):
+	// the blobs it leaves out are expected at the target, not missing.
+	delta   *delta.Of
+	leftOut map[digest.Digest]delta.Blob
 }
 
 func (s *source) close() error {
@@ -80,12 +89,23 @@ func (s *source) close() error {
 // offsets the model gives are offsets in that file), and the blobs are then
 // pushed from it; the file is removed when the push ends (or by the next
 // run, if this one is killed).
+//
+// A delta archive (delta.ForArchive: a delta.json beside it lists it) is
+// read the same way; the layers it leaves out are recorded as expected at
+// the target instead of refused as missing.
 func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []error, err error) {
+	of, err := delta.ForArchive(ctx, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the delta.json beside it: %w", err)
+	}
 	sk, err := archive.OpenSeekable(ctx, p, archive.SeekableOptions{Dir: tmpDir})
 	if err != nil {
 		return nil, nil, err
 	}
-	src := &source{path: p, seekable: sk, file: sk.File, blobs: map[digest.Digest]blobSource{}}
+	src := &source{path: p, seekable: sk, file: sk.File, blobs: map[digest.Digest]blobSource{}, delta: of}
+	if of != nil {
+		src.leftOut = of.Archive.LeftOut()
+	}
 	defer func() {
 		if err != nil {
 			src.close()
@@ -188,6 +208,16 @@ func (src *source) image(c *archive.Contents, img archive.Image) (*sourceImage, 
 			}
 			seen[d.Digest] = true
 			if _, err := src.location(c, d); err != nil {
+				if b, ok := src.leftOut[d.Digest]; ok && !c.Has(d) {
+					if b.Size != d.Size {
+						return nil, fmt.Errorf("blob %s is %d bytes in its descriptor, %d in %s's from-base list", d.Digest, d.Size, b.Size, delta.FileName)
+					}
+					out.fromBase = append(out.fromBase, d)
+					continue
+				}
+				if !c.Has(d) && src.delta == nil && delta.NamedLikeDelta(src.path) {
+					err = fmt.Errorf("%w (the archive is named like a delta archive, but no %s beside it lists it: push a delta from its directory, where %s says which blobs it leaves out)", err, delta.FileName, delta.FileName)
+				}
 				return nil, err
 			}
 			out.blobs = append(out.blobs, d)

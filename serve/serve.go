@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -36,6 +37,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/image"
 )
 
@@ -139,6 +141,8 @@ type repo struct {
 	// referrers are the carried OCI referrers, by subject (the referrers
 	// API answers from them).
 	referrers map[digest.Digest][]referrer
+	// fromDelta says which tags a delta archive gave (see addImage).
+	fromDelta map[string]bool
 }
 
 // referrer is one entry of a referrers index.
@@ -158,6 +162,10 @@ type Registry struct {
 	blobs map[digest.Digest][]location
 	repos map[string]*repo
 	log   *slog.Logger
+	// needs are the blobs served images reference that their own archive
+	// lacks (a delta's left-out layers, else damage): Open finds each in
+	// another archive, or refuses to start.
+	needs []need
 	// the connection timeouts, defaults filled in
 	readHeaderTimeout, idleTimeout, writeStallTimeout time.Duration
 }
@@ -172,12 +180,55 @@ type Archive struct {
 	// Skipped are the names (or images) not served, each with why: a
 	// name that is not a valid reference, an image of a Docker archive.
 	Skipped []string
+	// Delta is the delta.json that lists the archive as a delta archive
+	// ("" for a full one); LeftOut and LeftOutBytes count the blobs it
+	// says the archive leaves out.
+	Delta        string
+	LeftOut      int
+	LeftOutBytes int64
+	// Borrowed are the blobs its images need that it lacks, each served
+	// from another archive that holds it.
+	Borrowed []Borrowed
+	// Retagged says which tags a delta archive took over from a full
+	// archive (or kept from one), each with both digests.
+	Retagged []string
+}
+
+// Borrowed is a blob an image needs that its archive lacks, served from
+// another archive.
+type Borrowed struct {
+	Image  string
+	Digest digest.Digest
+	Size   int64
+	// From is the archive it is served from (the first of those that
+	// hold it; the others serve it if that one changes on disk).
+	From string
+}
+
+// need is one blob a served image references that its archive lacks.
+type need struct {
+	archive int // index in Open's []Archive
+	image   string
+	d       image.Descriptor
+	// leftOut is set when the archive is a delta archive that leaves it
+	// out on purpose: where says which BASE group holds it.
+	leftOut bool
+	where   string
 }
 
 // Open reads each archive once (or each .tar in a directory given) and
 // returns the registry serving them. Compressed archives are refused
 // (archive.ErrCompressed); so is one whose blobs do not hash to their names, and a
-// tag two archives give different digests.
+// tag two archives give different digests (except a delta archive's, which
+// wins over a full archive's: see addImage).
+//
+// The archives are served as one union: a blob an image needs that its
+// own archive lacks (the layers a delta archive leaves out, delta.json
+// beside it says which) is served from any other archive that holds it,
+// and Archive.Borrowed says which and from where. A blob some served image
+// needs that no archive holds stops Open, every such blob named: serving
+// the rest would let a node pull the image's manifest and fail on its
+// layers only when a pod starts.
 func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archive, error) {
 	r := &Registry{blobs: map[digest.Digest][]location{}, repos: map[string]*repo{}, log: opts.Logger}
 	if r.log == nil {
@@ -194,19 +245,60 @@ func Open(ctx context.Context, paths []string, opts Options) (*Registry, []Archi
 		r.log.Warn("serve: a directory entry named like an archive is not served", "why", why)
 	}
 	var out []Archive
-	for _, p := range files {
-		a, err := r.add(ctx, p, opts)
+	for i, p := range files {
+		a, err := r.add(ctx, i, p, opts)
 		if err != nil {
 			r.Close()
 			return nil, nil, err
 		}
 		out = append(out, a)
 	}
+	if err := r.borrow(out); err != nil {
+		r.Close()
+		return nil, nil, err
+	}
 	return r, out, nil
 }
 
-func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, error) {
+// borrow finds, for every blob a served image needs that its archive
+// lacks, another archive that holds it; it names all those no archive
+// holds.
+func (r *Registry) borrow(archives []Archive) error {
+	var missing []string
+	for _, n := range r.needs {
+		a := &archives[n.archive]
+		if locs := r.blobs[n.d.Digest]; len(locs) > 0 {
+			a.Borrowed = append(a.Borrowed, Borrowed{Image: n.image, Digest: n.d.Digest, Size: n.d.Size, From: locs[0].file.archive})
+			r.log.Info("serve: a blob an image needs is served from another archive", "archive", a.Path, "image", n.image, "digest", n.d.Digest, "from", locs[0].file.archive)
+			continue
+		}
+		if n.leftOut {
+			missing = append(missing, fmt.Sprintf("%s: %s: blob %s (%d bytes): the delta leaves it out (BASE's %s holds it) and no archive served holds it: serve BASE's archives with the delta (airgap-bundle serve BASE_DIR DELTA_DIR)", a.Path, n.image, n.d.Digest, n.d.Size, n.where))
+		} else {
+			missing = append(missing, fmt.Sprintf("%s: %s: blob %s (%d bytes) is missing from the archive and no other archive served holds it (airgap-bundle verify %s)", a.Path, n.image, n.d.Digest, n.d.Size, a.Path))
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("serve: %s", missing[0])
+	}
+	return fmt.Errorf("serve: %d blobs that served images need are in no archive:\n  %s", len(missing), strings.Join(missing, "\n  "))
+}
+
+func (r *Registry) add(ctx context.Context, i int, p string, opts Options) (Archive, error) {
 	a := Archive{Path: p}
+	of, err := delta.ForArchive(ctx, p)
+	if err != nil {
+		return a, fmt.Errorf("serve: %s: the delta.json beside it: %w", p, err)
+	}
+	var leftOut map[digest.Digest]delta.Blob
+	if of != nil {
+		a.Delta = filepath.Join(of.Dir, delta.FileName)
+		a.LeftOut, a.LeftOutBytes = len(of.Archive.FromBase), of.Archive.LeftOutBytes()
+		leftOut = of.Archive.LeftOut()
+	}
 	s, err := archive.OpenSeekable(ctx, p, archive.SeekableOptions{Dir: opts.UnpackDir, Keep: true})
 	if errors.Is(err, archive.ErrCompressed) {
 		return a, fmt.Errorf("serve: %s: %w (or give serve --unpack-dir)", p, err)
@@ -233,11 +325,47 @@ func (r *Registry) add(ctx context.Context, p string, opts Options) (Archive, er
 	}
 	a.Images, a.Blobs = len(c.Images), len(c.Blobs)
 	for _, img := range c.Images {
-		if err := r.addImage(c, img, &a.Skipped); err != nil {
+		served, err := r.addImage(c, img, of != nil, &a)
+		if err != nil {
 			return Archive{}, fmt.Errorf("serve: %s: %w", p, err)
+		}
+		if !served {
+			continue
+		}
+		for _, d := range needed(img) {
+			if c.Blobs[d.Digest] == nil {
+				b, ok := leftOut[d.Digest]
+				r.needs = append(r.needs, need{archive: i, image: img.Label(), d: d, leftOut: ok, where: b.Where})
+			}
 		}
 	}
 	return a, nil
+}
+
+// needed is every blob a client pulling img may ask for: its top, the
+// manifests and inner indexes the archive has for it, their configs and
+// layers (not the absent children of an original index).
+func needed(img archive.Image) []image.Descriptor {
+	var out []image.Descriptor
+	seen := map[digest.Digest]bool{}
+	add := func(d image.Descriptor) {
+		if d.Digest != "" && !seen[d.Digest] {
+			seen[d.Digest] = true
+			out = append(out, d)
+		}
+	}
+	add(img.Top)
+	for _, d := range img.Inner {
+		add(d)
+	}
+	for _, m := range img.Manifests {
+		add(m.Descriptor)
+		add(m.Config)
+		for _, l := range m.Layers {
+			add(l)
+		}
+	}
+	return out
 }
 
 // checkBlobs makes sure every blob of c hashes to its name.
@@ -250,12 +378,20 @@ func checkBlobs(c *archive.Contents, p string) error {
 	return nil
 }
 
-func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]string) error {
+// addImage serves img under each of its names; it reports whether any
+// name serves it. fromDelta says the archive is a delta archive: its tags
+// are the new version's, so one a full archive gives another digest (the
+// site's BASE, served beside the delta: serve BASE_DIR DELTA_DIR) is the
+// delta's, in either order. Two full archives, or two deltas, that
+// disagree on a tag are refused: which one is meant is not known.
+func (r *Registry) addImage(c *archive.Contents, img archive.Image, fromDelta bool, a *Archive) (bool, error) {
+	skipped := &a.Skipped
 	if img.Top.Digest == "" {
 		// A Docker archive's image: no manifest to serve.
 		*skipped = append(*skipped, img.Label()+": no index.json entry (a Docker archive): nothing to serve")
-		return nil
+		return false, nil
 	}
+	served := false
 	names, artifactTag := img.Names, ""
 	if a := img.Artifact; a != nil && len(names) == 0 {
 		// A carried signature, SBOM or attestation: served in its image's
@@ -278,9 +414,10 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 		}
 		rp := r.repos[key]
 		if rp == nil {
-			rp = &repo{name: ref.Name(), tags: map[string]image.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}}
+			rp = &repo{name: ref.Name(), tags: map[string]image.Descriptor{}, manifests: map[digest.Digest]image.MediaType{}, blobs: map[digest.Digest]bool{}, fromDelta: map[string]bool{}}
 			r.repos[key] = rp
 		}
+		served = true
 		t := ref.Tag()
 		if a := img.Artifact; a != nil && len(img.Names) == 0 {
 			t = artifactTag
@@ -292,10 +429,19 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 			}
 		}
 		if t != "" {
-			if old, ok := rp.tags[t]; ok && old.Digest != img.Top.Digest {
-				return fmt.Errorf("%s: tagged %s here and %s in another archive", n, img.Top.Digest, old.Digest)
+			old, ok := rp.tags[t]
+			switch {
+			case !ok || old.Digest == img.Top.Digest:
+				rp.tags[t] = img.Top
+				rp.fromDelta[t] = rp.fromDelta[t] || fromDelta
+			case fromDelta && !rp.fromDelta[t]:
+				a.Retagged = append(a.Retagged, fmt.Sprintf("%s: %s, the delta's, not %s, a full archive's", n, img.Top.Digest, old.Digest))
+				rp.tags[t], rp.fromDelta[t] = img.Top, true
+			case !fromDelta && rp.fromDelta[t]:
+				a.Retagged = append(a.Retagged, fmt.Sprintf("%s: %s, a delta's, not %s, this archive's", n, old.Digest, img.Top.Digest))
+			default:
+				return false, fmt.Errorf("%s: tagged %s here and %s in another archive", n, img.Top.Digest, old.Digest)
 			}
-			rp.tags[t] = img.Top
 		}
 		rp.manifests[img.Top.Digest] = img.Top.MediaType
 		for _, d := range img.Inner {
@@ -306,16 +452,13 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, skipped *[]s
 				rp.manifests[m.Digest] = m.MediaType
 			}
 		}
-		for d := range img.References() {
-			if c.Blobs[d] != nil {
-				rp.blobs[d] = true
-			}
-		}
-		for _, d := range img.Inner {
+		// Every blob, in this archive or not: one it lacks is served from
+		// another archive (Open's borrow), or Open refuses to start.
+		for _, d := range needed(img) {
 			rp.blobs[d.Digest] = true
 		}
 	}
-	return nil
+	return served, nil
 }
 
 // Close closes the archive files.

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
@@ -29,7 +32,11 @@ distinct blobs).
 It reads what build writes, and what docker save (classic and Docker 25+),
 skopeo and podman (docker-archive, oci-archive) and crane write. Digests in
 the table are cut to 12 digits; --json gives them whole. It does not judge
-the archive: "airgap-bundle verify ARCHIVE" does.`,
+the archive: "airgap-bundle verify ARCHIVE" does.
+
+A delta archive (build --since; one that a delta.json beside it lists) is
+said to be one: the layers it leaves out, which the site's BASE holds, are
+listed with their total size, not reported as missing.`,
 		Example: `  airgap-bundle inspect dist/k3s-core.tar.zst
   airgap-bundle inspect saved-by-docker.tar
   airgap-bundle --json inspect dist/calico.tar | jq '.images[].names'`,
@@ -39,7 +46,14 @@ the archive: "airgap-bundle verify ARCHIVE" does.`,
 			if err != nil {
 				return err
 			}
-			doc := newInspectJSON(args[0], ct)
+			of, err := delta.ForArchive(c.Context(), args[0])
+			if err != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %s: the %s beside it cannot be read (%v): the layers a delta leaves out show as missing\n", args[0], delta.FileName, err)
+			}
+			doc := newInspectJSON(args[0], ct, of)
+			if of == nil && err == nil && delta.NamedLikeDelta(args[0]) {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %s is named like a delta archive, but no %s beside it lists it: the layers a delta leaves out show as missing\n", args[0], delta.FileName)
+			}
 			if n := len(doc.Problems); n > 0 {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %s: %s; \"airgap-bundle verify %s\" lists them\n", args[0], count(n, "consistency problem", "consistency problems"), args[0])
 			}
@@ -67,6 +81,23 @@ type inspectJSON struct {
 	SavedBytes   int64              `json:"saved-bytes"`   // images-bytes - unique-bytes
 	Images       []inspectImageJSON `json:"images"`
 	Problems     []string           `json:"problems"` // the lines verify ARCHIVE would print
+	// Delta is set for a delta archive: what it stands for, and the blobs
+	// it leaves out (not problems).
+	Delta *inspectDeltaJSON `json:"delta,omitempty"`
+}
+
+type inspectDeltaJSON struct {
+	DeltaFile    string               `json:"delta-file"` // the delta.json that lists it
+	Of           string               `json:"of"`         // the full archive it stands for
+	Group        string               `json:"group"`
+	LeftOut      []inspectLeftOutJSON `json:"left-out"`
+	LeftOutBytes int64                `json:"left-out-bytes"`
+}
+
+type inspectLeftOutJSON struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Where  string `json:"where"` // which of BASE's groups holds it
 }
 
 type inspectImageJSON struct {
@@ -110,6 +141,8 @@ type inspectBlobJSON struct {
 	Size      int64  `json:"size"`
 	Path      string `json:"path,omitempty"` // in a Docker archive, the file
 	Missing   bool   `json:"missing,omitempty"`
+	// LeftOut marks a blob a delta archive leaves out (not missing).
+	LeftOut bool `json:"left-out,omitempty"`
 }
 
 type inspectAbsentJSON struct {
@@ -118,19 +151,36 @@ type inspectAbsentJSON struct {
 	Digest      string `json:"digest"`
 }
 
-func newInspectJSON(archivePath string, c *archive.Contents) inspectJSON {
+// newInspectJSON describes the archive; of is the delta it belongs to,
+// nil for a full archive.
+func newInspectJSON(archivePath string, c *archive.Contents, of *delta.Of) inspectJSON {
 	j := inspectJSON{
 		Archive: archivePath, Format: string(c.Format), Compression: c.Compression.String(),
 		Size: c.Size, SHA256: c.SHA256, Files: len(c.Files), Blobs: len(c.Blobs),
 		PayloadBytes: c.PayloadBytes(), ImagesBytes: c.ImagesBytes(), UniqueBytes: c.UniqueBytes(),
 		Images: []inspectImageJSON{}, Problems: []string{},
 	}
+	var leftOut map[digest.Digest]delta.Blob
+	if of != nil {
+		a := of.Archive
+		leftOut = a.LeftOut()
+		j.Delta = &inspectDeltaJSON{DeltaFile: filepath.Join(of.Dir, delta.FileName), Of: a.Name, Group: a.Group, LeftOut: []inspectLeftOutJSON{}, LeftOutBytes: a.LeftOutBytes()}
+		for _, b := range a.FromBase {
+			j.Delta.LeftOut = append(j.Delta.LeftOut, inspectLeftOutJSON{Digest: b.Digest.String(), Size: b.Size, Where: b.Where})
+		}
+	}
 	for _, p := range c.Check() {
+		if _, ok := leftOut[p.Digest]; ok && p.Kind == archive.KindBlobMissing {
+			continue // left out on purpose
+		}
 		j.Problems = append(j.Problems, problemText(p))
 	}
 	j.SavedBytes = j.ImagesBytes - j.UniqueBytes
 	blob := func(d image.Descriptor, entryPath string) inspectBlobJSON {
 		b := inspectBlobJSON{Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size, Missing: !c.Has(d)}
+		if _, ok := leftOut[d.Digest]; ok && b.Missing {
+			b.Missing, b.LeftOut = false, true
+		}
 		// A Docker archive names its files by path: the entry's, when the
 		// file is there.
 		if p := path.Clean(entryPath); entryPath != "" && c.Files[p] != nil {
@@ -211,6 +261,13 @@ func short(d string) string {
 
 func printInspect(w io.Writer, j inspectJSON) {
 	fmt.Fprintf(w, "%s: %s, %s, %s (%d bytes), sha256 %s\n\n", j.Archive, formatNames[j.Format], compressionName(j.Compression), progress.HumanBytes(j.Size), j.Size, j.SHA256)
+	if d := j.Delta; d != nil {
+		fmt.Fprintf(w, "a delta archive of %s (group %q, %s): it leaves out %s (%s) that BASE holds:\n", d.Of, d.Group, d.DeltaFile, count(len(d.LeftOut), "layer", "layers"), progress.HumanBytes(d.LeftOutBytes))
+		for _, b := range d.LeftOut {
+			fmt.Fprintf(w, "  %s  %s  BASE's %s\n", b.Digest, progress.HumanBytes(b.Size), b.Where)
+		}
+		fmt.Fprintln(w)
+	}
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE / PLATFORM\tDIGEST\tCONFIG\tLAYERS\tSIZE")

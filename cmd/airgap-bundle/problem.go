@@ -75,6 +75,9 @@ func problemText(p archive.Problem) string {
 	case archive.KindDockerPlatformMismatch:
 		return fmt.Sprintf("manifest.json: %s describes platform %s, not the group's first, %s", p.Image, p.Platform, p.Detail)
 	case bundler.KindArchiveMissing:
+		if p.Detail != "" {
+			return "archive is missing (" + p.Detail + ")"
+		}
 		return "archive is missing"
 	case bundler.KindArchiveUnreadable:
 		return "unreadable: " + p.Detail
@@ -104,9 +107,15 @@ func problemText(p archive.Problem) string {
 		return fmt.Sprintf("image %s (%s) is not in the lockfile", p.Image, p.Digest)
 	case bundler.KindBlobExtra:
 		return fmt.Sprintf("blob %s (%s bytes) is not part of the lockfile's images", p.Digest, p.Detail)
+	case bundler.KindDeltaInvalid:
+		return "delta.json: " + p.Detail
+	case bundler.KindBaseBlobMissing:
+		return fmt.Sprintf("blob %s, which the delta leaves out (BASE's %s holds it), is in no archive of BASE", p.Digest, p.Detail)
+	case bundler.KindBaseBlobCorrupt:
+		return fmt.Sprintf("blob %s, which the delta leaves out, is damaged in BASE: %s", p.Digest, p.Detail)
 	}
 	// The kinds whose Detail is the whole finding (document-unreadable,
-	// not-an-image, diffid-mismatch, compression-mismatch), and any kind
-	// added later.
+	// not-an-image, diffid-mismatch, compression-mismatch, delta-mismatch,
+	// delta-unlisted), and any kind added later.
 	return p.Detail
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/config"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	pushpkg "github.com/airgap-bundle/airgap-bundle/push"
@@ -61,11 +62,17 @@ target (index = "original" with some platforms) is refused by default:
 --partial-index=filtered pushes the index of the platforms the archive
 holds, under a new digest recorded in the mapping.
 
+A delta directory (build --since) is pushed into a registry that holds its
+BASE: every layer a delta archive leaves out is looked for there first (the
+image's repository, else another repository of the target, mounted from
+there); all those missing are named at once and nothing is pushed.
+
 --mapping writes the source -> target names and digests (JSON);
 --registries-yaml a k3s/RKE2 registries.yaml and --hosts-dir containerd
 hosts.toml files that make nodes pull the public names from the target.`,
 		Example: `  airgap-bundle push dist/ --to registry.internal:5000
   airgap-bundle push dist/calico.tar --to registry.internal/mirror --mapping relocated.json
+  airgap-bundle push delta/ --to registry.internal:5000        # a delta, where BASE was pushed
   airgap-bundle push dist/*.tar* --to registry.internal:5000 --hosts-dir certs.d --registries-yaml registries.yaml`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -126,6 +133,12 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 	}
 	paths, err := archive.Files(args)
 	if err != nil {
+		for _, a := range args {
+			if errors.Is(err, archive.ErrNoArchive) && delta.IsDir(a) {
+				// Every archive unchanged since BASE: the target has them.
+				err = fmt.Errorf("%w: %s is a delta in which no archive changed since BASE: nothing to push", err, a)
+			}
+		}
 		return usageError{fmt.Errorf("push: %w", err)}
 	}
 	var spec *config.Spec
@@ -191,8 +204,12 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 		fmt.Fprintf(out, "%s -> %s@%s  %s\n", e.Source, e.Target, shortDigest(e.TargetDigest), note)
 	}
 	s := res.Stats
-	fmt.Fprintf(out, "pushed to %s: %d blobs uploaded (%s), %d mounted, %d already there; %d manifests put, %d already there\n",
-		strings.Join(res.Mapping.Targets, ", "), s.BlobsUploaded, progress.HumanBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsExisting, s.ManifestsPut, s.ManifestsExisting)
+	leftOut := ""
+	if s.BlobsLeftOut > 0 {
+		leftOut = fmt.Sprintf(" (%d of them left out of the delta, BASE's)", s.BlobsLeftOut)
+	}
+	fmt.Fprintf(out, "pushed to %s: %d blobs uploaded (%s), %d mounted, %d already there%s; %d manifests put, %d already there\n",
+		strings.Join(res.Mapping.Targets, ", "), s.BlobsUploaded, progress.HumanBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsExisting, leftOut, s.ManifestsPut, s.ManifestsExisting)
 	for _, p := range append([]string{doc.MappingFile, doc.RegistriesYAML}, doc.HostsFiles...) {
 		if p != "" {
 			fmt.Fprintf(out, "wrote %s\n", p)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 	"github.com/airgap-bundle/airgap-bundle/serve"
 )
 
@@ -39,6 +40,13 @@ docker.io/library/busybox:1.36 is pulled as HOST:PORT/docker.io/library/busybox:
 As a containerd mirror (hosts.toml), a node asks by the path on the source
 registry and names it in ?ns= (library/busybox?ns=docker.io,
 bench/multiarch?ns=127.0.0.1:5000).
+
+The archives given are served as one registry: serve BASE_DIR DELTA_DIR
+serves a delta (build --since) with the site's archives, a layer a delta
+archive leaves out served from the archive that holds it (the start lists
+each, with where), a tag the delta moved served as the delta's. serve
+refuses to start when an image needs a blob that no archive given holds,
+naming each.
 
 A compressed archive (.tar.gz, .tar.zst) is decompressed once into
 --unpack-dir (by default the "unpacked" directory of the cache), named by
@@ -112,6 +120,15 @@ func runServe(c *cobra.Command, g *globalFlags, f *serveFlags, args []string) er
 			}
 			for _, s := range a.Skipped {
 				fmt.Fprintf(out, "  not served: %s\n", s)
+			}
+			if a.Delta != "" {
+				fmt.Fprintf(out, "  a delta archive (%s): it leaves out %d blobs (%s) that BASE holds\n", a.Delta, a.LeftOut, progress.HumanBytes(a.LeftOutBytes))
+			}
+			for _, b := range a.Borrowed {
+				fmt.Fprintf(out, "  %s: blob %s (%s) served from %s\n", b.Image, b.Digest, progress.HumanBytes(b.Size), b.From)
+			}
+			for _, s := range a.Retagged {
+				fmt.Fprintf(out, "  tag %s\n", s)
 			}
 		}
 		repos := reg.Repositories()

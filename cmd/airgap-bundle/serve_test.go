@@ -82,6 +82,14 @@ func emptyArchiveDir(t *testing.T) string {
 // cancel that stops it (Ctrl-C) and where its error arrives.
 func startServe(t *testing.T, args ...string) (string, context.CancelFunc, chan error) {
 	t.Helper()
+	url, _, cancel, done := startServeOutput(t, args...)
+	return url, cancel, done
+}
+
+// startServeOutput is startServe, and what serve printed before its
+// address (the archives and repositories it serves).
+func startServeOutput(t *testing.T, args ...string) (string, string, context.CancelFunc, chan error) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	c := newRootCmd()
 	c.SetArgs(append([]string{"serve", "--listen", "127.0.0.1:0"}, args...))
@@ -91,19 +99,21 @@ func startServe(t *testing.T, args ...string) (string, context.CancelFunc, chan 
 	go func() { done <- c.ExecuteContext(ctx); pw.Close() }()
 	addrRE := regexp.MustCompile(`on (https?://\S+)`)
 	var url string
+	var printed strings.Builder
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 			url = m[1]
 			break
 		}
+		printed.WriteString(sc.Text() + "\n")
 	}
 	go io.Copy(io.Discard, pr)
 	if url == "" {
 		cancel()
-		t.Fatalf("no address printed: %v", <-done)
+		t.Fatalf("no address printed: %v\n%s", <-done, printed.String())
 	}
-	return url, cancel, done
+	return url, printed.String(), cancel, done
 }
 
 // TestServeTLS: with --tls-cert and --tls-key, serve answers HTTPS.

@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/bundler"
+	"github.com/airgap-bundle/airgap-bundle/delta"
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
@@ -17,12 +20,13 @@ type verifyFlags struct {
 	lockPath string
 	output   string
 	groups   []string
+	base     string
 }
 
 func newVerifyCmd(g *globalFlags) *cobra.Command {
 	f := &verifyFlags{}
 	c := &cobra.Command{
-		Use:   "verify SPEC | ARCHIVE...",
+		Use:   "verify SPEC | ARCHIVE... | DELTA_DIR [--base BASE_DIR]",
 		Short: "Check built archives against the lockfile, or any archive on its own",
 		Long: `verify SPEC checks the archives "build SPEC" wrote (in the output
 directory, --output to look elsewhere; --group for some groups only) against
@@ -38,7 +42,18 @@ archive: there only platform signatures are checked).
 
 verify ARCHIVE... checks archives on their own (blob hashes, index.json
 against manifest.json, every reference resolvable): ours, or what docker
-save, skopeo, podman and crane write.
+save, skopeo, podman and crane write. A delta archive (one a delta.json
+beside it lists) leaves out the layers delta.json names: they are not
+reported missing.
+
+verify DELTA_DIR checks a delta (build --since): bundle.lock and each delta
+archive are the files delta.json describes and SHA256SUMS lists, and each
+delta archive passes the checks of a built archive against bundle.lock's
+group, its left-out layers aside. With --base BASE_DIR it checks the union
+too: every layer the delta leaves out is in one of BASE's archives and
+hashes to its digest there, each archive unchanged since BASE is in BASE
+with delta.json's sha256, and BASE's bundle.lock (an earlier apply wrote
+it) is the delta's BASE.
 
 Each problem is one line, prefixed with the archive's file name; the exit
 code is 1 when there is any, else 0 with one OK line per archive. A
@@ -47,10 +62,20 @@ missing lockfile, or one that does not match the spec, exits 3. With
 		Example: `  airgap-bundle verify bundle.toml
   airgap-bundle verify --output /srv/airgap --group calico bundle.toml
   airgap-bundle verify dist/k3s-core.tar.zst            # internal consistency only
+  airgap-bundle verify --base /srv/airgap delta/        # a delta, and BASE holding what it leaves out
   airgap-bundle --json verify bundle.toml`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("verify: give the spec file, or archive files")}
+			}
+			if delta.IsDir(args[0]) {
+				if len(args) > 1 || f.lockPath != "" || f.output != "" || len(f.groups) > 0 {
+					return usageError{fmt.Errorf("verify: %s is a delta directory: give it alone (with --base BASE_DIR to check the union)", args[0])}
+				}
+				return nil
+			}
+			if f.base != "" {
+				return usageError{fmt.Errorf("verify: --base goes with a delta directory (one with %s), not with %s", delta.FileName, args[0])}
 			}
 			if isSpecArg(args[0]) && len(args) > 1 {
 				return usageError{errors.New("verify: give one spec file, or archive files, not both")}
@@ -62,6 +87,9 @@ missing lockfile, or one that does not match the spec, exits 3. With
 				if isSpecArg(a) {
 					return usageError{fmt.Errorf("verify: %s is a spec: give one spec file, or archive files, not both", a)}
 				}
+				if delta.IsDir(a) {
+					return usageError{fmt.Errorf("verify: %s is a delta directory: give it alone", a)}
+				}
 			}
 			return nil
 		},
@@ -69,12 +97,16 @@ missing lockfile, or one that does not match the spec, exits 3. With
 			if isSpecArg(args[0]) {
 				return runVerifySpec(c, g, f, args[0])
 			}
+			if delta.IsDir(args[0]) {
+				return runVerifyDelta(c, g, f, args[0])
+			}
 			return runVerifyArchives(c, g, args)
 		},
 	}
 	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
 	c.Flags().StringVarP(&f.output, "output", "o", "", "where the archives are (default: the spec's output-dir)")
 	c.Flags().StringArrayVar(&f.groups, "group", nil, "verify only this group (repeatable)")
+	c.Flags().StringVar(&f.base, "base", "", "with a delta directory: the site's archives (BASE); checks that they hold what the delta leaves out")
 	return c
 }
 
@@ -110,13 +142,48 @@ func runVerifyArchives(c *cobra.Command, g *globalFlags, paths []string) error {
 	return printVerify(c, g, reports, &verifyJSON{})
 }
 
+func runVerifyDelta(c *cobra.Command, g *globalFlags, f *verifyFlags, dir string) error {
+	if f.base != "" {
+		if fi, err := os.Stat(f.base); err != nil || !fi.IsDir() {
+			return usageError{fmt.Errorf("verify: --base %s: not a directory of archives", f.base)}
+		}
+	}
+	dr, err := bundler.VerifyDelta(c.Context(), dir, f.base)
+	if err != nil {
+		return err
+	}
+	j := &verifyJSON{Delta: &verifyDeltaJSON{Dir: dir, Base: f.base, Files: []verifyArchiveJSON{}}}
+	return printVerify(c, g, append(slices.Clone(dr.Files), dr.Archives...), j)
+}
+
 // verifyJSON is the --json document of verify.
 type verifyJSON struct {
 	Lockfile  string              `json:"lockfile,omitempty"`   // with a spec
 	OutputDir string              `json:"output-dir,omitempty"` // with a spec
+	Delta     *verifyDeltaJSON    `json:"delta,omitempty"`      // with a delta directory
 	OK        bool                `json:"ok"`
-	Problems  int                 `json:"problems"` // in all archives
+	Problems  int                 `json:"problems"` // in all archives (and the delta's files)
 	Archives  []verifyArchiveJSON `json:"archives"`
+}
+
+// verifyDeltaJSON is the delta directory verified: its delta.json and
+// bundle.lock are files, not archives.
+type verifyDeltaJSON struct {
+	Dir   string              `json:"dir"`
+	Base  string              `json:"base,omitempty"`
+	Files []verifyArchiveJSON `json:"files"`
+}
+
+// archiveDeltaJSON says what an archive of a delta is.
+type archiveDeltaJSON struct {
+	Kind string `json:"kind"` // "delta" or "unchanged"
+	Of   string `json:"of"`   // the archive of the new version it stands for
+	// LeftOut and LeftOutBytes count the blobs a delta archive leaves out
+	// (which are not problems); BaseChecked says each was found whole in
+	// BASE (--base).
+	LeftOut      int   `json:"left-out,omitempty"`
+	LeftOutBytes int64 `json:"left-out-bytes,omitempty"`
+	BaseChecked  bool  `json:"base-checked,omitempty"`
 }
 
 type verifyArchiveJSON struct {
@@ -130,6 +197,9 @@ type verifyArchiveJSON struct {
 	Blobs    int           `json:"blobs"` // under blobs/
 	Files    int           `json:"files"`
 	Problems []problemJSON `json:"problems"`
+	// Delta is set for the archives of a delta (verify DELTA_DIR, or a
+	// delta archive given on its own).
+	Delta *archiveDeltaJSON `json:"delta,omitempty"`
 }
 
 // problemJSON is one problem: its fields, and its line of text (without
@@ -158,6 +228,12 @@ func printVerify(c *cobra.Command, g *globalFlags, reports []bundler.ArchiveRepo
 		for _, p := range r.Problems {
 			a.Problems = append(a.Problems, problemJSON{Kind: string(p.Kind), Image: p.Image, Platform: p.Platform, Digest: p.Digest.String(), Detail: p.Detail, Message: problemText(p)})
 		}
+		if d := r.Delta; d != nil && d.Kind == bundler.DeltaFile && j.Delta != nil {
+			j.Delta.Files = append(j.Delta.Files, a)
+			continue
+		} else if d != nil {
+			a.Delta = &archiveDeltaJSON{Kind: d.Kind, Of: d.Of, LeftOut: len(d.LeftOut), LeftOutBytes: d.LeftOutBytes, BaseChecked: d.BaseChecked}
+		}
 		j.Archives = append(j.Archives, a)
 	}
 	j.OK, j.Problems = problems == 0, problems
@@ -172,7 +248,21 @@ func printVerify(c *cobra.Command, g *globalFlags, reports []bundler.ArchiveRepo
 				if r.Format == archive.FormatDocker {
 					content = count(r.Files, "file", "files") // no blobs/ directory
 				}
-				fmt.Fprintf(g.out(c), "%s: OK (%s, %s, %s, sha256 %s)\n", r.Name, count(r.Images, "image", "images"), content, progress.HumanBytes(r.Size), r.SHA256)
+				of := ""
+				switch d := r.Delta; {
+				case d != nil && d.Kind == bundler.DeltaFile:
+					fmt.Fprintf(g.out(c), "%s: OK (%s, sha256 %s)\n", r.Name, progress.HumanBytes(r.Size), r.SHA256)
+					continue
+				case d != nil && d.Kind == bundler.DeltaArchive:
+					where := "that BASE holds"
+					if d.BaseChecked {
+						where = "each in BASE, whole"
+					}
+					of = fmt.Sprintf("; a delta archive of %s: %s (%s) left out, %s", d.Of, count(len(d.LeftOut), "blob", "blobs"), progress.HumanBytes(d.LeftOutBytes), where)
+				case d != nil && d.Kind == bundler.DeltaUnchanged:
+					of = fmt.Sprintf("; BASE's %s, unchanged since BASE", d.Of)
+				}
+				fmt.Fprintf(g.out(c), "%s: OK (%s, %s, %s, sha256 %s%s)\n", r.Name, count(r.Images, "image", "images"), content, progress.HumanBytes(r.Size), r.SHA256, of)
 				continue
 			}
 			for _, p := range r.Problems {
@@ -181,7 +271,11 @@ func printVerify(c *cobra.Command, g *globalFlags, reports []bundler.ArchiveRepo
 		}
 	}
 	if problems > 0 {
-		return fmt.Errorf("%w: %s in %d of %s", errdefs.ErrVerify, count(problems, "problem", "problems"), bad, count(len(reports), "archive", "archives"))
+		what := count(len(reports), "archive", "archives")
+		if j.Delta != nil {
+			what = count(len(reports), "file", "files") // delta.json and bundle.lock too
+		}
+		return fmt.Errorf("%w: %s in %d of %s", errdefs.ErrVerify, count(problems, "problem", "problems"), bad, what)
 	}
 	return nil
 }
