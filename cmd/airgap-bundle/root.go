@@ -66,6 +66,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newPushCmd(g))
 	root.AddCommand(newApplyCmd(g))
+	root.AddCommand(newCheckNodeCmd(g))
 	root.SetHelpTemplate(root.HelpTemplate() + "{{with manualURL .}}\nManual: {{.}}\n{{end}}")
 	return root
 }
@@ -83,6 +84,7 @@ var manuals = map[string]string{
 	"lock":          "docs/spec.md#the-lockfile",
 	"build":         "docs/build.md",
 	"apply":         "docs/delta.md",
+	"check-node":    "docs/delta.md#dropping-a-delta-on-a-k3srke2-node",
 	"diff":          "docs/ci.md#what-a-bump-changes-lock---dry-run-and-diff",
 	"verify":        "docs/archive-format.md#checking-archives-verify-and-inspect",
 	"inspect":       "docs/archive-format.md#checking-archives-verify-and-inspect",
