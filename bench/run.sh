@@ -377,9 +377,16 @@ run_airgap() { # RUN
 	else
 		RC=1 WALL=0 CPU=0 RSS=0 FSOUT=0 record ab-warm "$r" "airgap-bundle build (warm)" - proc "cold build failed"
 	fi
-	# the request checks of the k3s set start from run 1's cache and lockfile
-	if [[ $SET == k3s && $r == 1 ]]; then
-		rm -rf "$W/keep" && mkdir -p "$W/keep" && mv "$d/cache" "$d/tar" "$W/keep/"
+	# the request checks and delta rows of the k3s set, and the big set's
+	# delta rows, start from run 1's cache, lockfile and archive (BASE)
+	if [[ ($SET == k3s || $SET == big) && $r == 1 ]]; then
+		local x
+		rm -rf "$W/keep-$SET" && mkdir -p "$W/keep-$SET"
+		for x in cache tar cold; do
+			# the big set's delta rows need BASE's archive and lockfile only
+			[[ $SET == big && $x == cache ]] && continue
+			if [[ -e $d/$x ]]; then mv "$d/$x" "$W/keep-$SET/"; fi
+		done
 	fi
 	[[ $BENCH_KEEP == 1 ]] || rm -rf "$d"
 }
@@ -473,6 +480,13 @@ xargs -d '\n' -a "$2" cat >"$1"
 sync "$1"
 sha256sum "$1" >"$1.sha256"
 EOF
+cat >"$W/cmds/catsync.sh" <<'EOF'
+# apply's floor: the bytes apply writes, read from a file (build's copy),
+# written once and made durable
+set -e
+cat "$2" >"$1"
+sync "$1"
+EOF
 cat >"$W/cmds/docker.sh" <<EOF
 # docker pull each image, then docker save all of them into one tarball
 set -e
@@ -563,8 +577,12 @@ run_docker() { # RUN
 
 # k3s: what the registry sees, counted in its access log (benchtool reqs).
 k3s_requests() {
-	local k=$W/keep l0 out
+	local k=$W/keep-k3s l0 out
 	[[ -f $k/tar/bundle.lock ]] || { log "request checks skipped: no cold build to start from"; return; }
+	# BASE of the delta rows (k3s_delta): v1's lockfile, and a copy of the
+	# cache as the cold row left it, holding BASE's blobs and nothing else
+	cp "$k/tar/bundle.lock" "$k/v1.lock"
+	cp -a "$k/cache" "$k/cache-base"
 	# 1. lock --check on the unchanged spec: no request at all
 	l0=$(($(reglines) + 1))
 	set +e
@@ -603,7 +621,54 @@ k3s_requests() {
 	fact req_lock_blob_get "$REQ_BLOB_GET"
 	fact req_lock_blob_cfg "$REQ_BLOB_CFG"
 	fact req_lock_singles "$(grep -c '"index": false' "$W/refs-$SET.json")"
-	[[ $BENCH_KEEP == 1 ]] || rm -rf "$k"
+}
+
+# delta_rows LABEL BASE_DIR BASE_LOCK SPEC CACHE DIR: issue 17's rows.
+# build --since BASE_LOCK (its output: the delta directory, its requests
+# counted), apply of that delta to BASE_DIR's archive (checked against
+# build's, byte for byte), and apply's floor: cat + fsync of the same
+# output bytes from a file.
+delta_rows() {
+	local label=$1 base=$2 baselock=$3 specf=$4 cache=$5 s=$6 l0 files=() p bytes=0
+	l0=$(($(reglines) + 1))
+	measure ab-since 1 "$AIRGAP_BUNDLE" build "$specf" --since "$baselock" --cache-dir "$cache" --output "$s/out"
+	if ((RC == 0)); then files=("$s/out/delta"/*); fi
+	record ab-since 1 "airgap-bundle build --since BASE ($label)" \
+		"airgap-bundle build bundle.toml --since v1.lock --cache-dir CACHE --output DIR  # output: DIR/delta" \
+		proc "writes the full archive and the delta directory (its files are the output here)" --noinspect "${files[@]}"
+	eval "$("$TOOL" reqs --log "$W/registry/registry.log" --from "$l0" --refs "$W/refs-$SET.json" --dump "$LOGDIR/$SET.since.requests")"
+	fact req_since_rc "$RC"
+	fact req_since_all "$REQ_ALL"
+	fact req_since_manifest "$REQ_MANIFEST"
+	fact req_since_blob_get "$REQ_BLOB_GET"
+	fact req_since_blob_new "$REQ_BLOB_NEW"
+	((RC == 0)) || return 0
+	for p in "${files[@]}"; do bytes=$((bytes + $(stat -c %s "$p"))); done
+	fact delta_bytes "$bytes"
+	fact delta_full_bytes "$(stat -c %s "$s/out/bench.tar")"
+	measure ab-apply 1 "$AIRGAP_BUNDLE" apply "$s/out/delta" --base "$base" -o "$s/applied"
+	record ab-apply 1 "airgap-bundle apply ($label)" "airgap-bundle apply DIR/delta --base BASE_DIR -o DIR2" \
+		proc "BASE's archive + the delta: the new archive, checked against delta.json" --noinspect "$s/applied/bench.tar"
+	fact apply_identical "$(cmp -s "$s/applied/bench.tar" "$s/out/bench.tar" && echo 1 || echo 0)"
+	[[ $BENCH_KEEP == 1 ]] || rm -rf "$s/applied"
+	measure cat-apply 1 bash "$W/cmds/catsync.sh" "$s/cat.out" "$s/out/bench.tar"
+	record cat-apply 1 "FLOOR of apply: cat + fsync of the same bytes" "cat bench.tar >out; sync out" \
+		proc "apply's output bytes, from build's archive" --noinspect "$s/cat.out"
+	[[ $BENCH_KEEP == 1 ]] || rm -rf "$s"
+}
+
+# k3s: the one-image bump as a delta. build --since v1's lockfile from a
+# cache holding BASE only (so the download counts say whether the delta
+# costs any), then apply to the cold row's archive.
+k3s_delta() {
+	local k=$W/keep-k3s s=$W/keep-k3s/since
+	[[ -f $k/v1.lock && -f $k/cold/bench.tar ]] || { log "delta rows skipped: no cold build to start from"; return; }
+	mkdir -p "$s/spec"
+	# the bumped spec with v1's lockfile: build locks first, as the bump row did
+	cp "$k/tar/bundle.toml" "$s/spec/bundle.toml"
+	cp "$k/v1.lock" "$s/spec/bundle.lock"
+	fact delta_new_bytes "$BUMP_NEW_BYTES"
+	delta_rows "1-image bump" "$k/cold" "$k/v1.lock" "$s/spec/bundle.toml" "$k/cache-base" "$s"
 }
 
 # compress_speedup EXT: the archive compressor alone (archive's
@@ -662,7 +727,14 @@ big_double() {
 	measure ab-2x 1 "$AIRGAP_BUNDLE" build "$d/spec/bundle.toml" --cache-dir "$d/cache" --output "$d/out"
 	record ab-2x 1 "airgap-bundle build, big layer doubled (cold)" "$AB_CMD  # the big layer at $((2 * BENCH_BIG_MB)) MiB" \
 		proc "flat-memory check: compare peak RSS with the cold row" --noinspect "$d/out/bench.tar"
-	[[ $BENCH_KEEP == 1 ]] || rm -rf "$d"
+	# the same image as a delta against the cold row's (every byte new but
+	# the compressible layer's): apply's memory on 8x the k3s set's bytes
+	local k=$W/keep-big
+	if ((RC == 0)) && [[ -f $k/tar/bundle.lock && -f $k/cold/bench.tar ]]; then
+		rm -rf "$d/out" # room: build --since writes the archive again
+		delta_rows "big layer doubled" "$k/cold" "$k/tar/bundle.lock" "$d/spec/bundle.toml" "$d/cache" "$d/since"
+	fi
+	[[ $BENCH_KEEP == 1 ]] || rm -rf "$d" "$k"
 }
 
 # ---- the run ------------------------------------------------------------------
@@ -691,7 +763,12 @@ for SET in $BENCH_SETS; do
 	done
 	if want airgap-bundle; then
 		case $SET in
-		k3s) k3s_requests; k3s_compressed ;;
+		k3s)
+			k3s_requests
+			k3s_delta
+			[[ $BENCH_KEEP == 1 ]] || rm -rf "$W/keep-k3s"
+			k3s_compressed
+			;;
 		big) big_double ;;
 		esac
 	fi

@@ -68,6 +68,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newApplyCmd(g))
 	root.AddCommand(newJoinCmd(g))
 	root.AddCommand(newInventoryCmd(g))
+	root.AddCommand(newCheckNodeCmd(g))
 	root.SetHelpTemplate(root.HelpTemplate() + "{{with manualURL .}}\nManual: {{.}}\n{{end}}")
 	return root
 }
@@ -87,6 +88,7 @@ var manuals = map[string]string{
 	"apply":         "docs/delta.md",
 	"join":          "docs/spec.md#parts",
 	"inventory":     "docs/delta.md#inventory",
+	"check-node":    "docs/delta.md#dropping-a-delta-on-a-k3srke2-node",
 	"diff":          "docs/ci.md#what-a-bump-changes-lock---dry-run-and-diff",
 	"verify":        "docs/archive-format.md#checking-archives-verify-and-inspect",
 	"inspect":       "docs/archive-format.md#checking-archives-verify-and-inspect",

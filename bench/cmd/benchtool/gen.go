@@ -54,6 +54,10 @@ type Bump struct {
 	From     string   `json:"from"`
 	To       string   `json:"to"`
 	NewBlobs []string `json:"newBlobs"`
+	// NewBytes is the size of every blob of To's linux/amd64 closure
+	// that no image of the set has (NewBlobs and the manifest): what a
+	// delta against the set must carry at the least (issue 17).
+	NewBytes int64 `json:"newBytes"`
 }
 
 // Refs is what gen writes (refs-SET.json) and the other commands read.
@@ -226,6 +230,7 @@ func (g *gen) k3s() error {
 				}
 				delete(g.seen, b.Digest)
 				g.refs.DistinctBytes -= b.Size
+				g.refs.Bump.NewBytes += b.Size
 				if g.isBlobGet[b.Digest] {
 					g.refs.Bump.NewBlobs = append(g.refs.Bump.NewBlobs, b.Digest)
 				}

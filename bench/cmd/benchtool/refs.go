@@ -33,7 +33,7 @@ func runRefs(args []string) error {
 	big := fs.Bool("big", false, "print the big2x reference")
 	retag := fs.Bool("retag", false, "print the retagged references")
 	blobs := fs.String("blobs", "", "print the blob files of the set under this registry storage root")
-	sh := fs.Bool("sh", false, "print NREFS= DISTINCT_BYTES= NBLOBS= BUMP_FROM= BUMP_TO= BUMP_NEW=")
+	sh := fs.Bool("sh", false, "print NREFS= DISTINCT_BYTES= NBLOBS= BUMP_FROM= BUMP_TO= BUMP_NEW= BUMP_NEW_BYTES=")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,12 +60,12 @@ func runRefs(args []string) error {
 		}
 	case *sh:
 		var from, to string
-		nb := 0
+		nb, nbytes := 0, int64(0)
 		if refs.Bump != nil {
-			from, to, nb = refs.Bump.From, refs.Bump.To, len(refs.Bump.NewBlobs)
+			from, to, nb, nbytes = refs.Bump.From, refs.Bump.To, len(refs.Bump.NewBlobs), refs.Bump.NewBytes
 		}
-		fmt.Printf("NREFS=%d DISTINCT_BYTES=%d NBLOBS=%d BUMP_FROM=%q BUMP_TO=%q BUMP_NEW=%d\n",
-			len(refs.Images), refs.DistinctBytes, len(refs.Blobs), from, to, nb)
+		fmt.Printf("NREFS=%d DISTINCT_BYTES=%d NBLOBS=%d BUMP_FROM=%q BUMP_TO=%q BUMP_NEW=%d BUMP_NEW_BYTES=%d\n",
+			len(refs.Images), refs.DistinctBytes, len(refs.Blobs), from, to, nb, nbytes)
 	default:
 		for _, p := range refs.Images {
 			fmt.Println(p.Ref)

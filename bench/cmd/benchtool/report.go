@@ -186,6 +186,24 @@ func runReport(args []string) error {
 		targets = append(targets, setTargets(set, get, facts[set], distinct, *cores, rs)...)
 	}
 
+	// apply's memory is flat: the big set's apply writes about 8 times the
+	// k3s set's bytes (2x its big layer against 250 MiB).
+	var applies [2]*Row
+	for i, set := range []string{"k3s", "big"} {
+		for _, r := range rowsBySet[set] {
+			if r.ID == "ab-apply" && r.Status == "ok" {
+				applies[i] = r
+			}
+		}
+	}
+	if a, b := applies[0], applies[1]; a != nil && b != nil && a.RSSKiB > 0 {
+		q := float64(b.RSSKiB) / float64(a.RSSKiB)
+		targets = append(targets, Target{Set: "big", Name: "apply peak RSS flat: big set's apply ÷ k3s set's <= 1.10", Known: true, Pass: q <= 1.10,
+			Value: fmt.Sprintf("%.2f (%.1f MiB writing %.0f MiB vs %.1f MiB writing %.0f MiB)", q, float64(b.RSSKiB)/1024, mib(b.Bytes), float64(a.RSSKiB)/1024, mib(a.Bytes))})
+	} else if a != nil || b != nil {
+		targets = append(targets, Target{Set: "big", Name: "apply peak RSS flat: big set's apply ÷ k3s set's <= 1.10", Value: "not measured (needs both sets' apply rows)"})
+	}
+
 	fmt.Println("## Targets")
 	fmt.Println()
 	fmt.Println("Reported, never asserted: `make bench` exits 0 whatever they say.")
@@ -347,6 +365,50 @@ func setTargets(set string, get func(string) *Row, f map[string]string, distinct
 			add(fmt.Sprintf(".tar.%s: two builds byte-identical", ext), ok, v == "1", "sha256 %s", map[bool]string{true: "equal: " + f[ext+"_sha256"], false: "differs"}[v == "1"])
 		}
 	}
+	ts = append(ts, deltaTargets(set, get, f)...)
+	return ts
+}
+
+// deltaTargets are issue 17's: the delta's size, what building it
+// downloads, and apply against its floor.
+func deltaTargets(set string, get func(string) *Row, f map[string]string) []Target {
+	var ts []Target
+	add := func(name string, known, pass bool, format string, a ...any) {
+		ts = append(ts, Target{Set: set, Name: name, Value: fmt.Sprintf(format, a...), Known: known, Pass: known && pass})
+	}
+	num := func(k string) int64 { n, _ := strconv.ParseInt(f[k], 10, 64); return n }
+	if set == "k3s" {
+		if _, ok := f["delta_new_bytes"]; ok {
+			name := "1-image bump: delta <= 1.05 × the new image's blobs BASE lacks + 1 MiB"
+			if _, ok := f["delta_bytes"]; ok && num("delta_new_bytes") > 0 {
+				d, n, full := num("delta_bytes"), num("delta_new_bytes"), num("delta_full_bytes")
+				limit := 1.05*float64(n) + 1<<20
+				add(name, true, float64(d) <= limit, "%.2f MiB (delta archive, delta.json, bundle.lock, SHA256SUMS) for %.2f MiB of new blobs, limit %.2f MiB; %.1f%% of the %.1f MiB archive",
+					mib(d), mib(n), limit/(1<<20), 100*float64(d)/float64(full), mib(full))
+			} else {
+				add(name, false, false, "not measured")
+			}
+		}
+		if _, ok := f["req_since_blob_get"]; ok {
+			add("build --since from a cache holding BASE downloads nothing for BASE: blob GETs == new blobs of the bump, manifest requests == the plain bump's",
+				f["req_since_rc"] == "0",
+				f["req_since_blob_get"] == f["req_bump_expected"] && f["req_since_blob_new"] == f["req_bump_expected"] && f["req_since_manifest"] == f["req_bump_manifest"],
+				"%s blob GETs, %s of them of the bump's %s new blobs; %s manifest requests (the plain bump: %s); %s requests in all (exit %s)",
+				f["req_since_blob_get"], f["req_since_blob_new"], f["req_bump_expected"], f["req_since_manifest"], f["req_bump_manifest"], f["req_since_all"], f["req_since_rc"])
+		}
+	}
+	apply, floor := get("ab-apply"), get("cat-apply")
+	if apply == nil && floor == nil && f["req_since_rc"] == "" {
+		return ts
+	}
+	if apply != nil && floor != nil {
+		q := apply.WallS / floor.WallS
+		add("apply ÷ cat + fsync of the same output bytes <= 1.3", true, q <= 1.3, "%.2f (%.2f s vs %.2f s, %.1f MiB)", q, apply.WallS, floor.WallS, mib(apply.Bytes))
+	} else {
+		add("apply ÷ cat + fsync of the same output bytes <= 1.3", false, false, "not measured")
+	}
+	v, ok := f["apply_identical"]
+	add("apply's archive is build's, byte for byte", ok, v == "1", "%s", map[bool]string{true: "identical (cmp)", false: "differs, or apply failed"}[v == "1"])
 	return ts
 }
 
