@@ -239,12 +239,24 @@ func rebuild(ctx context.Context, dir string, a Archive, base *baseIndex, opts A
 	counter := &iox.CountingWriter{}
 	blobs := &unionBlobs{delta: d, base: base, r: &r}
 	c := d.Contents
-	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), c.WriteImages(), blobs, archive.Options{Compression: d.Compression, ModTime: c.ModTime})
+	for _, bi := range c.Blobs {
+		if bi.ComputedDigest != bi.Digest {
+			return r, tmp, fmt.Errorf("%w: %s: blob %s hashes to %s", ErrDelta, a.Delta.Name, bi.Digest, bi.ComputedDigest)
+		}
+	}
+	// Blobs are not hashed one by one as they are copied: the archive's
+	// own sha256, which must be delta.json's, proves every byte. Only when
+	// it does not are BASE's blobs hashed, to name the damaged one. (Each
+	// BASE byte hashed once, not twice: apply is bound by sha256.)
+	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), c.WriteImages(), blobs, archive.Options{Compression: d.Compression, ModTime: c.ModTime, BlobsVerified: true})
 	if err != nil {
 		return r, tmp, fmt.Errorf("rebuilding %s (group %q): %w", a.Name, a.Group, err)
 	}
 	r.Size, r.SHA256 = counter.N, hex.EncodeToString(h.Sum(nil))
 	if r.Size != a.Size || r.SHA256 != a.SHA256 {
+		if err := blobs.damaged(ctx); err != nil {
+			return r, tmp, fmt.Errorf("%w: rebuilding %s (group %q): %w", ErrDelta, a.Name, a.Group, err)
+		}
 		return r, tmp, fmt.Errorf("%w: rebuilt %s is %d bytes with sha256 %s, not the %d bytes with sha256 %s build wrote (delta and BASE do not belong together)", ErrDelta, a.Name, r.Size, r.SHA256, a.Size, a.SHA256)
 	}
 	return r, tmp, nil
@@ -256,6 +268,27 @@ type unionBlobs struct {
 	delta *archive.Seekable
 	base  *baseIndex
 	r     *Applied
+	used  []usedBlob // BASE's blobs copied, for damaged
+}
+
+type usedBlob struct {
+	d   digest.Digest
+	loc location
+}
+
+// damaged hashes the BASE blobs a rebuild copied and names the first that
+// does not hash to its digest; nil when none.
+func (u *unionBlobs) damaged(ctx context.Context) error {
+	for _, b := range u.used {
+		v := b.d.Verifier()
+		if _, err := io.Copy(v, iox.ContextReader(ctx, io.NewSectionReader(b.loc.file, b.loc.off, b.loc.size))); err != nil {
+			return fmt.Errorf("BASE archive %s: blob %s: %w", b.loc.archive, b.d, err)
+		}
+		if !v.Verified() {
+			return fmt.Errorf("BASE archive %s: blob %s (%d bytes) is damaged: it does not hash to its digest", b.loc.archive, b.d, b.loc.size)
+		}
+	}
+	return nil
 }
 
 func (u *unionBlobs) Open(_ context.Context, d image.Descriptor) (io.ReadCloser, error) {
@@ -269,6 +302,7 @@ func (u *unionBlobs) Open(_ context.Context, d image.Descriptor) (io.ReadCloser,
 		return nil, fmt.Errorf("%w: blob %s is in neither the delta nor BASE", ErrDelta, d.Digest)
 	}
 	u.r.FromBase += loc.size
+	u.used = append(u.used, usedBlob{d: d.Digest, loc: loc})
 	return &namedBlob{Reader: io.NewSectionReader(loc.file, loc.off, loc.size), archive: loc.archive}, nil
 }
 
