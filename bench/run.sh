@@ -671,6 +671,39 @@ k3s_delta() {
 	delta_rows "1-image bump" "$k/cold" "$k/v1.lock" "$s/spec/bundle.toml" "$k/cache-base" "$s"
 }
 
+# k3s: issue 18's rows. The set at a max-size of 2/5 of its size (100 MiB
+# of 250) is written as parts; their sizes, their bytes over one archive,
+# the union's images and digests (inspected together), and the build time
+# against one archive's, both from the same warm cache and lockfile.
+k3s_parts() {
+	local k=$W/keep-k3s d=$W/out/k3s-parts max p sz n=0 biggest=0 total=0 files=()
+	[[ -f $k/tar/bundle.lock ]] || { log "parts rows skipped: no cold build to start from"; return; }
+	max=$((BENCH_K3S_MB * 1048576 * 2 / 5))
+	measure ab-whole 1 "$AIRGAP_BUNDLE" build --locked "$k/tar/bundle.toml" --cache-dir "$k/cache" --output "$d/whole"
+	record ab-whole 1 "airgap-bundle build, one archive (warm)" "airgap-bundle build --locked bundle.toml --cache-dir SAME --output DIR" \
+		proc "the reference of the parts row" --noinspect "$d/whole/bench.tar"
+	((RC == 0)) || return 0
+	measure ab-parts 1 "$AIRGAP_BUNDLE" build --locked "$k/tar/bundle.toml" --cache-dir "$k/cache" --output "$d/parts" --max-size "$max"
+	((RC == 0)) && files=("$d/parts"/bench.part-*)
+	record ab-parts 1 "airgap-bundle build --max-size 2/5 of the set (warm)" \
+		"airgap-bundle build --locked bundle.toml --max-size 100MiB --cache-dir SAME --output DIR2" \
+		proc "written as parts, each a complete archive; images and digests of their union" "${files[@]}"
+	((RC == 0)) || return 0
+	for p in "${files[@]}"; do
+		sz=$(stat -c %s "$p")
+		n=$((n + 1)) total=$((total + sz))
+		((sz > biggest)) && biggest=$sz
+	done
+	fact parts_max_size "$max"
+	fact parts_count "$n"
+	fact parts_biggest "$biggest"
+	fact parts_total "$total"
+	fact parts_whole "$(stat -c %s "$d/whole/bench.tar")"
+	# each part alone is a complete archive (verify ARCHIVE: its own checks)
+	fact parts_each_ok "$("$AIRGAP_BUNDLE" verify "${files[@]}" >"$LOGDIR/k3s.parts-verify.log" 2>&1 && echo 1 || echo 0)"
+	[[ $BENCH_KEEP == 1 ]] || rm -rf "$d"
+}
+
 # compress_speedup EXT: the archive compressor alone (archive's
 # BenchmarkCompression, compressible text, memory to io.Discard) on 1 core
 # and on every core: does compression use them all?
@@ -766,6 +799,7 @@ for SET in $BENCH_SETS; do
 		k3s)
 			k3s_requests
 			k3s_delta
+			k3s_parts
 			[[ $BENCH_KEEP == 1 ]] || rm -rf "$W/keep-k3s"
 			k3s_compressed
 			;;

@@ -366,7 +366,48 @@ func setTargets(set string, get func(string) *Row, f map[string]string, distinct
 		}
 	}
 	ts = append(ts, deltaTargets(set, get, f)...)
+	ts = append(ts, partsTargets(set, get, f)...)
 	return ts
+}
+
+// partsTargets are issue 18's: parts within max-size, each loadable (a
+// complete archive), the union whole, little over one archive, and the
+// build time with parts close to one archive's.
+func partsTargets(set string, get func(string) *Row, f map[string]string) []Target {
+	if set != "k3s" || f["parts_count"] == "" {
+		return nil
+	}
+	var ts []Target
+	add := func(name string, known, pass bool, format string, a ...any) {
+		ts = append(ts, Target{Set: set, Name: name, Value: fmt.Sprintf(format, a...), Known: known, Pass: known && pass})
+	}
+	num := func(k string) int64 { n, _ := strconv.ParseInt(f[k], 10, 64); return n }
+	max, biggest, total, whole := num("parts_max_size"), num("parts_biggest"), num("parts_total"), num("parts_whole")
+	add("parts: every part <= max-size (2/5 of the set)", true, biggest <= max, "%s parts, the largest %.1f MiB, max-size %.1f MiB", f["parts_count"], mib(biggest), mib(max))
+	add("parts: each part alone is a complete archive (verify)", true, f["parts_each_ok"] == "1", "%s", map[bool]string{true: "verify passes on every part", false: "verify failed (log: k3s.parts-verify.log)"}[f["parts_each_ok"] == "1"])
+	if r := get("ab-parts"); r != nil {
+		add("parts: their union holds every image, registry digests kept", r.Status == "ok", sameFraction(r.Images) && sameFraction(r.Kept), "images %s, digests kept %s (of the set's references)", r.Images, r.Kept)
+	}
+	over := float64(total)/float64(max64(whole, 1)) - 1
+	add("parts: bytes over one archive <= 10%", whole > 0, over <= 0.10, "%.1f%% (%.1f MiB in parts, %.1f MiB as one archive)", 100*over, mib(total), mib(whole))
+	if p, w := get("ab-parts"), get("ab-whole"); p != nil && w != nil && w.WallS > 0 {
+		q := p.WallS / w.WallS
+		add("parts: build time <= 1.1 × one archive's (warm)", true, q <= 1.1, "%.2f (%.2f s vs %.2f s)", q, p.WallS, w.WallS)
+	}
+	return ts
+}
+
+// sameFraction says whether "a/b" has a == b.
+func sameFraction(s string) bool {
+	a, b, ok := strings.Cut(s, "/")
+	return ok && a == b
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // deltaTargets are issue 17's: the delta's size, what building it
