@@ -235,7 +235,7 @@ func rebuild(ctx context.Context, dir string, a Archive, base *baseIndex, opts A
 		return r, nil, err
 	}
 	tmp.SyncAhead()
-	h := sha256.New()
+	h := newAsyncHash()
 	counter := &iox.CountingWriter{}
 	blobs := &unionBlobs{delta: d, base: base, r: &r}
 	c := d.Contents
@@ -250,9 +250,10 @@ func rebuild(ctx context.Context, dir string, a Archive, base *baseIndex, opts A
 	// BASE byte hashed once, not twice: apply is bound by sha256.)
 	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), c.WriteImages(), blobs, archive.Options{Compression: d.Compression, ModTime: c.ModTime, BlobsVerified: true})
 	if err != nil {
+		h.abort()
 		return r, tmp, fmt.Errorf("rebuilding %s (group %q): %w", a.Name, a.Group, err)
 	}
-	r.Size, r.SHA256 = counter.N, hex.EncodeToString(h.Sum(nil))
+	r.Size, r.SHA256 = counter.N, h.Sum()
 	if r.Size != a.Size || r.SHA256 != a.SHA256 {
 		if err := blobs.damaged(ctx); err != nil {
 			return r, tmp, fmt.Errorf("%w: rebuilding %s (group %q): %w", ErrDelta, a.Name, a.Group, err)
