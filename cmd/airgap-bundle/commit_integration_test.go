@@ -100,9 +100,17 @@ func sha256sumCheck(t *testing.T, dir string) {
 // not yet committed) and sends sig. It returns the exit status and stderr.
 func startBuildAndStop(t *testing.T, spec, cacheDir, dist string, sig syscall.Signal, env ...string) (*os.ProcessState, string) {
 	t.Helper()
+	return stopAtTempFile(t, dist, ".big.tar.tmp-", sig, cliEnv(env...), "build", "--quiet", "--cache-dir", cacheDir, "--output", dist, spec)
+}
+
+// stopAtTempFile runs the real binary with args, waits until a file whose
+// name starts with prefix appears in dir (a temporary file being
+// written), and sends sig. It returns the exit status and stderr.
+func stopAtTempFile(t *testing.T, dir, prefix string, sig syscall.Signal, env []string, args ...string) (*os.ProcessState, string) {
+	t.Helper()
 	var stderr bytes.Buffer
-	c := exec.Command(cliBinary(t), "build", "--quiet", "--cache-dir", cacheDir, "--output", dist, spec)
-	c.Env = cliEnv(env...)
+	c := exec.Command(cliBinary(t), args...)
+	c.Env = env
 	c.Stderr = &stderr
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
@@ -113,17 +121,15 @@ func startBuildAndStop(t *testing.T, spec, cacheDir, dist string, sig syscall.Si
 	for seen := false; !seen; {
 		select {
 		case <-exited:
-			t.Fatalf("build ended before big.tar's temporary file was seen: %v\n%s", c.ProcessState, stderr.String())
+			t.Fatalf("%s ended before a file %s* was seen in %s: %v\n%s", args[0], prefix, dir, c.ProcessState, stderr.String())
 		case <-deadline:
 			c.Process.Kill()
-			t.Fatal("no temporary file of big.tar after 2 minutes")
+			t.Fatalf("no file %s* in %s after 2 minutes", prefix, dir)
 		default:
 		}
-		ents, _ := os.ReadDir(dist)
+		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".big.tar.tmp-") {
-				seen = true
-			}
+			seen = seen || strings.HasPrefix(e.Name(), prefix)
 		}
 		if !seen {
 			time.Sleep(time.Millisecond)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -199,37 +197,7 @@ func TestApplyKilledInPlaceChangesNothing(t *testing.T) {
 	site, dist, deltaDir := bigDelta(t)
 	before := visible(t, site)
 
-	var stderr bytes.Buffer
-	c := exec.Command(cliBinary(t), "apply", "--quiet", deltaDir, "--base", site, "--in-place")
-	c.Env = cliEnv("TMPDIR=" + t.TempDir())
-	c.Stderr = &stderr
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { c.Wait(); close(exited) }()
-	deadline := time.After(2 * time.Minute)
-	for seen := false; !seen; {
-		select {
-		case <-exited:
-			t.Fatalf("apply ended before its temporary file was seen: %v\n%s", c.ProcessState, stderr.String())
-		case <-deadline:
-			c.Process.Kill()
-			t.Fatal("no temporary file after 2 minutes")
-		default:
-		}
-		ents, _ := os.ReadDir(site)
-		for _, e := range ents {
-			seen = seen || strings.HasPrefix(e.Name(), ".core.tar.tmp-")
-		}
-		if !seen {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-exited
+	stopAtTempFile(t, site, ".core.tar.tmp-", syscall.SIGKILL, cliEnv("TMPDIR="+t.TempDir()), "apply", "--quiet", deltaDir, "--base", site, "--in-place")
 	sameFiles(t, "after kill -9", visible(t, site), before)
 
 	if out, code := run(t, "apply", deltaDir, "--base", site, "--in-place"); code != 0 {
