@@ -47,6 +47,31 @@ func SplitPart(file string) (archiveName string, i, n int, ok bool) {
 	return archiveName, i, n, true
 }
 
+// Siblings says, for a path that is one part of an archive, which part it
+// is, of how many, and the paths of the other parts that are not on disk
+// beside it (a part present only as chunks counts as there). Zero parts
+// for any other path.
+func Siblings(path string) (part, parts int, missing []string) {
+	name, i, n, ok := SplitPart(filepath.Base(path))
+	if !ok {
+		return 0, 0, nil
+	}
+	for j := 1; j <= n; j++ {
+		if j == i {
+			continue
+		}
+		p := filepath.Join(filepath.Dir(path), PartName(name, j, n))
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		if _, err := os.Stat(ChecksumName(p)); err == nil {
+			continue
+		}
+		missing = append(missing, p)
+	}
+	return i, n, missing
+}
+
 // splitExt splits an archive name at its archive extension.
 func splitExt(name string) (base, ext string) {
 	for _, e := range archiveExts {

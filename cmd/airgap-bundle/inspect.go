@@ -54,6 +54,9 @@ listed with their total size, not reported as missing.`,
 			if of == nil && err == nil && delta.NamedLikeDelta(args[0]) {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %s is named like a delta archive, but no %s beside it lists it: the layers a delta leaves out show as missing\n", args[0], delta.FileName)
 			}
+			if doc.Part, doc.Parts, doc.MissingParts = archive.Siblings(args[0]); len(doc.MissingParts) > 0 {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %s is part %d of %d of a group's archive; not beside it: %s (each part loads alone, but the group's images are spread over all of them)\n", args[0], doc.Part, doc.Parts, strings.Join(doc.MissingParts, ", "))
+			}
 			if n := len(doc.Problems); n > 0 {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %s: %s; \"airgap-bundle verify %s\" lists them\n", args[0], count(n, "consistency problem", "consistency problems"), args[0])
 			}
@@ -81,6 +84,11 @@ type inspectJSON struct {
 	SavedBytes   int64              `json:"saved-bytes"`   // images-bytes - unique-bytes
 	Images       []inspectImageJSON `json:"images"`
 	Problems     []string           `json:"problems"` // the lines verify ARCHIVE would print
+	// Part and Parts number a part of a group's archive (max-size);
+	// MissingParts are the other parts not beside it.
+	Part         int      `json:"part,omitempty"`
+	Parts        int      `json:"parts,omitempty"`
+	MissingParts []string `json:"missing-parts,omitempty"`
 	// Delta is set for a delta archive: what it stands for, and the blobs
 	// it leaves out (not problems).
 	Delta *inspectDeltaJSON `json:"delta,omitempty"`
@@ -261,6 +269,9 @@ func short(d string) string {
 
 func printInspect(w io.Writer, j inspectJSON) {
 	fmt.Fprintf(w, "%s: %s, %s, %s (%d bytes), sha256 %s\n\n", j.Archive, formatNames[j.Format], compressionName(j.Compression), progress.HumanBytes(j.Size), j.Size, j.SHA256)
+	if j.Parts > 0 {
+		fmt.Fprintf(w, "part %d of %d of a group's archive (a complete archive: it loads alone)\n\n", j.Part, j.Parts)
+	}
 	if d := j.Delta; d != nil {
 		fmt.Fprintf(w, "a delta archive of %s (group %q, %s): it leaves out %s (%s) that BASE holds:\n", d.Of, d.Group, d.DeltaFile, count(len(d.LeftOut), "layer", "layers"), progress.HumanBytes(d.LeftOutBytes))
 		for _, b := range d.LeftOut {

@@ -87,4 +87,14 @@ func TestBuildPartsFromTheCommandLine(t *testing.T) {
 	if o, code := run(t, "verify", spec); code != exitFailure || !strings.Contains(o, filepath.Base(gone)) {
 		t.Errorf("verify with a part gone: exit %d\n%s", code, o)
 	}
+	// One part given alone: verify reports the missing sibling by name,
+	// inspect says which part it is and warns of the missing one.
+	first := filepath.Join(dist, fmt.Sprintf("big.part-1-of-%d.tar", len(res.Archives)))
+	if o, code := run(t, "verify", first); code != exitFailure || !strings.Contains(o, filepath.Base(gone)) {
+		t.Errorf("verify of part 1 with part 2 gone: exit %d\n%s", code, o)
+	}
+	o, e, code := runSplit(t, "", "inspect", first)
+	if code != 0 || !strings.Contains(o, fmt.Sprintf("part 1 of %d", len(res.Archives))) || !strings.Contains(e, filepath.Base(gone)) {
+		t.Errorf("inspect of part 1: exit %d\n%s%s", code, o, e)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -133,11 +134,24 @@ func runVerifySpec(c *cobra.Command, g *globalFlags, f *verifyFlags, specPath st
 
 func runVerifyArchives(c *cobra.Command, g *globalFlags, paths []string) error {
 	var reports []bundler.ArchiveReport
+	given, reported := map[string]bool{}, map[string]bool{}
+	for _, p := range paths {
+		given[filepath.Clean(p)] = true
+	}
 	for _, p := range paths {
 		if err := c.Context().Err(); err != nil {
 			return err
 		}
 		reports = append(reports, bundler.VerifyArchive(c.Context(), p))
+		// The parts of a group go together: one not beside the others is
+		// reported missing, by name.
+		_, _, missing := archive.Siblings(p)
+		for _, m := range missing {
+			if !given[m] && !reported[m] {
+				reported[m] = true
+				reports = append(reports, bundler.VerifyArchive(c.Context(), m))
+			}
+		}
 	}
 	return printVerify(c, g, reports, &verifyJSON{})
 }
