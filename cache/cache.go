@@ -32,6 +32,10 @@ type Cache struct {
 	// on no partial download is kept, not even one cut short by the
 	// cancellation that follows (it would hold space the user must free).
 	full atomic.Bool
+	// held is the cache directory, open with a shared flock for the life
+	// of the process: prune takes the exclusive one, so it never removes
+	// a blob from under a running build.
+	held *os.File
 }
 
 // DefaultDir is $XDG_CACHE_HOME/airgap-bundle (~/.cache/airgap-bundle).
@@ -87,6 +91,12 @@ func Open(dir string) (*Cache, error) {
 			}
 		}
 	}
+	if c.held, err = os.Open(dir); err == nil {
+		if err := lockShared(c.held); err != nil {
+			c.held.Close()
+			c.held = nil
+		}
+	}
 	if _, err := atomicfile.RemoveStale(filepath.Join(dir, "tmp")); err != nil {
 		return nil, fmt.Errorf("cache: removing stale temporary files: %w", err)
 	}
@@ -95,6 +105,17 @@ func Open(dir string) (*Cache, error) {
 
 // Dir is the cache's root.
 func (c *Cache) Dir() string { return c.dir }
+
+// Close releases the cache's shared lock (see held); the cache is not to
+// be used after.
+func (c *Cache) Close() error {
+	if c.held == nil {
+		return nil
+	}
+	err := c.held.Close()
+	c.held = nil
+	return err
+}
 
 // TempDir is the cache's tmp/: private, on the cache's filesystem, and
 // swept of what killed runs left by the next Open. Other packages' scratch

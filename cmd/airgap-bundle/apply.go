@@ -63,6 +63,7 @@ func runApply(c *cobra.Command, g *globalFlags, f *applyFlags, dir string) error
 	if dir, err := cache.DefaultDir(); err == nil {
 		if bc, err := cache.Open(dir); err == nil {
 			tmpDir = bc.TempDir()
+			defer bc.Close()
 		}
 	}
 	applied, err := delta.Apply(c.Context(), dir, delta.ApplyOptions{Base: f.base, Out: f.out, InPlace: f.inPlace, TempDir: tmpDir, Logger: g.logger()})

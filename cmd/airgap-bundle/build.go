@@ -134,6 +134,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if err != nil {
 		return err
 	}
+	defer bc.Close()
 	session.KeepIn(bc)
 	if len(f.groups) == 0 {
 		// Layers start downloading as their images are resolved. Not when
@@ -192,8 +193,14 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if dr != nil {
 		printDelta(g.out(c), dr)
 	}
+	if u, err := cache.DiskUsage(bc.Dir()); err == nil && u.Total > cacheWarnBytes {
+		fmt.Fprintf(c.ErrOrStderr(), "note: the cache %s holds %s; \"airgap-bundle cache prune --keep %s\" removes what this lockfile does not use\n", bc.Dir(), progress.HumanBytes(u.Total), specPath)
+	}
 	return nil
 }
+
+// cacheWarnBytes is the cache size past which build says how to prune it.
+const cacheWarnBytes = 20 << 30
 
 // deltaJSON is build --since's delta in --json.
 type deltaJSON struct {

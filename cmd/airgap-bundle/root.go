@@ -67,6 +67,7 @@ registry's manifest and index digests intact. No daemon is needed.`,
 	root.AddCommand(newPushCmd(g))
 	root.AddCommand(newApplyCmd(g))
 	root.AddCommand(newJoinCmd(g))
+	root.AddCommand(newCacheCmd(g))
 	root.AddCommand(newInventoryCmd(g))
 	root.AddCommand(newCheckNodeCmd(g))
 	root.SetHelpTemplate(root.HelpTemplate() + "{{with manualURL .}}\nManual: {{.}}\n{{end}}")
@@ -87,6 +88,7 @@ var manuals = map[string]string{
 	"build":         "docs/build.md",
 	"apply":         "docs/delta.md",
 	"join":          "docs/spec.md#parts",
+	"cache":         "docs/build.md#the-cache",
 	"inventory":     "docs/delta.md#inventory",
 	"check-node":    "docs/delta.md#dropping-a-delta-on-a-k3srke2-node",
 	"diff":          "docs/ci.md#what-a-bump-changes-lock---dry-run-and-diff",
