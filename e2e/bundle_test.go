@@ -60,7 +60,7 @@ func tool(t *testing.T) string {
 			return
 		}
 		toolBin = filepath.Join(dir, "airgap-bundle")
-		cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper", "-o", toolBin, "./cmd/airgap-bundle")
+		cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", toolBin, "./cmd/airgap-bundle")
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

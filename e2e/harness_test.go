@@ -126,6 +126,9 @@ func testMain(m *testing.M) int {
 	if code != 0 {
 		dumpDaemonLogs()
 	}
+	if toolBin != "" {
+		os.RemoveAll(filepath.Dir(toolBin)) // tool's build, one per run
+	}
 	return code
 }
 
