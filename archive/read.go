@@ -69,6 +69,11 @@ type ReadOptions struct {
 	MaxDocumentTotal int64
 	// MaxEntries bounds the number of tar entries (default 500,000).
 	MaxEntries int
+	// Unhashed leaves Contents.SHA256, FileInfo.SHA256 and
+	// BlobInfo.ComputedDigest empty, for a caller that proves the bytes
+	// another way (apply checks the archive it rebuilds, which holds every
+	// blob): hashing is most of what reading costs.
+	Unhashed bool
 }
 
 func (o ReadOptions) withDefaults() ReadOptions {
@@ -114,7 +119,10 @@ func ReadFile(ctx context.Context, p string, opts ReadOptions) (*Contents, error
 // index.json and manifest.json disagreeing) are left to Check.
 func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error) {
 	opts = opts.withDefaults()
-	whole := sha256.New()
+	var whole hash.Hash = discardHash{}
+	if !opts.Unhashed {
+		whole = sha256.New()
+	}
 	counter := &iox.CountingWriter{}
 	raw := bufio.NewReaderSize(io.TeeReader(r, io.MultiWriter(whole, counter)), 256<<10)
 	tr, comp, closeFn, err := decompressor(raw)
@@ -153,7 +161,9 @@ func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error)
 	}
 	c := rd.c
 	c.Size = counter.N
-	c.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	if !opts.Unhashed {
+		c.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	}
 	format, err := tellFormat(c.Documents)
 	if err != nil {
 		return nil, err
@@ -315,7 +325,12 @@ func (rd *reader) readFile(tr io.Reader, hdr *tar.Header, p string) error {
 			rd.c.BadBlobNames = append(rd.c.BadBlobNames, p)
 		}
 	}
-	h := sha256.New()
+	var h hash.Hash = discardHash{}
+	if rd.opts.Unhashed {
+		blobHash = nil
+	} else {
+		h = sha256.New()
+	}
 	head := &headWriter{}
 	w := io.MultiWriter(h, head)
 	if blobHash != nil {
@@ -356,19 +371,32 @@ func (rd *reader) readFile(tr io.Reader, hdr *tar.Header, p string) error {
 			return fmt.Errorf("archive: reading %s: %d of %d bytes", p, n, hdr.Size)
 		}
 	}
-	fi.SHA256 = digest.NewDigest(digest.SHA256, h)
+	if !rd.opts.Unhashed {
+		fi.SHA256 = digest.NewDigest(digest.SHA256, h)
+	}
 	fi.Compression, _ = sniffCompression(bufio.NewReader(bytes.NewReader(head.b)))
 	rd.c.Files[p] = fi
 	if blob != nil {
-		if blobHash != nil {
+		switch {
+		case rd.opts.Unhashed:
+		case blobHash != nil:
 			blob.ComputedDigest = digest.NewDigest(blob.Digest.Algorithm(), blobHash)
-		} else {
+		default:
 			blob.ComputedDigest = fi.SHA256
 		}
 		rd.c.Blobs[blob.Digest] = blob
 	}
 	return nil
 }
+
+// discardHash stands in for a hash Read was told not to compute.
+type discardHash struct{}
+
+func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
+func (discardHash) Sum(b []byte) []byte         { return b }
+func (discardHash) Reset()                      {}
+func (discardHash) Size() int                   { return 0 }
+func (discardHash) BlockSize() int              { return 64 }
 
 // headWriter keeps the first bytes written to it.
 type headWriter struct{ b []byte }

@@ -668,3 +668,33 @@ func TestFilesSymlinks(t *testing.T) {
 		t.Errorf("only links that lead nowhere: %v", err)
 	}
 }
+
+// Unhashed reads the same archive to the same files, offsets, documents
+// and images, and computes no hash.
+func TestReadUnhashed(t *testing.T) {
+	w := newWorld(t)
+	b := writeArchive(t, w.images, w.blobs, Options{})
+	hashed := mustRead(t, b)
+	c, err := Read(context.Background(), bytes.NewReader(b), ReadOptions{Unhashed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SHA256 != "" || c.Size != hashed.Size || len(c.Images) != len(hashed.Images) || len(c.Documents) != len(hashed.Documents) {
+		t.Errorf("unhashed: sha256 %q size %d images %d documents %d; hashed: size %d images %d documents %d",
+			c.SHA256, c.Size, len(c.Images), len(c.Documents), hashed.Size, len(hashed.Images), len(hashed.Documents))
+	}
+	if len(c.Files) != len(hashed.Files) || len(c.Blobs) != len(hashed.Blobs) || len(c.Blobs) == 0 {
+		t.Fatalf("unhashed: %d files %d blobs; hashed: %d files %d blobs", len(c.Files), len(c.Blobs), len(hashed.Files), len(hashed.Blobs))
+	}
+	for p, fi := range hashed.Files {
+		u := c.Files[p]
+		if u == nil || u.Offset != fi.Offset || u.Size != fi.Size || u.SHA256 != "" {
+			t.Errorf("%s: unhashed %+v, hashed %+v", p, u, fi)
+		}
+	}
+	for d, bi := range c.Blobs {
+		if bi.ComputedDigest != "" || bi.Size != hashed.Blobs[d].Size {
+			t.Errorf("blob %s: %+v", d, bi)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/cache"
@@ -245,6 +246,27 @@ func TestDeltaApplyRefusesWhatDoesNotBelong(t *testing.T) {
 	f, _ := os.OpenFile(filepath.Join(badDelta, "core.delta.tar"), os.O_WRONLY, 0)
 	f.WriteAt([]byte("XX"), 2000)
 	f.Close()
+	// A blob the delta carries, damaged inside its bytes: apply does not
+	// hash it as it reads, so the rebuilt archive's check must catch it.
+	badBlob := copyDir(t, deltaDir)
+	dc, err := archive.ReadFile(context.Background(), filepath.Join(deltaDir, "core.delta.tar"), archive.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var carried digest.Digest
+	for d, b := range dc.Blobs {
+		if carried == "" || b.Size > dc.Blobs[carried].Size || b.Size == dc.Blobs[carried].Size && d < carried {
+			carried = d
+		}
+	}
+	if carried == "" || dc.Blobs[carried].Size < 64 {
+		t.Fatalf("the delta carries no blob of 64 bytes or more (%s)", carried)
+	}
+	corrupt(t, filepath.Join(badBlob, "core.delta.tar"), carried.Encoded())
+	truncated := copyDir(t, deltaDir)
+	if err := os.Truncate(filepath.Join(truncated, "core.delta.tar"), dr.Manifest.Archives[0].Delta.Size-1024); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, c := range []struct {
 		name, dir, base string
@@ -253,6 +275,8 @@ func TestDeltaApplyRefusesWhatDoesNotBelong(t *testing.T) {
 		{"damaged BASE blob", deltaDir, damaged, []string{"core.tar", blob.Digest.String()}},
 		{"BASE without the blobs", deltaDir, emptyBase, []string{"needs blob", "it is in no archive of", "another BASE"}},
 		{"damaged delta", badDelta, base, []string{"core.delta.tar is damaged"}},
+		{"damaged blob in the delta", badBlob, base, []string{"core.delta.tar is damaged", "delta.json says"}},
+		{"truncated delta", truncated, base, []string{"core.delta.tar is damaged", "delta.json says"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()

@@ -168,18 +168,22 @@ func checkFiles(ctx context.Context, dir string, m *Manifest) ([]byte, error) {
 	if sum := sha256.Sum256(lock); hex.EncodeToString(sum[:]) != m.LockfileSHA256 {
 		return nil, fmt.Errorf("%w: %s is not the lockfile %s describes (sha256 %s)", ErrDelta, filepath.Join(dir, LockfileName), FileName, m.LockfileSHA256)
 	}
+	// Sizes only: hashing each delta archive here would read and hash its
+	// bytes once more than rebuild does, and rebuild's check of the archive
+	// it writes (which holds every delta blob) proves them. A size that
+	// differs is a truncated copy, named before BASE is read.
 	var errs []error
 	for _, a := range m.Archives {
 		if a.Delta == nil {
 			continue
 		}
 		p := filepath.Join(dir, a.Delta.Name)
-		size, sum, err := fileSHA256(ctx, p)
+		fi, err := os.Stat(p)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-		case size != a.Delta.Size || sum != a.Delta.SHA256:
-			errs = append(errs, fmt.Errorf("%s is damaged: %d bytes with sha256 %s, delta.json says %d bytes with sha256 %s", p, size, sum, a.Delta.Size, a.Delta.SHA256))
+		case fi.Size() != a.Delta.Size:
+			errs = append(errs, fmt.Errorf("%s is damaged: %d bytes, delta.json says %d bytes with sha256 %s", p, fi.Size(), a.Delta.Size, a.Delta.SHA256))
 		}
 	}
 	if len(errs) > 0 {
@@ -205,6 +209,19 @@ func CheckBaseLock(baseDir string, m *Manifest) error {
 	return nil
 }
 
+// checkDeltaArchive hashes a delta archive and names it when it is not
+// the one delta.json describes.
+func checkDeltaArchive(ctx context.Context, p string, a Archive) error {
+	size, sum, err := fileSHA256(ctx, p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDelta, err)
+	}
+	if size != a.Delta.Size || sum != a.Delta.SHA256 {
+		return fmt.Errorf("%w: %s is damaged: %d bytes with sha256 %s, delta.json says %d bytes with sha256 %s", ErrDelta, p, size, sum, a.Delta.Size, a.Delta.SHA256)
+	}
+	return nil
+}
+
 func fileSHA256(ctx context.Context, p string) (int64, string, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -225,8 +242,12 @@ func fileSHA256(ctx context.Context, p string) (int64, string, error) {
 // blob is named; the whole is then checked against delta.json.
 func rebuild(ctx context.Context, dir string, a Archive, base *baseIndex, opts ApplyOptions) (Applied, *atomicfile.File, error) {
 	r := Applied{Group: a.Group, Path: filepath.Join(opts.Out, a.Name)}
-	d, err := archive.OpenSeekable(ctx, filepath.Join(dir, a.Delta.Name), archive.SeekableOptions{Dir: opts.TempDir})
+	deltaPath := filepath.Join(dir, a.Delta.Name)
+	d, err := archive.OpenSeekable(ctx, deltaPath, archive.SeekableOptions{Dir: opts.TempDir, Read: archive.ReadOptions{Unhashed: true}})
 	if err != nil {
+		if derr := checkDeltaArchive(ctx, deltaPath, a); derr != nil {
+			return r, nil, derr
+		}
 		return r, nil, fmt.Errorf("%w: %s: %w", ErrDelta, a.Delta.Name, err)
 	}
 	defer d.Close()
@@ -239,22 +260,24 @@ func rebuild(ctx context.Context, dir string, a Archive, base *baseIndex, opts A
 	counter := &iox.CountingWriter{}
 	blobs := &unionBlobs{delta: d, base: base, r: &r}
 	c := d.Contents
-	for _, bi := range c.Blobs {
-		if bi.ComputedDigest != bi.Digest {
-			return r, tmp, fmt.Errorf("%w: %s: blob %s hashes to %s", ErrDelta, a.Delta.Name, bi.Digest, bi.ComputedDigest)
-		}
-	}
-	// Blobs are not hashed one by one as they are copied: the archive's
-	// own sha256, which must be delta.json's, proves every byte. Only when
-	// it does not are BASE's blobs hashed, to name the damaged one. (Each
-	// BASE byte hashed once, not twice: apply is bound by sha256.)
+	// Neither the delta's blobs nor BASE's are hashed as they are read or
+	// copied: the rebuilt archive's sha256, which must be delta.json's,
+	// proves every byte. Only when it does not are the delta archive and
+	// BASE's blobs hashed, to name the damaged one. (Each byte hashed once:
+	// apply is bound by sha256.)
 	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), c.WriteImages(), blobs, archive.Options{Compression: d.Compression, ModTime: c.ModTime, BlobsVerified: true})
 	if err != nil {
 		h.abort()
+		if derr := checkDeltaArchive(ctx, deltaPath, a); derr != nil && ctx.Err() == nil {
+			return r, tmp, derr
+		}
 		return r, tmp, fmt.Errorf("rebuilding %s (group %q): %w", a.Name, a.Group, err)
 	}
 	r.Size, r.SHA256 = counter.N, h.Sum()
 	if r.Size != a.Size || r.SHA256 != a.SHA256 {
+		if err := checkDeltaArchive(ctx, deltaPath, a); err != nil {
+			return r, tmp, err
+		}
 		if err := blobs.damaged(ctx); err != nil {
 			return r, tmp, fmt.Errorf("%w: rebuilding %s (group %q): %w", ErrDelta, a.Name, a.Group, err)
 		}
