@@ -72,7 +72,8 @@ type ReadOptions struct {
 	// Unhashed leaves Contents.SHA256, FileInfo.SHA256 and
 	// BlobInfo.ComputedDigest empty, for a caller that proves the bytes
 	// another way (apply checks the archive it rebuilds, which holds every
-	// blob): hashing is most of what reading costs.
+	// blob): hashing is most of what reading costs. OpenSeekable then reads
+	// an uncompressed archive by its headers, seeking past large files.
 	Unhashed bool
 }
 
@@ -131,20 +132,7 @@ func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error)
 	}
 	defer closeFn()
 
-	rd := &reader{
-		opts: opts,
-		c: &Contents{
-			Compression:     comp,
-			Files:           map[string]*FileInfo{},
-			Blobs:           map[digest.Digest]*BlobInfo{},
-			Documents:       map[string][]byte{},
-			MaxDocumentSize: opts.MaxDocumentSize,
-		},
-		links:    map[string]string{},
-		linkText: map[string]string{},
-		dirs:     map[string]bool{},
-		buf:      make([]byte, 256<<10),
-	}
+	rd := newReader(opts, comp)
 	// Counted below the tar reader, which reads headers and data exactly
 	// (no read-ahead): right after Next, the count is the entry's offset.
 	rd.pos = &iox.CountingWriter{}
@@ -159,11 +147,81 @@ func Read(ctx context.Context, r io.Reader, opts ReadOptions) (*Contents, error)
 	if _, err := io.CopyBuffer(io.Discard, raw, rd.buf); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	c := rd.c
-	c.Size = counter.N
+	rd.c.Size = counter.N
 	if !opts.Unhashed {
-		c.SHA256 = hex.EncodeToString(whole.Sum(nil))
+		rd.c.SHA256 = hex.EncodeToString(whole.Sum(nil))
 	}
+	return rd.finish()
+}
+
+// readSeeking reads an uncompressed archive by its tar headers, seeking
+// past the data of every file too large to be a document: only headers,
+// documents and each file's first bytes are read. Nothing is hashed
+// (ReadOptions.Unhashed), so it is for a caller that proves the bytes
+// another way; apply, whose rebuilt archive is checked whole, saves a
+// pass over gigabytes of delta.
+func readSeeking(ctx context.Context, rs io.ReadSeeker, opts ReadOptions) (*Contents, error) {
+	opts = opts.withDefaults()
+	opts.Unhashed = true
+	if _, err := rs.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	rd := newReader(opts, None)
+	rd.pos = &iox.CountingWriter{}
+	rd.seeking = true
+	// tar.Reader seeks past unread data when its reader is an io.Seeker.
+	src := &seekCounter{rs: rs, pos: rd.pos}
+	if err := rd.readTar(ctx, src); err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyBuffer(io.Discard, iox.ContextReader(ctx, src), rd.buf); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	rd.c.Size = rd.pos.N
+	return rd.finish()
+}
+
+// seekCounter keeps pos at the offset in rs: tar.Reader reads headers and
+// data exactly, so right after Next it is the entry's offset.
+type seekCounter struct {
+	rs  io.ReadSeeker
+	pos *iox.CountingWriter
+}
+
+func (s *seekCounter) Read(p []byte) (int, error) {
+	n, err := s.rs.Read(p)
+	s.pos.N += int64(n)
+	return n, err
+}
+
+func (s *seekCounter) Seek(off int64, whence int) (int64, error) {
+	n, err := s.rs.Seek(off, whence)
+	if err == nil {
+		s.pos.N = n
+	}
+	return n, err
+}
+
+func newReader(opts ReadOptions, comp Compression) *reader {
+	return &reader{
+		opts: opts,
+		c: &Contents{
+			Compression:     comp,
+			Files:           map[string]*FileInfo{},
+			Blobs:           map[digest.Digest]*BlobInfo{},
+			Documents:       map[string][]byte{},
+			MaxDocumentSize: opts.MaxDocumentSize,
+		},
+		links:    map[string]string{},
+		linkText: map[string]string{},
+		dirs:     map[string]bool{},
+		buf:      make([]byte, 256<<10),
+	}
+}
+
+// finish makes the images of what readTar gathered.
+func (rd *reader) finish() (*Contents, error) {
+	c := rd.c
 	format, err := tellFormat(c.Documents)
 	if err != nil {
 		return nil, err
@@ -190,6 +248,7 @@ type reader struct {
 	buf      []byte // copy buffer
 	small    []byte // whole small files, reused
 	pos      *iox.CountingWriter
+	seeking  bool // readSeeking: large files are not read
 }
 
 func (rd *reader) readTar(ctx context.Context, r io.Reader) error {
@@ -362,6 +421,14 @@ func (rd *reader) readFile(tr io.Reader, hdr *tar.Header, p string) error {
 			}
 			rd.c.Documents[p] = bytes.Clone(data)
 		}
+	} else if rd.seeking {
+		// The first bytes tell the file's compression; Next seeks past
+		// the rest (reading its last byte: a short file is an error).
+		k := min(hdr.Size, 8)
+		if _, err := io.ReadFull(tr, rd.buf[:k]); err != nil {
+			return fmt.Errorf("archive: reading %s: %w", p, unexpected(err))
+		}
+		head.Write(rd.buf[:k])
 	} else {
 		n, err := io.CopyBuffer(w, tr, rd.buf)
 		if err != nil {

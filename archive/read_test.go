@@ -698,3 +698,74 @@ func TestReadUnhashed(t *testing.T) {
 		}
 	}
 }
+
+// OpenSeekable with Unhashed reads an uncompressed archive by its headers
+// (seeking past large files) to what Read finds; a truncated one fails.
+func TestOpenSeekableUnhashedSeeks(t *testing.T) {
+	w := newWorld(t)
+	b := writeArchive(t, w.images, w.blobs, Options{})
+	hashed := mustRead(t, b)
+	p := filepath.Join(t.TempDir(), "a.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A document limit at the largest document: larger files (layers) are
+	// skipped, not read.
+	var limit int64
+	for p, d := range hashed.Documents {
+		if !isMetadata(p) {
+			limit = max(limit, int64(len(d)))
+		}
+	}
+	opts := ReadOptions{Unhashed: true, MaxDocumentSize: limit}
+	s, err := OpenSeekable(context.Background(), p, SeekableOptions{Read: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := s.Contents
+	if c.Size != int64(len(b)) || c.Format != hashed.Format || len(c.Images) != len(hashed.Images) || len(c.Files) != len(hashed.Files) {
+		t.Errorf("seeking: size %d format %s images %d files %d; Read: size %d format %s images %d files %d",
+			c.Size, c.Format, len(c.Images), len(c.Files), hashed.Size, hashed.Format, len(hashed.Images), len(hashed.Files))
+	}
+	skipped := 0
+	for path, fi := range hashed.Files {
+		u := c.Files[path]
+		if u == nil || u.Offset != fi.Offset || u.Size != fi.Size || u.Compression != fi.Compression {
+			t.Errorf("%s: seeking %+v, Read %+v", path, u, fi)
+			continue
+		}
+		if fi.Size > limit {
+			skipped++
+		}
+		if got := b[u.Offset : u.Offset+u.Size]; digest.FromBytes(got) != fi.SHA256 {
+			t.Errorf("%s: the bytes at offset %d are not the file's", path, u.Offset)
+		}
+	}
+	if skipped == 0 {
+		t.Error("no file was large enough to be skipped: the test proves nothing")
+	}
+	var buf bytes.Buffer
+	if err := Write(context.Background(), &buf, c.WriteImages(), w.blobs, Options{ModTime: c.ModTime}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), b) {
+		t.Error("the archive written from a seeking read is not the archive read")
+	}
+	// Cut in the middle, and inside the largest file's last byte (seeking
+	// past it must notice the file is short).
+	var largest *FileInfo
+	for _, fi := range hashed.Files {
+		if largest == nil || fi.Size > largest.Size {
+			largest = fi
+		}
+	}
+	for _, cut := range []int64{int64(len(b)) / 2, largest.Offset + largest.Size - 1} {
+		short := filepath.Join(t.TempDir(), "short.tar")
+		os.WriteFile(short, b[:cut], 0o644)
+		if s, err := OpenSeekable(context.Background(), short, SeekableOptions{Read: opts}); err == nil {
+			s.Close()
+			t.Errorf("an archive cut at %d of %d bytes was read", cut, len(b))
+		}
+	}
+}

@@ -87,7 +87,11 @@ func OpenSeekable(ctx context.Context, p string, opts SeekableOptions) (_ *Seeka
 		if s.Info, err = f.Stat(); err != nil {
 			return nil, err
 		}
-		s.Contents, err = Read(ctx, br, opts.Read)
+		if opts.Read.Unhashed {
+			s.Contents, err = readSeeking(ctx, f, opts.Read)
+		} else {
+			s.Contents, err = Read(ctx, br, opts.Read)
+		}
 	case opts.Dir == "":
 		return nil, fmt.Errorf("%w (%s): its blobs can be read in place only from an uncompressed tar; give a directory to decompress it into, or decompress it yourself (%s)", ErrCompressed, s.Compression, s.Compression.command(p))
 	case opts.Keep:
