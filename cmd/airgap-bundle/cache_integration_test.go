@@ -16,21 +16,7 @@ import (
 // build --locked of v2 then works with the registry gone); prune refuses
 // while the cache is held; du says what is there.
 func TestCachePrune(t *testing.T) {
-	testregistry.Isolate(t)
-	reg := testregistry.Start(t, testregistry.Options{})
-	reg.PushImage(t, "app:v1", "app-1")
-	reg.PushImage(t, "app:v2", "app-2")
-	reg.PushImage(t, "tool:v1", "tool")
-	reg.PushImage(t, "other:v1", "other")
-	dir, cacheDir := t.TempDir(), t.TempDir()
-	spec := writeFile(t, dir, "bundle.toml", deltaSpec(reg.Host, "app:v1"))
-	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
-		t.Fatalf("build v1: %d\n%s", code, out)
-	}
-	writeFile(t, dir, "bundle.toml", deltaSpec(reg.Host, "app:v2"))
-	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
-		t.Fatalf("build v2: %d\n%s", code, out)
-	}
+	_, spec, cacheDir := bumpedCache(t)
 	before, err := cache.DiskUsage(cacheDir)
 	if err != nil {
 		t.Fatal(err)
@@ -52,18 +38,22 @@ func TestCachePrune(t *testing.T) {
 	if after, _ := cache.DiskUsage(cacheDir); after.Blobs != before.Blobs {
 		t.Errorf("a refused prune removed blobs")
 	}
-	_ = held.Dir() // held until here
+	held.Close()
 }
 
-func TestCachePruneKeeps(t *testing.T) {
+// bumpedCache builds app:v1 then app:v2 (the spec edited in place) into
+// one cache, as a site's build machine does across a version bump.
+func bumpedCache(t *testing.T) (reg *testregistry.Registry, spec, cacheDir string) {
+	t.Helper()
 	testregistry.Isolate(t)
-	reg := testregistry.Start(t, testregistry.Options{})
+	reg = testregistry.Start(t, testregistry.Options{})
 	reg.PushImage(t, "app:v1", "app-1")
 	reg.PushImage(t, "app:v2", "app-2")
 	reg.PushImage(t, "tool:v1", "tool")
 	reg.PushImage(t, "other:v1", "other")
-	dir, cacheDir := t.TempDir(), t.TempDir()
-	spec := writeFile(t, dir, "bundle.toml", deltaSpec(reg.Host, "app:v1"))
+	dir := t.TempDir()
+	cacheDir = t.TempDir()
+	spec = writeFile(t, dir, "bundle.toml", deltaSpec(reg.Host, "app:v1"))
 	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
 		t.Fatalf("build v1: %d\n%s", code, out)
 	}
@@ -71,6 +61,11 @@ func TestCachePruneKeeps(t *testing.T) {
 	if out, code := run(t, "build", "--cache-dir", cacheDir, spec); code != 0 {
 		t.Fatalf("build v2: %d\n%s", code, out)
 	}
+	return reg, spec, cacheDir
+}
+
+func TestCachePruneKeeps(t *testing.T) {
+	reg, spec, cacheDir := bumpedCache(t)
 	before, _ := cache.DiskUsage(cacheDir)
 	if o, code := run(t, "cache", "prune", "--cache-dir", cacheDir, "--keep", spec, "--dry-run"); code != 0 || !strings.Contains(o, "would remove") {
 		t.Fatalf("prune --dry-run: exit %d\n%s", code, o)
