@@ -39,21 +39,7 @@ func bigBundle(t *testing.T) (spec, cacheDir string) {
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
-	base, err := fixtures.Image("big", fixtures.LinuxAMD64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layer, err := random.Layer(32<<20, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fixtures.Push(context.Background(), reg.Host+"/fixtures/big:v1", big, reg.Transport(), "", ""); err != nil {
-		t.Fatal(err)
-	}
+	pushBig(t, reg, "fixtures/big:v1")
 	dir := t.TempDir()
 	spec = writeFile(t, dir, "bundle.toml", verifySpec(reg.Host)+bigGroup)
 	cacheDir = t.TempDir()
@@ -267,5 +253,26 @@ func TestBuildCacheDiskFull(t *testing.T) {
 		if got := fileSHA(t, b); got != filepath.Base(b) {
 			t.Errorf("cache entry %s holds sha256 %s", b, got)
 		}
+	}
+}
+
+// pushBig pushes ref: an image with a 32 MiB random layer, big enough that
+// a build is still writing when a test kills or interrupts it.
+func pushBig(t *testing.T, reg *testregistry.Registry, ref string) {
+	t.Helper()
+	base, err := fixtures.Image("big", fixtures.LinuxAMD64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := random.Layer(32<<20, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.Push(context.Background(), reg.Host+"/"+ref, big, reg.Transport(), "", ""); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,11 +10,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testdir"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 	"github.com/airgap-bundle/airgap-bundle/schemas"
@@ -142,21 +136,7 @@ func bigDelta(t *testing.T) (site, dist, deltaDir string) {
 	reg := testregistry.Start(t, testregistry.Options{})
 	reg.PushImage(t, "app:v1", "app-1")
 	reg.PushImage(t, "app:v2", "app-2")
-	base, err := fixtures.Image("big", fixtures.LinuxAMD64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layer, err := random.Layer(32<<20, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fixtures.Push(context.Background(), reg.Host+"/big:v1", big, reg.Transport(), "", ""); err != nil {
-		t.Fatal(err)
-	}
+	pushBig(t, reg, "big:v1")
 	spec := func(app string) string {
 		return fmt.Sprintf("[registries.%q]\ninsecure = true\n\n[[group]]\nname = \"core\"\narchive = \"core.tar\"\nimages = [\"%[1]s/%s\", \"%[1]s/big:v1\"]\n", reg.Host, app)
 	}
