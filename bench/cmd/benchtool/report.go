@@ -442,10 +442,31 @@ func deltaTargets(set string, get func(string) *Row, f map[string]string) []Targ
 	if apply == nil && floor == nil && f["req_since_rc"] == "" {
 		return ts
 	}
-	if apply != nil && floor != nil {
+	// apply and its floor run in interleaved pairs; the target is the
+	// median of the pairs' own ratios (each pair shares the machine's
+	// state), with the rows' medians beside it.
+	var pairs []result
+	for run := 1; ; run++ {
+		v, ok := f[fmt.Sprintf("apply_ratio_run%d", run)]
+		if !ok {
+			break
+		}
+		q, _ := strconv.ParseFloat(v, 64)
+		pairs = append(pairs, result{wall: q})
+	}
+	switch {
+	case apply != nil && floor != nil && len(pairs) > 0:
+		q := median(pairs, func(r result) float64 { return r.wall })
+		var each []string
+		for _, p := range pairs {
+			each = append(each, fmt.Sprintf("%.2f", p.wall))
+		}
+		add("apply ÷ cat + fsync of the same output bytes <= 1.3", true, q <= 1.3, "%.2f, median of interleaved pairs (%s); rows' medians %.2f s vs %.2f s, %.1f MiB",
+			q, strings.Join(each, ", "), apply.WallS, floor.WallS, mib(apply.Bytes))
+	case apply != nil && floor != nil:
 		q := apply.WallS / floor.WallS
 		add("apply ÷ cat + fsync of the same output bytes <= 1.3", true, q <= 1.3, "%.2f (%.2f s vs %.2f s, %.1f MiB)", q, apply.WallS, floor.WallS, mib(apply.Bytes))
-	} else {
+	default:
 		add("apply ÷ cat + fsync of the same output bytes <= 1.3", false, false, "not measured")
 	}
 	v, ok := f["apply_identical"]
