@@ -21,6 +21,11 @@ const (
 	AnnotationArtifactTag     = "dev.airgap-bundle.artifact.tag"     // cosign's tag for it (sha256-<hex>.sig), if any
 )
 
+// KindChart is the kind of a Helm chart carried in an archive (its OCI
+// form, as helm push stores it): it belongs to no image, so it has no
+// subject, and Artifact.Image is the chart's NAME:VERSION.
+const KindChart = "chart"
+
 // Artifact says what an artifact entry of an archive is.
 type Artifact struct {
 	Kind    string
@@ -31,9 +36,11 @@ type Artifact struct {
 
 func (a *Artifact) annotations() map[string]string {
 	ann := map[string]string{
-		AnnotationArtifactKind:    a.Kind,
-		AnnotationArtifactSubject: a.Subject.String(),
-		AnnotationArtifactImage:   a.Image,
+		AnnotationArtifactKind:  a.Kind,
+		AnnotationArtifactImage: a.Image,
+	}
+	if a.Subject != "" {
+		ann[AnnotationArtifactSubject] = a.Subject.String()
 	}
 	if a.Tag != "" {
 		ann[AnnotationArtifactTag] = a.Tag
@@ -64,7 +71,9 @@ func checkArtifact(img Image) error {
 		return fmt.Errorf("artifact %s has names: it must stay invisible to loaders", img.Top.Digest)
 	case a.Kind == "" || a.Image == "":
 		return fmt.Errorf("artifact %s: kind and image are required", img.Top.Digest)
-	case a.Subject.Validate() != nil:
+	case a.Kind == KindChart && a.Subject != "":
+		return fmt.Errorf("chart %s: a chart has no subject", img.Top.Digest)
+	case a.Kind != KindChart && a.Subject.Validate() != nil:
 		return fmt.Errorf("artifact %s: subject %q: not a digest", img.Top.Digest, a.Subject)
 	}
 	return nil

@@ -48,6 +48,9 @@ type BuildOptions struct {
 	Progress progress.Reporter // nil: none
 	// Policy retries and bounds blob downloads (the zero value: defaults).
 	Policy registry.Policy
+	// Charts gives the archives of the lockfile's charts (nil: a spec
+	// without charts).
+	Charts ChartArchiver
 }
 
 // ArchiveResult describes one written archive.
@@ -131,6 +134,10 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	charts, err := b.addCharts(ctx, plans, lock, opts.Charts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if plans, err = splitPlans(plans, opts.MaxSize); err != nil {
 		return nil, nil, nil, err
 	}
@@ -170,6 +177,12 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 			results[i].close()
 		}
 	}()
+	if err := commitCharts(ctx, out, charts); err != nil {
+		if atomicfile.IsDiskFull(err) {
+			err = diskFullError(out, plans, err)
+		}
+		return nil, nil, nil, fmt.Errorf("%w: charts: %w", errdefs.ErrBuild, err)
+	}
 	if err := commitArchives(out, files, results); err != nil {
 		if atomicfile.IsDiskFull(err) {
 			err = diskFullError(out, plans, err)

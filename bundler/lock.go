@@ -54,6 +54,9 @@ type LockOptions struct {
 	Jobs         int // parallel resolutions; <= 0 means DefaultJobs
 	Logger       *slog.Logger
 	Progress     progress.Reporter // nil: none
+	// Charts fetches and renders the charts that need it; nil when the
+	// run cannot (a chart that needs it is then an error).
+	Charts ChartSource
 }
 
 // LockResult tells what Lock did. Entries are in spec order.
@@ -77,6 +80,10 @@ type Plan struct {
 	Reuse   map[entryKey]*lockfile.Image
 	Resolve []Want
 	Removed []Entry
+	// Charts is the state of every chart of the spec (see UseLockedCharts);
+	// chartDrift says how they differ from the lockfile.
+	Charts     []ChartState
+	chartDrift []string
 }
 
 // Want is one image of one group that needs resolving.
@@ -98,6 +105,8 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 		return nil, err
 	}
 	p := &Plan{Reuse: map[entryKey]*lockfile.Image{}}
+	p.Charts = UseLockedCharts(spec, old)
+	p.chartDrift = chartDrift(p.Charts, spec, old)
 	if old == nil {
 		old = &lockfile.Lock{}
 	}
@@ -137,9 +146,21 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 			p.Resolve = append(p.Resolve, Want{Group: g, Image: img, Reason: reason})
 		}
 	}
+	// The images of a chart to render again are not gone: rendering says.
+	pending := map[entryKey]bool{}
+	for _, st := range p.Charts {
+		if st.Stale != "" && st.Locked != nil {
+			for _, ci := range st.Locked.Images {
+				pending[entryKey{st.Group.Name, ci.Ref}] = true
+			}
+		}
+	}
 	for _, lg := range old.Groups {
 		sg := spec.Group(lg.Name)
 		for _, e := range lg.Images {
+			if pending[entryKey{lg.Name, e.Ref}] {
+				continue
+			}
 			if sg == nil || !slices.ContainsFunc(sg.Images, func(i config.Image) bool { return i.Ref.String() == e.Ref }) {
 				p.Removed = append(p.Removed, Entry{Group: lg.Name, Ref: e.Ref, Digest: e.Digest.String()})
 			}
@@ -150,7 +171,7 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 
 // Drift lists, one line each, how the lockfile differs from the spec.
 func (p *Plan) Drift() []string {
-	var out []string
+	out := slices.Clone(p.chartDrift)
 	for _, w := range p.Resolve {
 		out = append(out, fmt.Sprintf("%s: group %q: image %q: %s", w.Image.Pos, w.Group.Name, w.Image.Ref.Written, w.Reason))
 	}
@@ -211,6 +232,11 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 // Lock resolves what the plan needs and returns the new lockfile. Every
 // failed image is reported, with its place in the spec, in one error.
 func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver, opts LockOptions) (*LockResult, error) {
+	// Charts first: their images join their groups before the plan.
+	charts, err := lockCharts(ctx, spec, UseLockedCharts(spec, old), opts.Charts, opts.Update && len(opts.UpdateImages) == 0)
+	if err != nil {
+		return nil, err
+	}
 	plan, err := NewPlan(spec, old, opts)
 	if err != nil {
 		return nil, err
@@ -250,7 +276,12 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 		}
 		return nil, err
 	}
-	return lockResult(spec, plan, l.results), nil
+	res := lockResult(spec, plan, l.results)
+	for i := range res.Lock.Groups {
+		res.Lock.Groups[i].Charts = charts[res.Lock.Groups[i].Name]
+	}
+	res.Lock.Sort()
+	return res, nil
 }
 
 // lockJob is one reference to resolve for a set of platforms, with what

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/image"
@@ -442,6 +443,7 @@ func verifyArtifacts(r *ArchiveReport, c *archive.Contents, lg *lockfile.Group, 
 			}
 		}
 	}
+	verifyCharts(c, lg, pinned, expected, mismatch)
 	for _, img := range c.Images {
 		if d := img.Top.Digest; img.Artifact != nil && !pinned[d] {
 			r.add(archive.Problem{Kind: KindNotInLockfile, Image: img.Label(), Digest: d})
@@ -525,4 +527,38 @@ func (s archiveStore) blob(d digest.Digest, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s in the archive is not a JSON document of at most %d bytes", d, s.c.MaxDocumentSize)
 	}
 	return data, nil
+}
+
+// verifyCharts checks the charts an archive carries against the group's
+// pinned charts: each is there, and its chart layer is the pinned .tgz
+// (for an OCI chart, its manifest is the registry's, by digest too).
+func verifyCharts(c *archive.Contents, lg *lockfile.Group, pinned, expected map[digest.Digest]bool, mismatch func(name, format string, args ...any)) {
+	for i := range lg.Charts {
+		l := &lg.Charts[i]
+		name := l.Name + ":" + l.Version
+		var found *archive.Image
+		for k := range c.Images {
+			if a := c.Images[k].Artifact; a != nil && a.Kind == archive.KindChart && a.Image == name {
+				found = &c.Images[k]
+			}
+		}
+		switch {
+		case found == nil:
+			mismatch("chart "+name, "chart %s (%s) is missing", name, l.Source)
+			continue
+		case len(found.Manifests) != 1 || len(found.Manifests[0].Layers) == 0:
+			mismatch("chart "+name, "chart %s is not one manifest with its chart layer", name)
+		case found.Manifests[0].Layers[0].Digest != l.Archive:
+			mismatch("chart "+name, "chart %s: its archive is %s, the lockfile %s", name, found.Manifests[0].Layers[0].Digest, l.Archive)
+		case strings.HasPrefix(l.Source, "oci://") && found.Top.Digest != l.Digest:
+			mismatch("chart "+name, "chart %s: manifest %s, the lockfile %s", name, found.Top.Digest, l.Digest)
+		}
+		pinned[found.Top.Digest] = true
+		expected[found.Top.Digest] = true
+		for _, m := range found.Manifests {
+			for _, b := range append([]image.Descriptor{m.Config}, m.Layers...) {
+				expected[b.Digest] = true
+			}
+		}
+	}
 }

@@ -67,6 +67,7 @@ type rawGroup struct {
 	CarrySigs  *bool         `toml:"carry-signatures"`
 	MaxSize    any           `toml:"max-size"`
 	SplitOver  *bool         `toml:"split-oversize"`
+	Charts     []*rawChart   `toml:"charts"`
 }
 
 // Valid keys of each table, for "unknown key" messages.
@@ -75,7 +76,7 @@ var validKeys = map[string][]string{
 	"registry":   {"mirrors", "insecure", "ca-file", "auth"},
 	"auth":       {"username", "username-env", "password-env", "file", "helper"},
 	"mirror":     {"location", "pull-from-mirror", "insecure"},
-	"group":      {"name", "archive", "platforms", "index", "images", "image-lists", "manifests", "signatures", "carry-signatures", "max-size", "split-oversize"},
+	"group":      {"name", "archive", "platforms", "index", "images", "image-lists", "manifests", "signatures", "carry-signatures", "max-size", "split-oversize", "charts"},
 	"signatures": {"scope", "require", "key", "keys", "fulcio-ca", "oidc-issuer", "subject-email", "rekor-key", "rekor-keys", "verify-platforms"},
 }
 
@@ -215,6 +216,9 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 			table = "group"
 		case len(k) == 2 && k[0] == "signatures":
 			d.errs.add(errdefs.Pos{File: d.path, Line: d.findArrayKey("signatures", k[1])}, "unknown key %q in [[signatures]] (valid: %s)", k[1], strings.Join(validKeys["signatures"], ", "))
+			continue
+		case len(k) == 3 && k[0] == "group" && k[1] == "charts":
+			d.errs.add(errdefs.Pos{File: d.path, Line: d.findGroupKey("charts")}, "unknown key %q in a group's [[group.charts]] (valid: %s)", k[2], strings.Join(validKeys["chart"], ", "))
 			continue
 		case len(k) == 3 && k[0] == "group" && k[1] == "signatures":
 			d.errs.add(errdefs.Pos{File: d.path, Line: d.findGroupKey("signatures")}, "unknown key %q in a group's signatures (valid: %s)", k[2], strings.Join(validKeys["signatures"], ", "))
@@ -644,6 +648,7 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 			addImage(img)
 		}
 	}
+	d.charts(p, label, raw.Charts, g, addImage)
 	if raw.CarrySigs != nil {
 		g.CarrySignatures = *raw.CarrySigs
 	} else {
@@ -654,8 +659,8 @@ func (d *decoder) group(i int, raw *rawGroup, s *Spec) *Group {
 		}
 	}
 	switch {
-	case len(raw.Images) == 0 && len(raw.ImageLists) == 0 && len(raw.Manifests) == 0:
-		d.add(p, "%s has no images: add images = [...], image-lists = [...] or manifests = [...]", label)
+	case len(raw.Images) == 0 && len(raw.ImageLists) == 0 && len(raw.Manifests) == 0 && len(raw.Charts) == 0:
+		d.add(p, "%s has no images: add images = [...], image-lists = [...], manifests = [...] or [[group.charts]]", label)
 	case len(g.Images) == 0 && len(raw.Manifests) > 0 && d.errs.count() == before:
 		d.add(append(p, "manifests"), "%s has no images: its manifests hold no workload with a container image", label)
 	}

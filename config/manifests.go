@@ -32,6 +32,18 @@ var containerKeys = map[string]bool{"containers": true, "initContainers": true, 
 // yaml.v3 reports syntax errors as "yaml: line N: message".
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// FindImages is parseManifests for YAML that is not the spec's own (a
+// chart's rendered templates): the images, or every problem at its line
+// of file.
+func FindImages(data []byte, file, defaultRegistry string) ([]Image, error) {
+	var errs errorList
+	imgs := parseManifests(data, file, defaultRegistry, &errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return imgs, nil
+}
+
 // parseManifests reads Kubernetes YAML (one or more documents, List
 // objects included) and returns the image of every container,
 // init container and ephemeral container of its workloads, in the order

@@ -109,13 +109,18 @@ type Group struct {
 	// SplitOversize cuts an image larger than MaxSize into byte chunks
 	// (rejoined with cat or airgap-bundle join) instead of refusing it.
 	SplitOversize bool
-	Pos           errdefs.Pos
+	// Charts are Helm charts whose rendered images lock adds to Images.
+	Charts []*Chart
+	Pos    errdefs.Pos
 }
 
 // Image is one reference of a group and where it was written.
 type Image struct {
 	Ref image.Reference
 	Pos errdefs.Pos
+	// Chart is the chart that brought the image (its lockfile entry, or
+	// its rendering); nil for an image the spec lists.
+	Chart *Chart
 }
 
 // Group returns the group of that name, or nil.

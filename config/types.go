@@ -31,7 +31,7 @@ var (
 	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString, "max-size": kSize}
 	registryKinds = map[string]kind{"mirrors": kArray, "insecure": kBool, "ca-file": kString, "auth": kTable, "password": kAny, "username": kAny, "token": kAny}
 	authKinds     = map[string]kind{"username": kString, "username-env": kString, "password-env": kString, "file": kString, "helper": kString, "password": kAny, "token": kAny}
-	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings, "signatures": kTable, "carry-signatures": kBool, "max-size": kSize, "split-oversize": kBool}
+	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings, "signatures": kTable, "carry-signatures": kBool, "max-size": kSize, "split-oversize": kBool, "charts": kArray}
 )
 
 // examples show the right form in a type error.
@@ -173,6 +173,16 @@ func checkTypes(data map[string]any, loc *tomlpos.Locator, path string, errs *er
 			check(groupKinds, g, label, "group", i)
 			if sg, ok := g["signatures"].(map[string]any); ok {
 				check(signatureKinds, sg, label+"signatures.", "group", i, "signatures")
+			}
+			if v, ok := g["charts"]; ok {
+				charts, ok := tables(v)
+				if !ok {
+					errs.add(at("group", i, "charts"), "%scharts must be an array of tables: write each chart as [[group.charts]]", label)
+					continue
+				}
+				for j, c := range charts {
+					check(chartKinds, c, fmt.Sprintf("%schart #%d: ", label, j+1), "group", i, "charts", j)
+				}
 			}
 		}
 	}

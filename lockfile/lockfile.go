@@ -45,6 +45,53 @@ type Group struct {
 	// artifacts were looked for, and a change looks again.
 	Attachments bool    `toml:"attachments,omitempty"`
 	Images      []Image `toml:"image"`
+	// Charts pin the group's Helm charts; the images they render are
+	// among Images.
+	Charts []Chart `toml:"chart,omitempty"`
+}
+
+// Chart pins one Helm chart of a group and says which images it brings.
+type Chart struct {
+	// Source is the spec's chart: "REPO#NAME", "oci://host/path/name" or
+	// "path:" and the path as the spec writes it.
+	Source string `toml:"source"`
+	Name   string `toml:"name"` // from Chart.yaml
+	// Constraint is the spec's version as written ("" for the newest, and
+	// for path charts); Version what it resolved to.
+	Constraint string `toml:"constraint,omitempty"`
+	Version    string `toml:"version"`
+	// Digest is the sha256 of the chart's .tgz, or for an OCI chart its
+	// manifest's digest; Archive the .tgz's (equal to Digest but for OCI).
+	Digest  digest.Digest `toml:"digest"`
+	Archive digest.Digest `toml:"archive"`
+	Size    int64         `toml:"size"` // of the .tgz
+	// URL is where an HTTP repository serves the .tgz, as its index.yaml
+	// said when it was locked.
+	URL string `toml:"url,omitempty"`
+	// Inputs is config.Chart.Inputs: the values, set and render options.
+	Inputs digest.Digest `toml:"inputs"`
+	Images []ChartImage  `toml:"image,omitempty"`
+}
+
+// ChartImage is one image a chart brings and where it came from: the
+// rendered template ("chart/templates/x.yaml") or "extra-images".
+type ChartImage struct {
+	Ref      string `toml:"ref"`
+	Template string `toml:"template"`
+}
+
+// FromExtraImages is ChartImage.Template for an image the spec lists in
+// the chart's extra-images.
+const FromExtraImages = "extra-images"
+
+// Chart returns the chart entry of that source, or nil.
+func (g *Group) Chart(source string) *Chart {
+	for i := range g.Charts {
+		if g.Charts[i].Source == source {
+			return &g.Charts[i]
+		}
+	}
+	return nil
 }
 
 // Image pins one reference.
@@ -213,6 +260,7 @@ func Parse(data []byte, path string) (*Lock, error) {
 		}
 		groups[g.Name] = true
 		c.group(gi, g)
+		c.charts(gi, g)
 	}
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("%w%s", errdefs.List(c.errs, "problems"), hint)
@@ -373,6 +421,45 @@ func (c *checker) artifacts(iline func(...any) int, image string, img Image) {
 	}
 }
 
+// charts checks a group's chart entries: each image a chart brings must be
+// pinned in the group, so build can trust the group's images alone.
+func (c *checker) charts(gi int, g Group) {
+	seen := map[string]bool{}
+	for ci, ch := range g.Charts {
+		line := c.at("group", gi, "chart", ci)
+		what := fmt.Sprintf("group %q: chart %q", g.Name, ch.Source)
+		switch {
+		case ch.Source == "":
+			c.add(line("source"), "group %q: a chart without source", g.Name)
+		case seen[ch.Source]:
+			c.add(line("source"), "%s is listed twice", what)
+		}
+		seen[ch.Source] = true
+		if ch.Name == "" || ch.Version == "" {
+			c.add(line(), "%s: name and version are required", what)
+		}
+		for k, d := range map[string]digest.Digest{"digest": ch.Digest, "archive": ch.Archive, "inputs": ch.Inputs} {
+			if err := checkDigest(d); err != nil {
+				c.add(line(k), "%s: %s: %v", what, k, err)
+			}
+		}
+		if ch.Size <= 0 {
+			c.add(line("size"), "%s: size must be positive", what)
+		}
+		if !strings.HasPrefix(ch.Source, "oci://") && ch.Digest != ch.Archive {
+			c.add(line("archive"), "%s: archive must equal digest but for an OCI chart", what)
+		}
+		for ii, im := range ch.Images {
+			if g.Image(im.Ref) == nil {
+				c.add(line("image", ii, "ref"), "%s: image %q is not pinned in the group", what, im.Ref)
+			}
+			if im.Template == "" {
+				c.add(line("image", ii, "template"), "%s: image %q: template is required", what, im.Ref)
+			}
+		}
+	}
+}
+
 const hint = "\n(the lockfile is generated: restore it from version control, or delete it and run \"airgap-bundle lock\")"
 
 func checkDigest(d digest.Digest) error {
@@ -393,6 +480,17 @@ func checkDigest(d digest.Digest) error {
 func (l *Lock) Sort() {
 	sort.Slice(l.Groups, func(i, j int) bool { return l.Groups[i].Name < l.Groups[j].Name })
 	for gi := range l.Groups {
+		charts := l.Groups[gi].Charts
+		sort.Slice(charts, func(i, j int) bool { return charts[i].Source < charts[j].Source })
+		for ci := range charts {
+			ims := charts[ci].Images
+			sort.Slice(ims, func(i, j int) bool {
+				if ims[i].Ref != ims[j].Ref {
+					return ims[i].Ref < ims[j].Ref
+				}
+				return ims[i].Template < ims[j].Template
+			})
+		}
 		imgs := l.Groups[gi].Images
 		sort.Slice(imgs, func(i, j int) bool { return imgs[i].Ref < imgs[j].Ref })
 		for ii := range imgs {

@@ -178,7 +178,8 @@ func (src *source) image(c *archive.Contents, img archive.Image) (*sourceImage, 
 	if a := img.Artifact; a != nil && len(img.Names) == 0 {
 		// A carried signature, SBOM or attestation goes into its image's
 		// repository, under cosign's tag (sha256-<hex>.sig, .att, .sbom)
-		// so that cosign finds it there, or by digest alone (a referrer).
+		// so that cosign finds it there, or by digest alone (a referrer);
+		// a chart to charts/NAME:VERSION under the target.
 		ref, err := artifactRef(a, img.Top.Digest)
 		if err != nil {
 			return nil, err
@@ -344,6 +345,14 @@ func (src *source) makeManifest(c *archive.Contents, m image.Manifest) (doc, err
 // artifactRef is where a carried artifact is pushed: its image's
 // repository, tagged as cosign tags it, else by digest.
 func artifactRef(a *archive.Artifact, top digest.Digest) (image.Reference, error) {
+	if a.Kind == archive.KindChart {
+		// helm push tags a version's "+" as "_" (a tag cannot hold "+").
+		name, version, ok := strings.Cut(a.Image, ":")
+		if !ok {
+			return image.Reference{}, fmt.Errorf("chart %q: no version", a.Image)
+		}
+		return image.ParseReference(ChartsDomain+"/charts/"+name+":"+strings.ReplaceAll(version, "+", "_"), "")
+	}
 	of, err := image.ParseReference(a.Image, "")
 	if err != nil {
 		return image.Reference{}, fmt.Errorf("artifact of %q: %w", a.Image, err)

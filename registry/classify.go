@@ -243,6 +243,11 @@ func Transient(err error) bool {
 		errors.Is(err, docker.ErrTooManyRequests), errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
+	// Errors of other HTTP clients (chart repositories) say it themselves.
+	var says interface{ Transient() bool }
+	if errors.As(err, &says) {
+		return says.Transient()
+	}
 	var status docker.UnexpectedHTTPStatusError
 	if errors.As(err, &status) {
 		return transientStatus(status.StatusCode)

@@ -378,7 +378,7 @@ func writeCerts(dir string, s *spec.Spec) error {
 }
 
 // hostsOf lists every host the run may contact: declared registries, their
-// mirrors and the registries of the spec's images.
+// mirrors, the registries of the spec's images and its charts' hosts.
 func hostsOf(s *spec.Spec, extra []string) []string {
 	set := map[string]bool{}
 	for h, r := range s.Registries {
@@ -390,6 +390,11 @@ func hostsOf(s *spec.Spec, extra []string) []string {
 	for _, g := range s.Groups {
 		for _, img := range g.Images {
 			set[img.Ref.Domain()] = true
+		}
+		for _, c := range g.Charts {
+			if h := c.Host(); h != "" {
+				set[h] = true
+			}
 		}
 	}
 	for _, h := range extra {

@@ -411,6 +411,14 @@ var specCases = []specCase{
 	{name: "max-size not a size", spec: group(`images = ["busybox"]`, `max-size = "4 furlongs"`), schema: "/group/0/max-size", decoder: `"4 furlongs" is not a size`},
 	{name: "max-size a table", spec: `max-size = { gb = 4 }` + okGroup, schema: "/max-size", decoder: "max-size must be a size"},
 	{name: "max-size under 1 MiB in bytes", spec: group(`images = ["busybox"]`, `max-size = 1000`), schema: "/group/0/max-size", decoder: "at least 1 MiB"},
+	// Helm charts.
+	{name: "charts of every source", valid: true, spec: "[[group]]\nname = \"apps\"\n" +
+		"[[group.charts]]\nrepo = \"https://charts.example.com/stable\"\nname = \"web\"\nversion = \"~1.2\"\nvalues = [\"v.yaml\"]\nset = { replicas = 2, image = { tag = \"1.2.1\" } }\nkube-version = \"1.31.0\"\napi-versions = [\"monitoring.coreos.com/v1\"]\nextra-images = [\"busybox:1.36\"]\n" +
+		"[[group.charts]]\noci = \"oci://ghcr.io/example/charts/app\"\nversion = \"1.0.0\"\nrelease-name = \"app\"\nnamespace = \"apps\"\n" +
+		"[[group.charts]]\npath = \"charts/local\"\n", files: map[string]string{"v.yaml": "a: 1\n"}},
+	{name: "chart with two sources", spec: "[[group]]\nname = \"apps\"\n[[group.charts]]\nrepo = \"https://charts.example.com\"\nname = \"web\"\noci = \"oci://ghcr.io/x/web\"\n", schema: "/group/0/charts/0", decoder: "give exactly one source"},
+	{name: "path chart with a version", spec: "[[group]]\nname = \"apps\"\n[[group.charts]]\npath = \"charts/local\"\nversion = \"1.0.0\"\n", schema: "/group/0/charts/0", decoder: "has its own version"},
+	{name: "unknown key in a chart", spec: "[[group]]\nname = \"apps\"\n[[group.charts]]\npath = \"charts/local\"\nvalue = [\"v.yaml\"]\n", schema: "/group/0/charts/0 additionalProperties", decoder: `unknown key "value"`},
 	// Unknown keys, at every level.
 	{name: "unknown top-level key", spec: `colour = "blue"` + okGroup, schema: "/ additionalProperties", decoder: `unknown key "colour"`},
 	{name: "unknown key in a group", spec: group(`images = ["busybox"]`, `tag = "v1"`), schema: "/group/0 additionalProperties", decoder: `unknown key "tag" in [[group]]`},

@@ -398,6 +398,13 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, fromDelta bo
 		// repository, under cosign's tag (sha256-<hex>.sig, .att, .sbom)
 		// when it has one, else by digest only.
 		names, artifactTag = []string{a.Image}, a.Tag
+		if a.Kind == archive.KindChart {
+			// A chart: charts/NAME, tagged with its version as helm push
+			// tags it ("+" as "_"), for helm pull oci://HOST/charts/NAME.
+			tagged := strings.ReplaceAll(a.Image, "+", "_")
+			names = []string{chartsDomain + "/charts/" + tagged}
+			artifactTag = tagged[strings.LastIndex(tagged, ":")+1:]
+		}
 	}
 	for _, n := range names {
 		ref, err := image.ParseReference(n, "")
@@ -408,6 +415,9 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, fromDelta bo
 		// Keyed by the per-host path, the one name of a repository that
 		// every client can ask for; the mirror form (?ns=) maps to it.
 		key := ref.PerHostPath()
+		if ca := img.Artifact; ca != nil && ca.Kind == archive.KindChart {
+			key = ref.Path() // charts/NAME, whatever the naming of images
+		}
 		if !nameRE.MatchString(key) {
 			*skipped = append(*skipped, fmt.Sprintf("%s: %s: its per-host path %q is no repository name a client can ask for", img.Label(), n, key))
 			continue
@@ -460,6 +470,10 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, fromDelta bo
 	}
 	return served, nil
 }
+
+// chartsDomain is the registry of the names charts are served under, as
+// push.ChartsDomain: a chart is served at charts/NAME.
+const chartsDomain = "charts.airgap-bundle.invalid"
 
 // Close closes the archive files.
 func (r *Registry) Close() error {

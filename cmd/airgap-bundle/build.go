@@ -147,7 +147,14 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 		policy = bundler.RequireLocked
 	}
 	rep := g.progress()
-	lock, lockRes, err := bundler.EnsureLocked(c.Context(), spec, lockPath, lock, session, policy, bundler.LockOptions{Jobs: f.jobs, Logger: g.logger(), Progress: rep})
+	lopts := bundler.LockOptions{Jobs: f.jobs, Logger: g.logger(), Progress: rep}
+	var charts bundler.ChartArchiver
+	if bundler.HasCharts(spec) {
+		cf := bundler.NewChartFetcher(spec, g.registryOptions(), bc)
+		defer cf.Close()
+		lopts.Charts, charts = cf, cf
+	}
+	lock, lockRes, err := bundler.EnsureLocked(c.Context(), spec, lockPath, lock, session, policy, lopts)
 	rep.Wait()
 	if err != nil {
 		return err
@@ -160,6 +167,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	rep = g.progress()
 	bopts := bundler.BuildOptions{
 		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep, Policy: g.policy(), MaxSize: maxSize,
+		Charts: charts,
 	}
 	var results []bundler.ArchiveResult
 	var dr *bundler.DeltaResult

@@ -21,6 +21,7 @@ type lockFlags struct {
 	dryRun   bool
 	lockPath string
 	jobs     int
+	cacheDir string
 }
 
 func newLockCmd(g *globalFlags) *cobra.Command {
@@ -69,6 +70,7 @@ usual but writes nothing, and prints how the lockfile would change, as
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "resolve as usual but write nothing; print how the lockfile would change")
 	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", bundler.DefaultJobs, "images resolved in parallel")
+	c.Flags().StringVar(&f.cacheDir, "cache-dir", "", "where charts are kept (default: $XDG_CACHE_HOME/airgap-bundle)")
 	return c
 }
 
@@ -110,6 +112,18 @@ func runLock(c *cobra.Command, g *globalFlags, f *lockFlags, specPath string, im
 
 	session := bundler.NewSession(spec, g.registryOptions())
 	defer session.Close()
+	if bundler.HasCharts(spec) {
+		// Charts are fetched into the blob cache: build carries them
+		// from there without fetching them again.
+		bc, err := openCache(f.cacheDir)
+		if err != nil {
+			return err
+		}
+		defer bc.Close()
+		cf := bundler.NewChartFetcher(spec, g.registryOptions(), bc)
+		defer cf.Close()
+		opts.Charts = cf
+	}
 	res, err := bundler.Lock(c.Context(), spec, old, session, opts)
 	if err != nil {
 		return err

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 
+	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/lockfile"
 )
@@ -25,4 +27,15 @@ func loadSpecAndLock(ctx context.Context, specPath, lockPath string) (spec *conf
 		return nil, "", nil, err
 	}
 	return spec, path, lock, nil
+}
+
+// openCache opens the blob cache at dir, or at the default place.
+func openCache(dir string) (*cache.Cache, error) {
+	if dir == "" {
+		var err error
+		if dir, err = cache.DefaultDir(); err != nil {
+			return nil, fmt.Errorf("no cache directory: %w (use --cache-dir)", err)
+		}
+	}
+	return cache.Open(dir)
 }
