@@ -190,7 +190,7 @@ func manifests(rel *release.Release) []manifest {
 		}
 		add(tpl, rest)
 	}
-	for _, h := range rel.Hooks[:0] {
+	for _, h := range rel.Hooks {
 		add(h.Path, h.Manifest)
 	}
 	slices.Sort(order)
