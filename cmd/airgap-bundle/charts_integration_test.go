@@ -336,8 +336,64 @@ extra-images = ["registry.example/prometheus/prometheus:v2.53.0"]
 	if !slices.Equal(carried, []string{"operator:0.3.0", "webapp:1.2.0"}) {
 		t.Errorf("the archive carries charts %v", carried)
 	}
+	if out, code := run(t, "inspect", filepath.Join(outDir, "apps.tar")); code != 0 || !strings.Contains(out, "chart webapp:1.2.0") || !strings.Contains(out, "chart operator:0.3.0") {
+		t.Errorf("inspect does not list the charts (exit %d):\n%s", code, out)
+	}
 	if out, code := run(t, "verify", "--output", outDir, spec); code != 0 {
 		t.Errorf("verify: exit %d\n%s", code, out)
+	}
+
+	// serve gives the charts at charts/NAME:VERSION, the OCI one under
+	// the registry's own digest.
+	url, cancel, done := startServe(t, outDir)
+	served := strings.TrimPrefix(url, "http://")
+	if got := sha256Digest(rawManifest(t, served+"/charts/operator:0.3.0", "--tls-verify=false")); got != opDigest.String() {
+		t.Errorf("serve's charts/operator:0.3.0 is %s, want %s", got, opDigest)
+	}
+	if got := rawManifest(t, served+"/charts/webapp:1.2.0", "--tls-verify=false"); !strings.Contains(string(got), digest.FromBytes(repo.archives["webapp-1.2.0.tgz"]).String()) {
+		t.Errorf("serve's charts/webapp:1.2.0 does not name the chart's archive: %s", got)
+	}
+	cancel()
+	<-done
+
+	// Inside the gap: push puts each chart at TARGET/charts/NAME:VERSION,
+	// where a registry client (helm pull's) finds the chart layer, and the
+	// OCI chart under the registry's own manifest digest.
+	site := testregistry.Start(t, testregistry.Options{})
+	if out, code := run(t, "push", "--insecure", filepath.Join(outDir, "apps.tar"), "--to", site.Host+"/site"); code != 0 {
+		t.Fatalf("push: exit %d\n%s", code, out)
+	}
+	for _, cc := range []struct {
+		repo, tag string
+		archive   digest.Digest
+		manifest  digest.Digest
+	}{
+		{"site/charts/webapp", "1.2.0", digest.FromBytes(repo.archives["webapp-1.2.0.tgz"]), ""},
+		{"site/charts/operator", "0.3.0", digest.FromBytes(opData), opDigest},
+	} {
+		ref, err := name.ParseReference(site.Host+"/"+cc.repo+":"+cc.tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc, err := remote.Get(ref, remote.WithTransport(site.Transport()))
+		if err != nil {
+			t.Errorf("the pushed chart %s:%s: %v", cc.repo, cc.tag, err)
+			continue
+		}
+		if cc.manifest != "" && desc.Digest.String() != cc.manifest.String() {
+			t.Errorf("%s:%s is %s, not the source registry's %s", cc.repo, cc.tag, desc.Digest, cc.manifest)
+		}
+		img, err := desc.Image()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Config.MediaType) != chart.ConfigMediaType || len(m.Layers) != 1 || m.Layers[0].Digest.String() != cc.archive.String() {
+			t.Errorf("%s:%s: config %s, layers %v: want a Helm chart whose layer is %s", cc.repo, cc.tag, m.Config.MediaType, m.Layers, cc.archive)
+		}
 	}
 }
 

@@ -121,6 +121,9 @@ type inspectImageJSON struct {
 	// Artifacts are the signatures, SBOMs and attestations carried for
 	// the image: their own index.json entries, no image to any loader.
 	Artifacts []inspectArtifactJSON `json:"artifacts,omitempty"`
+	// Chart is NAME:VERSION of a carried Helm chart (its OCI form): no
+	// image to any loader either.
+	Chart string `json:"chart,omitempty"`
 }
 
 type inspectArtifactJSON struct {
@@ -215,6 +218,9 @@ func newInspectJSON(archivePath string, c *archive.Contents, of *delta.Of) inspe
 		if ij.Names == nil {
 			ij.Names = []string{}
 		}
+		if a := img.Artifact; a != nil && a.Kind == archive.KindChart {
+			ij.Chart = a.Image
+		}
 		if c.Format != archive.FormatDocker {
 			ij.Digest, ij.MediaType, ij.Size = img.Top.Digest.String(), string(img.Top.MediaType), img.Top.Size
 		}
@@ -286,8 +292,11 @@ func printInspect(w io.Writer, j inspectJSON) {
 	for _, img := range j.Images {
 		names += len(img.Names)
 		first := "<none>"
-		if len(img.Names) > 0 {
+		switch {
+		case len(img.Names) > 0:
 			first = img.Names[0]
+		case img.Chart != "":
+			first = "chart " + img.Chart
 		}
 		fmt.Fprintf(tw, "%s\t%s\t\t\t%s\n", first, short(img.Digest), progress.HumanBytes(img.Bytes))
 		for _, n := range img.Names[min(1, len(img.Names)):] {
