@@ -28,16 +28,17 @@ CYCLONEDX=github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 
 die() { echo "release: $*" >&2; exit 1; }
 
-# build SRC OUT GOOS/GOARCH: one binary from the module in SRC.
+# build SRC OUT GOOS/GOARCH [CMD]: one binary from the module in SRC
+# (CMD: airgap-bundle, or airgap-bundle-helm, the chart renderer).
 build() {
-	local src=$1 out=$2 os=${3%/*} arch=${3#*/}
+	local src=$1 out=$2 os=${3%/*} arch=${3#*/} cmd=${4:-airgap-bundle}
 	(cd "$src" && env GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" \
 		GOAMD64=v1 GOARM64=v8.0 \
-		"$GO" build -trimpath -tags "$TAGS" -ldflags "$LDFLAGS" -o "$out" ./cmd/airgap-bundle)
+		"$GO" build -trimpath -tags "$TAGS" -ldflags "$LDFLAGS" -o "$out" "./cmd/$cmd")
 }
 
-name() { # GOOS/GOARCH -> file name
-	local n="airgap-bundle-$VERSION-${1%/*}-${1#*/}"
+name() { # GOOS/GOARCH [CMD] -> file name
+	local n="${2:-airgap-bundle}-$VERSION-${1%/*}-${1#*/}"
 	[ "${1%/*}" = windows ] && n="$n.exe"
 	echo "$n"
 }
@@ -94,6 +95,9 @@ OUT=$(cd "$OUT" && pwd)
 for t in $TARGETS; do
 	echo "build $t"
 	build . "$OUT/$(name "$t")" "$t"
+	# The Helm SDK renders charts in a program of its own (docs/charts.md):
+	# shipped beside, it is found there.
+	build . "$OUT/$(name "$t" airgap-bundle-helm)" "$t" airgap-bundle-helm
 done
 # The module graph as go.mod and go.sum pin it, every module the binaries
 # may link. Reproducible: no serial number or timestamp, and no goos/goarch
