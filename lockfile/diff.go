@@ -67,6 +67,79 @@ type GroupDiff struct {
 	DeltaBytes            int64       `json:"delta-bytes"`
 	DeltaUnsizedManifests int         `json:"delta-unsized-manifests"`
 	Images                []ImageDiff `json:"images"` // updated, then added, then removed; each by ref
+	// Charts are the group's charts that changed, by source.
+	Charts []ChartDiff `json:"charts,omitempty"`
+}
+
+// ChartDiff is the change of one chart of a group: its version and digest
+// on each side it exists on, and the images it brings and drops.
+type ChartDiff struct {
+	Source     string        `json:"source"`
+	Name       string        `json:"name"`
+	Change     string        `json:"change"` // Added, Removed or Updated
+	OldVersion string        `json:"old-version,omitempty"`
+	NewVersion string        `json:"new-version,omitempty"`
+	OldDigest  digest.Digest `json:"old-digest,omitempty"`
+	NewDigest  digest.Digest `json:"new-digest,omitempty"`
+	Brings     []string      `json:"brings,omitempty"` // refs the new side has and the old one lacks
+	Drops      []string      `json:"drops,omitempty"`
+}
+
+// chartDiffs compares the charts of a group on both sides.
+func chartDiffs(og, ng *Group) []ChartDiff {
+	refs := func(c *Chart) []string {
+		var out []string
+		if c != nil {
+			for _, i := range c.Images {
+				if !slices.Contains(out, i.Ref) {
+					out = append(out, i.Ref)
+				}
+			}
+		}
+		return out
+	}
+	var out []ChartDiff
+	add := func(oc, nc *Chart) {
+		d := ChartDiff{Change: Updated}
+		switch {
+		case oc == nil:
+			d.Change = Added
+		case nc == nil:
+			d.Change = Removed
+		}
+		if oc != nil {
+			d.Source, d.Name, d.OldVersion, d.OldDigest = oc.Source, oc.Name, oc.Version, oc.Digest
+		}
+		if nc != nil {
+			d.Source, d.Name, d.NewVersion, d.NewDigest = nc.Source, nc.Name, nc.Version, nc.Digest
+		}
+		olds, news := refs(oc), refs(nc)
+		for _, r := range news {
+			if !slices.Contains(olds, r) {
+				d.Brings = append(d.Brings, r)
+			}
+		}
+		for _, r := range olds {
+			if !slices.Contains(news, r) {
+				d.Drops = append(d.Drops, r)
+			}
+		}
+		if d.Change != Updated || d.OldDigest != d.NewDigest || oc.Inputs != nc.Inputs || len(d.Brings)+len(d.Drops) > 0 {
+			sort.Strings(d.Brings)
+			sort.Strings(d.Drops)
+			out = append(out, d)
+		}
+	}
+	for i := range ng.Charts {
+		add(og.Chart(ng.Charts[i].Source), &ng.Charts[i])
+	}
+	for i := range og.Charts {
+		if ng.Chart(og.Charts[i].Source) == nil {
+			add(&og.Charts[i], nil)
+		}
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Source < out[b].Source })
+	return out
 }
 
 // PlatformsChanged reports whether the group's platform list changed (only
@@ -313,7 +386,8 @@ func (c *comparer) group(og, ng *Group) (GroupDiff, bool) {
 	}
 	gd.DownloadBytes = sum(groupBlobs)
 	gd.DeltaBytes, gd.DeltaUnsizedManifests = c.delta(ng)
-	changed := gd.Change != Updated || len(gd.Images) > 0 || gd.PlatformsChanged() || gd.IndexChanged()
+	gd.Charts = chartDiffs(og, ng)
+	changed := gd.Change != Updated || len(gd.Images) > 0 || len(gd.Charts) > 0 || gd.PlatformsChanged() || gd.IndexChanged()
 	return gd, changed
 }
 

@@ -2,6 +2,7 @@ package lockfile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -377,5 +378,25 @@ func TestCompareDelta(t *testing.T) {
 		if got := deltaOf(Compare(c.old, c.new)); got != c.want {
 			t.Errorf("%s:\n%s--- want\n%s", c.name, got, c.want)
 		}
+	}
+}
+
+// A chart bump shows as the chart's versions and the images it brings
+// and drops; an unchanged chart is not listed.
+func TestCompareCharts(t *testing.T) {
+	d1, d2 := digest.FromString("v1"), digest.FromString("v2")
+	same := Chart{Source: "oci://r/c/same", Name: "same", Version: "1.0.0", Digest: d1, Archive: d1, Inputs: d1}
+	oldG := Group{Name: "g", Charts: []Chart{same, {Source: "https://r#web", Name: "web", Version: "1.2.0", Digest: d1, Archive: d1, Inputs: d1,
+		Images: []ChartImage{{Ref: "r/web:1.2.0", Template: "web/templates/d.yaml"}, {Ref: "r/cache:7", Template: "web/charts/cache/templates/s.yaml"}}}}}
+	newG := Group{Name: "g", Charts: []Chart{same, {Source: "https://r#web", Name: "web", Version: "1.3.0", Digest: d2, Archive: d2, Inputs: d1,
+		Images: []ChartImage{{Ref: "r/web:1.3.0", Template: "web/templates/d.yaml"}, {Ref: "r/cache:7", Template: "web/charts/cache/templates/s.yaml"}}}}}
+	d := Compare(&Lock{Version: 1, Groups: []Group{oldG}}, &Lock{Version: 1, Groups: []Group{newG}})
+	if len(d.Groups) != 1 || len(d.Groups[0].Charts) != 1 {
+		t.Fatalf("diff: %+v", d.Groups)
+	}
+	c := d.Groups[0].Charts[0]
+	if c.Name != "web" || c.Change != Updated || c.OldVersion != "1.2.0" || c.NewVersion != "1.3.0" ||
+		!slices.Equal(c.Brings, []string{"r/web:1.3.0"}) || !slices.Equal(c.Drops, []string{"r/web:1.2.0"}) {
+		t.Errorf("chart diff: %+v", c)
 	}
 }

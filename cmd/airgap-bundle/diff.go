@@ -147,6 +147,22 @@ func printDiff(w io.Writer, d *lockfile.Diff) {
 				fmt.Fprintf(w, "  index: %s -> %s\n", g.OldIndex, g.NewIndex)
 			}
 		}
+		for _, c := range g.Charts {
+			switch c.Change {
+			case lockfile.Added:
+				fmt.Fprintf(w, "  + chart %s %s  (%s)\n", c.Name, c.NewVersion, c.Source)
+			case lockfile.Removed:
+				fmt.Fprintf(w, "  - chart %s %s  (%s)\n", c.Name, c.OldVersion, c.Source)
+			default:
+				fmt.Fprintf(w, "  ~ chart %s %s -> %s  (%s)\n", c.Name, c.OldVersion, c.NewVersion, c.Source)
+			}
+			for _, r := range c.Brings {
+				fmt.Fprintf(w, "      brings %s\n", r)
+			}
+			for _, r := range c.Drops {
+				fmt.Fprintf(w, "      drops %s\n", r)
+			}
+		}
 		for _, i := range g.Images {
 			switch i.Change {
 			case lockfile.Added:
