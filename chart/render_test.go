@@ -80,7 +80,7 @@ func fakePlugin(mode string) {
 	case "hang":
 		// Its pid, for the test to see it killed; then it waits to be.
 		os.WriteFile(os.Getenv("CHART_TEST_PIDFILE"), fmt.Appendf(nil, "%d", os.Getpid()), 0o644)
-		time.Sleep(5 * time.Minute)
+		time.Sleep(90 * time.Second)
 		os.Exit(0)
 	case "protocol":
 		fmt.Println(`{"protocol":99,"error":{"kind":"protocol","message":"the request speaks protocol 1, this airgap-bundle-helm speaks protocol 99"}}`)
