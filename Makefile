@@ -4,7 +4,8 @@ GO       ?= go
 BIN      ?= bin/airgap-bundle
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
-LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT) \
+	-X github.com/airgap-bundle/airgap-bundle/chart.airgapVersion=$(VERSION)
 # containers/image's signature package without cgo: its pure-Go OpenPGP code
 # instead of gpgme. Without the tag the tool builds too, but verifies no
 # signatures (docs/release.md).

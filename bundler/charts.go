@@ -174,8 +174,8 @@ func lockChart(ctx context.Context, spec *config.Spec, st ChartState, src ChartS
 	if err != nil {
 		var re *chart.RenderError
 		if errors.As(err, &re) {
-			where := ""
-			if re.Template != "" {
+			where := "" // Helm's message names the template (and line) itself
+			if re.Template != "" && !strings.Contains(re.Message, re.Template) {
 				where = " template " + re.Template + ":"
 			}
 			return nil, specError{fmt.Errorf("%s %s does not render:%s %s", c.Label(), e.Version, where, re.Message)}

@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/airgap-bundle/airgap-bundle/chart/wire"
 )
 
 const (
@@ -20,10 +22,8 @@ const (
 	// pluginEnv names the companion's path, over any other place.
 	pluginEnv = "AIRGAP_BUNDLE_HELM"
 	// pluginProtocol is the request/response format spoken with
-	// airgap-bundle-helm (cmd/airgap-bundle-helm has the same constant and
-	// documents the format). Bump both together when a field changes
-	// meaning.
-	pluginProtocol = 1
+	// airgap-bundle-helm (package wire).
+	pluginProtocol = wire.Protocol
 	// pluginModule is what go install takes to build the companion.
 	pluginModule = "github.com/airgap-bundle/airgap-bundle/cmd/airgap-bundle-helm"
 )
@@ -116,55 +116,13 @@ func checkExecutable(path string) error {
 	return nil
 }
 
-// The wire format; cmd/airgap-bundle-helm has the other side.
-type wireRequest struct {
-	Protocol int          `json:"protocol"`
-	Op       string       `json:"op"`
-	Render   *wireRender  `json:"render,omitempty"`
-	Package  *wirePackage `json:"package,omitempty"`
-}
-
-type wireRender struct {
-	Chart       string         `json:"chart"`
-	ValuesFiles []string       `json:"valuesFiles,omitempty"`
-	Set         map[string]any `json:"set,omitempty"`
-	ReleaseName string         `json:"releaseName"`
-	Namespace   string         `json:"namespace,omitempty"`
-	KubeVersion string         `json:"kubeVersion,omitempty"`
-	APIVersions []string       `json:"apiVersions,omitempty"`
-}
-
-type wirePackage struct {
-	Dir string `json:"dir"`
-	Out string `json:"out"`
-}
-
-type wireResponse struct {
-	Protocol int `json:"protocol"`
-	Render   *struct {
-		Name       string `json:"name"`
-		Version    string `json:"version"`
-		AppVersion string `json:"appVersion"`
-		Manifests  []struct {
-			Template string `json:"template"`
-			Content  string `json:"content"`
-		} `json:"manifests"`
-	} `json:"render"`
-	Package *struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"package"`
-	Version *struct {
-		Helm   string `json:"helm"`
-		Go     string `json:"go"`
-		Module string `json:"module"`
-	} `json:"version"`
-	Error *struct {
-		Kind     string `json:"kind"`
-		Template string `json:"template"`
-		Message  string `json:"message"`
-	} `json:"error"`
-}
+// The wire format, shared with cmd/airgap-bundle-helm (package wire).
+type (
+	wireRequest  = wire.Request
+	wireRender   = wire.Render
+	wirePackage  = wire.Package
+	wireResponse = wire.Response
+)
 
 // call runs the companion once with req and returns its answer, or an
 // error made from its error answer or from its failing to give one.

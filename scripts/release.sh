@@ -23,7 +23,7 @@ VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT=${COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 # containers/image's signature package without cgo (docs/release.md).
 TAGS=containers_image_openpgp
-LDFLAGS="-s -w -buildid= -X main.version=$VERSION -X main.commit=$COMMIT"
+LDFLAGS="-s -w -buildid= -X main.version=$VERSION -X main.commit=$COMMIT -X github.com/airgap-bundle/airgap-bundle/chart.airgapVersion=$VERSION"
 CYCLONEDX=github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 
 die() { echo "release: $*" >&2; exit 1; }

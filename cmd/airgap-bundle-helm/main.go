@@ -41,78 +41,30 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/airgap-bundle/airgap-bundle/chart/wire"
 )
 
-// protocol is bumped whenever a request or response field changes meaning;
-// package chart has the same constant, and each side refuses the other's
-// number when it differs.
-const protocol = 1
+// The protocol's types are package wire's, shared with package chart.
+const protocol = wire.Protocol
 
 // Stdin is the request alone; anything near this size is not one.
 const maxRequest = 16 << 20
 
-type request struct {
-	Protocol int             `json:"protocol"`
-	Op       string          `json:"op"`
-	Render   *renderRequest  `json:"render,omitempty"`
-	Package  *packageRequest `json:"package,omitempty"`
-}
-
-type renderRequest struct {
-	Chart       string         `json:"chart"`
-	ValuesFiles []string       `json:"valuesFiles,omitempty"`
-	Set         map[string]any `json:"set,omitempty"`
-	ReleaseName string         `json:"releaseName"`
-	Namespace   string         `json:"namespace,omitempty"`
-	KubeVersion string         `json:"kubeVersion,omitempty"`
-	APIVersions []string       `json:"apiVersions,omitempty"`
-}
-
-type packageRequest struct {
-	Dir string `json:"dir"`
-	Out string `json:"out"`
-}
-
-type response struct {
-	Protocol int              `json:"protocol"`
-	Render   *renderResponse  `json:"render,omitempty"`
-	Package  *packageResponse `json:"package,omitempty"`
-	Version  *versionResponse `json:"version,omitempty"`
-	Error    *opError         `json:"error,omitempty"`
-}
-
-type renderResponse struct {
-	Name       string     `json:"name"`
-	Version    string     `json:"version"`
-	AppVersion string     `json:"appVersion,omitempty"`
-	Manifests  []manifest `json:"manifests"`
-}
-
-type manifest struct {
-	Template string `json:"template"`
-	Content  string `json:"content"`
-}
-
-type packageResponse struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-type versionResponse struct {
-	Helm   string `json:"helm"`
-	Go     string `json:"go"`
-	Module string `json:"module,omitempty"`
-}
-
-// opError is the error response; it is also the error the ops return, so
-// the kind chosen where the failure is understood reaches the caller.
-type opError struct {
-	Kind     string `json:"kind"`
-	Template string `json:"template,omitempty"`
-	Message  string `json:"message"`
-}
-
-func (e *opError) Error() string { return e.Message }
+type (
+	request         = wire.Request
+	renderRequest   = wire.Render
+	packageRequest  = wire.Package
+	response        = wire.Response
+	renderResponse  = wire.Rendered
+	manifest        = wire.Manifest
+	packageResponse = wire.Packaged
+	versionResponse = wire.Version
+	// opError is the error response; it is also the error the ops
+	// return, so the kind chosen where the failure is understood reaches
+	// the caller.
+	opError = wire.Error
+)
 
 func errorf(kind, format string, args ...any) *opError {
 	return &opError{Kind: kind, Message: fmt.Sprintf(format, args...)}
