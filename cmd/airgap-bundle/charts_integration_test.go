@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
 
 	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/chart"
@@ -393,6 +394,21 @@ extra-images = ["registry.example/prometheus/prometheus:v2.53.0"]
 		}
 		if string(m.Config.MediaType) != chart.ConfigMediaType || len(m.Layers) != 1 || m.Layers[0].Digest.String() != cc.archive.String() {
 			t.Errorf("%s:%s: config %s, layers %v: want a Helm chart whose layer is %s", cc.repo, cc.tag, m.Config.MediaType, m.Layers, cc.archive)
+		}
+		// helm pull oci://… (the Helm SDK's own registry client) takes it:
+		// the manifest digest the registry serves and the chart's archive.
+		hc, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := hc.Pull(site.Host + "/" + cc.repo + ":" + cc.tag)
+		if err != nil {
+			t.Errorf("helm pull of %s:%s: %v", cc.repo, cc.tag, err)
+			continue
+		}
+		if res.Manifest.Digest != desc.Digest.String() || res.Chart.Digest != cc.archive.String() || res.Chart.Meta.Version != cc.tag {
+			t.Errorf("helm pull of %s:%s: manifest %s, chart %s, version %s; want %s, %s, %s", cc.repo, cc.tag,
+				res.Manifest.Digest, res.Chart.Digest, res.Chart.Meta.Version, desc.Digest, cc.archive, cc.tag)
 		}
 	}
 }
