@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,10 @@ type BuildOptions struct {
 	// Charts gives the archives of the lockfile's charts (nil: a spec
 	// without charts).
 	Charts ChartArchiver
+	// NoCache streams each big layer that one archive needs from the
+	// registry straight into it (build --no-cache): c is then the run's
+	// temporary store, for manifests, configs and small blobs only.
+	NoCache bool
 }
 
 // ArchiveResult describes one written archive.
@@ -119,7 +124,7 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	if rep == nil {
 		rep = progress.New(nil, progress.Quiet)
 	}
-	b := &builder{policy: opts.Policy.WithDefaults(), spec: spec, cache: c, fetch: f, log: log, progress: rep}
+	b := &builder{policy: opts.Policy.WithDefaults(), spec: spec, cache: c, fetch: f, log: log, progress: rep, noCache: opts.NoCache}
 	b.dl = newDownloads(c, f, b.policy, log)
 	if s, ok := f.(*Session); ok && s.dl != nil && s.dl.cache == c {
 		b.dl = s.dl // join what the lock started fetching
@@ -198,6 +203,21 @@ func build(ctx context.Context, spec *config.Spec, lock *lockfile.Lock, c *cache
 	return results, b, plans, nil
 }
 
+// NoCacheStorePrefix starts the name of a --no-cache run's store in the
+// output directory.
+const NoCacheStorePrefix = ".airgap-bundle-store-"
+
+// NoCacheStore makes the store of a --no-cache run in the output
+// directory out: for manifests, configs and small blobs (see stream.go),
+// on the archives' filesystem. The caller removes it; a later build
+// removes it if this process dies first.
+func NoCacheStore(out string) (string, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(out, NoCacheStorePrefix+strconv.Itoa(os.Getpid())+"-")
+}
+
 // tidyOutputDir undoes what a killed build left in the output directory (the
 // caller holds its lock, so nothing else is writing there): it finishes or
 // undoes an interrupted commit (sums.Recover) and removes the temporary
@@ -210,15 +230,28 @@ func (b *builder) tidyOutputDir(out string) error {
 	if recovered {
 		b.log.Warn("recovered from an interrupted build: SHA256SUMS rewritten from the archives present", "dir", out)
 	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		// The store of a --no-cache run killed before it could remove it
+		// (named for its process, which is gone).
+		rest, ok := strings.CutPrefix(e.Name(), NoCacheStorePrefix)
+		digits, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(digits)
+		if ok && e.IsDir() && err == nil && !atomicfile.PIDAlive(pid) {
+			if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
+				return err
+			}
+			b.log.Warn("removed the store of an interrupted --no-cache build", "dir", e.Name())
+		}
+	}
 	prefixes := []string{"." + SumsFile + ".tmp-", "." + sums.PendingName + ".tmp-"}
 	for _, g := range b.spec.Groups {
 		prefixes = append(prefixes, "."+filepath.Base(g.Archive)+".tmp-")
 		// A part's: ".core.part-" (and ".tmp-" in the name, below).
 		prefixes = append(prefixes, "."+partPrefix(filepath.Base(g.Archive)))
-	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return err
 	}
 	for _, e := range ents {
 		for _, pre := range prefixes {
@@ -296,6 +329,10 @@ func selectGroups(spec *config.Spec, names []string) ([]*config.Group, error) {
 }
 
 type builder struct {
+	// noCache streams big layers from the registry into the archive (see
+	// stream.go); stream is what the pipeline chose to stream.
+	noCache  bool
+	stream   map[digest.Digest]blobNeed
 	policy   registry.Policy
 	spec     *config.Spec
 	cache    *cache.Cache
@@ -623,7 +660,8 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 	h := sha256.New()
 	counter := &iox.CountingWriter{}
 	// archive.Write buffers its output (256 KiB writes): no second buffer.
-	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, cacheBlobs{c: b.cache, gates: g, dl: b.dl, follow: follow, task: task}, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
+	blobs := cacheBlobs{c: b.cache, gates: g, dl: b.dl, follow: follow, task: task, stream: b.stream, fetch: b.fetch, policy: b.policy}
+	err = archive.Write(ctx, io.MultiWriter(tmp, h, counter), p.images, blobs, archive.Options{Compression: comp, ModTime: mtime, BlobsVerified: true})
 	if err == nil {
 		err = tmp.Sync()
 	}

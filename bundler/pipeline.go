@@ -17,6 +17,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 )
 
 // The build is one pipeline: downloads run while the archives are written.
@@ -78,6 +79,7 @@ func (g *gates) open(d digest.Digest, fresh bool) {
 // is gone.
 func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, mtime time.Time, jobs int) (_ []ArchiveResult, _ []*atomicfile.File, err error) {
 	g := &gates{ready: map[digest.Digest]chan struct{}{}, fresh: map[digest.Digest]bool{}}
+	stream := b.streamed(plans)
 	var todo []blobNeed
 	tasks := map[digest.Digest]progress.Task{} // each blob counts for the first group that needs it
 	cached := 0
@@ -91,6 +93,10 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 				continue
 			}
 			g.ready[n.desc.Digest] = make(chan struct{})
+			if _, ok := stream[n.desc.Digest]; ok {
+				g.open(n.desc.Digest, false) // read from the registry by the writer
+				continue
+			}
 			verified, running := b.dl.state(n.desc.Digest)
 			if verified || !running && b.cache.Has(n.desc.Digest, n.desc.Size) {
 				g.open(n.desc.Digest, verified)
@@ -110,7 +116,8 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 		}
 		todo = append(todo, missing...)
 	}
-	b.log.Info("fetching blobs", "missing", len(todo), "cached", cached)
+	b.log.Info("fetching blobs", "missing", len(todo), "cached", cached, "streamed", len(stream))
+	b.stream = stream
 
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return b.download(ectx, todo, tasks, g, jobs) })
@@ -217,9 +224,17 @@ type cacheBlobs struct {
 	dl     *downloads
 	follow bool
 	task   progress.Task
+	// stream are the blobs read from the registry as they are written
+	// (build --no-cache; see stream.go), through fetch under policy.
+	stream map[digest.Digest]blobNeed
+	fetch  Fetcher
+	policy registry.Policy
 }
 
 func (cb cacheBlobs) Open(ctx context.Context, d image.Descriptor) (io.ReadCloser, error) {
+	if n, ok := cb.stream[d.Digest]; ok {
+		return counted(newStreamReader(ctx, n, cb.fetch, cb.policy), cb.task), nil
+	}
 	var fresh bool
 	if cb.gates != nil {
 		if cb.follow {
@@ -281,4 +296,37 @@ func counted(rc io.ReadCloser, task progress.Task) io.ReadCloser {
 		io.Reader
 		io.Closer
 	}{progress.CountingReader{R: rc, Task: task}, rc}
+}
+
+// streamed picks the blobs build --no-cache reads from the registry while
+// it writes them: layers of streamMin bytes or more that exactly one
+// archive needs and the store does not hold. A layer two archives need is
+// fetched once into the run's store instead of twice from the registry;
+// configs are read before writing (checkSingles), so never streamed.
+func (b *builder) streamed(plans []*groupPlan) map[digest.Digest]blobNeed {
+	out := map[digest.Digest]blobNeed{}
+	if !b.noCache {
+		return out
+	}
+	users := map[digest.Digest]int{}
+	configs := map[digest.Digest]bool{}
+	for _, p := range plans {
+		for _, img := range p.images {
+			for _, m := range img.Manifests {
+				configs[m.Config.Digest] = true
+			}
+		}
+		for _, n := range p.blobs {
+			users[n.desc.Digest]++
+		}
+	}
+	for _, p := range plans {
+		for _, n := range p.blobs {
+			d := n.desc.Digest
+			if n.desc.Size >= streamMin && users[d] == 1 && !configs[d] && n.ref.Named != nil && !b.cache.Has(d, n.desc.Size) {
+				out[d] = n
+			}
+		}
+	}
+	return out
 }

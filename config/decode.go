@@ -27,6 +27,7 @@ type rawSpec struct {
 	Index           *string                 `toml:"index"`
 	OutputDir       *string                 `toml:"output-dir"`
 	MaxSize         any                     `toml:"max-size"`
+	Cache           *bool                   `toml:"cache"`
 	Registries      map[string]*rawRegistry `toml:"registries"`
 	Groups          []*rawGroup             `toml:"group"`
 	Signatures      []*rawSignature         `toml:"signatures"`
@@ -72,7 +73,7 @@ type rawGroup struct {
 
 // Valid keys of each table, for "unknown key" messages.
 var validKeys = map[string][]string{
-	"":           {"default-registry", "platforms", "index", "output-dir", "max-size", "registries", "signatures", "group"},
+	"":           {"default-registry", "platforms", "index", "output-dir", "max-size", "cache", "registries", "signatures", "group"},
 	"registry":   {"mirrors", "insecure", "ca-file", "auth"},
 	"auth":       {"username", "username-env", "password-env", "file", "helper"},
 	"mirror":     {"location", "pull-from-mirror", "insecure"},
@@ -303,6 +304,7 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 		}
 		s.MaxSize = n
 	}
+	s.NoCache = raw.Cache != nil && !*raw.Cache
 
 	hosts := make([]string, 0, len(raw.Registries))
 	for h := range raw.Registries {
@@ -375,7 +377,7 @@ func (d *decoder) spec(raw *rawSpec) *Spec {
 // holds. Unknown top-level keys are reported on their own.
 func (raw *rawSpec) onlyRegistries() bool {
 	return len(raw.Registries) > 0 && raw.Groups == nil && raw.Signatures == nil &&
-		raw.DefaultRegistry == nil && raw.Platforms == nil && raw.Index == nil && raw.OutputDir == nil
+		raw.DefaultRegistry == nil && raw.Platforms == nil && raw.Index == nil && raw.OutputDir == nil && raw.Cache == nil
 }
 
 func (d *decoder) relPath(p string) string {

@@ -27,7 +27,10 @@ type Spec struct {
 	Index           image.IndexMode
 	OutputDir       string // absolute, or relative to the working directory
 	// MaxSize is the top level's max-size, every group's default (0: none).
-	MaxSize    int64
+	MaxSize int64
+	// NoCache is cache = false: build keeps no blob cache (build
+	// --no-cache).
+	NoCache    bool
 	Registries map[string]*Registry
 	Groups     []*Group
 	// Signatures are the [[signatures]] entries, in spec order.

@@ -28,7 +28,7 @@ const (
 )
 
 var (
-	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString, "max-size": kSize}
+	topKinds      = map[string]kind{"default-registry": kString, "platforms": kStrings, "index": kString, "output-dir": kString, "max-size": kSize, "cache": kBool}
 	registryKinds = map[string]kind{"mirrors": kArray, "insecure": kBool, "ca-file": kString, "auth": kTable, "password": kAny, "username": kAny, "token": kAny}
 	authKinds     = map[string]kind{"username": kString, "username-env": kString, "password-env": kString, "file": kString, "helper": kString, "password": kAny, "token": kAny}
 	groupKinds    = map[string]kind{"name": kString, "archive": kString, "platforms": kStrings, "index": kString, "images": kStrings, "image-lists": kStrings, "manifests": kStrings, "signatures": kTable, "carry-signatures": kBool, "max-size": kSize, "split-oversize": kBool, "charts": kArray}

@@ -15,6 +15,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/cache"
 	"github.com/airgap-bundle/airgap-bundle/config"
 	"github.com/airgap-bundle/airgap-bundle/delta"
+	"github.com/airgap-bundle/airgap-bundle/errdefs"
 	"github.com/airgap-bundle/airgap-bundle/internal/progress"
 )
 
@@ -22,6 +23,7 @@ type buildFlags struct {
 	lockPath string
 	output   string
 	cacheDir string
+	noCache  bool
 	jobs     int
 	locked   bool
 	groups   []string
@@ -75,6 +77,7 @@ and run "airgap-bundle apply" inside.`,
 	c.Flags().StringVar(&f.lockPath, "lockfile", "", "lockfile path (default: beside the spec, with a .lock extension)")
 	c.Flags().StringVarP(&f.output, "output", "o", "", "output directory (default: the spec's output-dir)")
 	c.Flags().StringVar(&f.cacheDir, "cache-dir", "", "blob cache (default: $XDG_CACHE_HOME/airgap-bundle)")
+	c.Flags().BoolVar(&f.noCache, "no-cache", false, "no blob cache: big layers stream from the registry into the archive (one-shot CI builds; also cache = false in the spec)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", bundler.DefaultJobs, "parallel downloads (and images resolved in parallel when locking first)")
 	c.Flags().BoolVar(&f.locked, "locked", false, "fail (exit 3) instead of updating a missing or stale lockfile")
 	c.Flags().StringArrayVar(&f.groups, "group", nil, "build only this group (repeatable)")
@@ -122,10 +125,25 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	} else if f.deltaDir != "" {
 		return usageError{fmt.Errorf("--delta-dir goes with --since")}
 	}
+	noCache := f.noCache || spec.NoCache
+	switch {
+	case f.noCache && f.cacheDir != "":
+		return usageError{fmt.Errorf("--no-cache and --cache-dir exclude each other")}
+	case noCache && since != nil:
+		return usageError{fmt.Errorf("--since writes every new layer twice (the full archive and the delta): it builds from a cache (leave out --no-cache, or set cache = true)")}
+	}
 	session := bundler.NewSession(spec, g.registryOptions())
 	defer session.Close()
 	dir := f.cacheDir
-	if dir == "" {
+	if noCache {
+		// The run's own store, for manifests, configs and small blobs,
+		// beside the archives (their filesystem must hold them anyway),
+		// gone when the run ends; big layers never land in it.
+		if dir, err = bundler.NoCacheStore(bundler.OutputDir(spec, f.output)); err != nil {
+			return fmt.Errorf("%w: output directory: %w", errdefs.ErrBuild, err)
+		}
+		defer os.RemoveAll(dir)
+	} else if dir == "" {
 		if dir, err = cache.DefaultDir(); err != nil {
 			return fmt.Errorf("no cache directory: %w (use --cache-dir)", err)
 		}
@@ -136,7 +154,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	}
 	defer bc.Close()
 	session.KeepIn(bc)
-	if len(f.groups) == 0 {
+	if len(f.groups) == 0 && !noCache {
 		// Layers start downloading as their images are resolved. Not when
 		// only some groups are built: lock resolves them all.
 		session.Prefetch(f.jobs, g.logger())
@@ -167,7 +185,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	rep = g.progress()
 	bopts := bundler.BuildOptions{
 		OutputDir: outDir, Jobs: f.jobs, ModTime: mtime, Groups: f.groups, Logger: g.logger(), Progress: rep, Policy: g.policy(), MaxSize: maxSize,
-		Charts: charts,
+		Charts: charts, NoCache: noCache,
 	}
 	var results []bundler.ArchiveResult
 	var dr *bundler.DeltaResult
@@ -201,7 +219,7 @@ func runBuild(c *cobra.Command, g *globalFlags, f *buildFlags, specPath string) 
 	if dr != nil {
 		printDelta(g.out(c), dr)
 	}
-	if u, err := cache.DiskUsage(bc.Dir()); err == nil && u.Total > cacheWarnBytes {
+	if u, err := cache.DiskUsage(bc.Dir()); err == nil && u.Total > cacheWarnBytes && !noCache {
 		fmt.Fprintf(c.ErrOrStderr(), "note: the cache %s holds %s; \"airgap-bundle cache prune --keep %s\" removes what this lockfile does not use\n", bc.Dir(), progress.HumanBytes(u.Total), specPath)
 	}
 	return nil
