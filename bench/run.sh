@@ -377,6 +377,12 @@ run_airgap() { # RUN
 	else
 		RC=1 WALL=0 CPU=0 RSS=0 FSOUT=0 record ab-warm "$r" "airgap-bundle build (warm)" - proc "cold build failed"
 	fi
+	# issue 20's one-shot CI build: no lockfile, no cache at all
+	spec "$d/nc" bench.tar "${REFS[@]}"
+	measure ab-nocache "$r" "$AIRGAP_BUNDLE" build "$d/nc/bundle.toml" --no-cache --output "$d/nocache"
+	record ab-nocache "$r" "airgap-bundle build --no-cache (cold)" "airgap-bundle build bundle.toml --no-cache --output DIR  # no lockfile, no cache" \
+		proc "no cache: big layers stream into the archive" "$d/nocache/bench.tar"
+	rm -rf "$d/nocache"
 	# the request checks and delta rows of the k3s set, and the big set's
 	# delta rows, start from run 1's cache, lockfile and archive (BASE)
 	if [[ ($SET == k3s || $SET == big) && $r == 1 ]]; then

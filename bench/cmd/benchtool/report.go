@@ -273,6 +273,17 @@ func setTargets(set string, get func(string) *Row, f map[string]string, distinct
 	} else {
 		add("cold build ÷ fastest of crane/regctl <= 1.0", false, false, "not measured")
 	}
+	// issue 20: the one-shot build without a cache, on every set
+	if nc := get("ab-nocache"); nc != nil && fastest != nil {
+		q := nc.WallS / fastest.WallS
+		add("cold --no-cache build ÷ fastest of crane/regctl <= 1.0", true, q <= 1.0, "%.2f (%.2f s vs %s %.2f s)", q, nc.WallS, fastest.Tool, fastest.WallS)
+	} else if nc != nil {
+		add("cold --no-cache build ÷ fastest of crane/regctl <= 1.0", false, false, "not measured (no crane or regctl row)")
+	}
+	if nc := get("ab-nocache"); nc != nil && floor != nil {
+		q := nc.WallS / floor.WallS
+		add("cold --no-cache build ÷ floor <= 1.5", true, q <= 1.5, "%.2f (%.2f s vs floor %.2f s; %s written)", q, nc.WallS, floor.WallS, mibs(nc.FSOut))
+	}
 	if set == "k3s" {
 		for _, p := range []struct {
 			id   string
@@ -573,3 +584,5 @@ func median(rs []result, f func(result) float64) float64 {
 }
 
 func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func mibs(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
