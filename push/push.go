@@ -196,6 +196,10 @@ type Stats struct {
 	BlobsLeftOut      int64 `json:"blobs-left-out,omitempty"`
 	ManifestsPut      int64 `json:"manifests-put"`
 	ManifestsExisting int64 `json:"manifests-existing"`
+	// HeadersOnly says the target already held every manifest under its
+	// name: the archives were read by their headers only, and nothing was
+	// hashed or sent.
+	HeadersOnly bool `json:"headers-only,omitempty"`
 }
 
 // Endpoint is one target registry as the run reached it.
@@ -260,8 +264,14 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 	}
 	log, policy := opts.Registry.Logger, opts.Registry.Policy
 
+	// 0. Pushed before: when the target holds every manifest under its
+	// name, there is nothing to send, and the archives' headers say so.
+	if res, ok := pushedBefore(ctx, paths, opts); ok {
+		return res, nil
+	}
+
 	// 1. The archives, each read once.
-	sources, problems, err := openSources(ctx, paths, opts.TempDir)
+	sources, problems, err := openSources(ctx, paths, opts.TempDir, false)
 	defer func() {
 		for _, s := range sources {
 			if err := s.close(); err != nil {
@@ -319,9 +329,9 @@ func Push(ctx context.Context, paths []string, opts Options) (*Result, error) {
 
 // openSources reads each archive once; an archive that cannot be read is
 // a problem of its own, reported with the others before anything is sent.
-func openSources(ctx context.Context, paths []string, tmpDir string) (sources []*source, problems []error, err error) {
+func openSources(ctx context.Context, paths []string, tmpDir string, unhashed bool) (sources []*source, problems []error, err error) {
 	for _, p := range paths {
-		src, probs, err := openSource(ctx, p, tmpDir)
+		src, probs, err := openSource(ctx, p, tmpDir, unhashed)
 		if err != nil {
 			if ctx.Err() != nil {
 				return sources, nil, ctx.Err()
@@ -822,3 +832,75 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 	u.c.log.Info("manifest put", "ref", ref.String(), "digest", d.desc.Digest)
 	return nil
 }
+
+// pushedBefore is a push that finds its work done: it reads the archives
+// by their headers (nothing hashed: for an uncompressed archive, only its
+// tar headers and documents), plans as Push does, and asks the target for
+// every manifest under every name it would put there. When each one
+// resolves to the archive's digest, the registry holds the images whole
+// (a registry takes a manifest only once it holds what it names), so the
+// push is done without reading a layer: the second push of unchanged
+// archives. Anything else (a manifest missing, a delta, a problem, an
+// error) returns false, and Push does the full work, reporting what it
+// meets.
+func pushedBefore(ctx context.Context, paths []string, opts Options) (*Result, bool) {
+	sources, problems, err := openSources(ctx, paths, opts.TempDir, true)
+	defer func() {
+		for _, s := range sources {
+			s.close()
+		}
+	}()
+	if err != nil || len(problems) > 0 {
+		return nil, false
+	}
+	for _, s := range sources {
+		if s.delta != nil || len(s.leftOut) > 0 {
+			return nil, false
+		}
+	}
+	env, clients, err := connect(ctx, opts)
+	if err != nil {
+		return nil, false
+	}
+	defer env.Close()
+	units, sourceHosts := plan(clients, sources, opts.PerHost, &problems)
+	if len(problems) > 0 || len(tagConflicts(units)) > 0 {
+		return nil, false
+	}
+	policy := opts.Registry.Policy
+	var there atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Jobs)
+	for _, u := range units {
+		if len(u.img.absent) > 0 {
+			return nil, false // the user's choice for partial indexes applies
+		}
+		last := len(u.docs) - 1
+		for i, d := range u.docs {
+			refs := []name.Reference{u.repo.Digest(d.desc.Digest.String())}
+			if i == last && len(u.tags) > 0 {
+				refs = refs[:0]
+				for _, t := range u.tags {
+					refs = append(refs, u.repo.Tag(t))
+				}
+			}
+			for _, ref := range refs {
+				g.Go(func() error {
+					ok, err := u.c.hasManifest(gctx, policy, ref, d.desc.Digest)
+					if err != nil || !ok {
+						return errNotThere
+					}
+					there.Add(1)
+					return nil
+				})
+			}
+		}
+	}
+	if g.Wait() != nil {
+		return nil, false
+	}
+	opts.Registry.Logger.Info("every manifest is already at the target: nothing to push", "manifests", there.Load())
+	return result(clients, units, sourceHosts, Stats{ManifestsExisting: there.Load(), HeadersOnly: true}), true
+}
+
+var errNotThere = errors.New("not at the target")

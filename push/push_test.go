@@ -99,7 +99,7 @@ func TestNodeConfig(t *testing.T) {
 // TestMadeManifest: a crane tarball has no manifest; the one made lists
 // its config and its gzip layers with Docker media types.
 func TestMadeManifest(t *testing.T) {
-	src, problems, err := openSource(context.Background(), filepath.Join("..", "cmd", "airgap-bundle", "testdata", "crane.tar"), t.TempDir())
+	src, problems, err := openSource(context.Background(), filepath.Join("..", "cmd", "airgap-bundle", "testdata", "crane.tar"), t.TempDir(), false)
 	if err != nil || len(problems) > 0 {
 		t.Fatal(err, problems)
 	}

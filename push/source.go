@@ -93,12 +93,12 @@ func (s *source) close() error {
 // A delta archive (delta.ForArchive: a delta.json beside it lists it) is
 // read the same way; the layers it leaves out are recorded as expected at
 // the target instead of refused as missing.
-func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []error, err error) {
+func openSource(ctx context.Context, p, tmpDir string, unhashed bool) (_ *source, problems []error, err error) {
 	of, err := delta.ForArchive(ctx, p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("the delta.json beside it: %w", err)
 	}
-	sk, err := archive.OpenSeekable(ctx, p, archive.SeekableOptions{Dir: tmpDir})
+	sk, err := archive.OpenSeekable(ctx, p, archive.SeekableOptions{Dir: tmpDir, Read: archive.ReadOptions{Unhashed: unhashed}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,7 +114,7 @@ func openSource(ctx context.Context, p, tmpDir string) (_ *source, problems []er
 	c := sk.Contents
 	src.format = c.Format
 	for d, b := range c.Blobs {
-		if b.ComputedDigest != d {
+		if b.ComputedDigest != d && !unhashed {
 			// Never pushed: a registry would refuse it, or worse, keep it.
 			problems = append(problems, fmt.Errorf("%s hashes to %s, not its name (run airgap-bundle verify %s)", b.Path, b.ComputedDigest, p))
 		}

@@ -208,8 +208,13 @@ func runPush(c *cobra.Command, g *globalFlags, f *pushFlags, args []string) erro
 	if s.BlobsLeftOut > 0 {
 		leftOut = fmt.Sprintf(" (%d of them left out of the delta, BASE's)", s.BlobsLeftOut)
 	}
-	fmt.Fprintf(out, "pushed to %s: %d blobs uploaded (%s), %d mounted, %d already there%s; %d manifests put, %d already there\n",
-		strings.Join(res.Mapping.Targets, ", "), s.BlobsUploaded, progress.HumanBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsExisting, leftOut, s.ManifestsPut, s.ManifestsExisting)
+	if s.HeadersOnly {
+		fmt.Fprintf(out, "already in %s: every one of the %d manifests under its name; nothing pushed (the archives' headers read, no layer)\n",
+			strings.Join(res.Mapping.Targets, ", "), s.ManifestsExisting)
+	} else {
+		fmt.Fprintf(out, "pushed to %s: %d blobs uploaded (%s), %d mounted, %d already there%s; %d manifests put, %d already there\n",
+			strings.Join(res.Mapping.Targets, ", "), s.BlobsUploaded, progress.HumanBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsExisting, leftOut, s.ManifestsPut, s.ManifestsExisting)
+	}
 	for _, p := range append([]string{doc.MappingFile, doc.RegistriesYAML}, doc.HostsFiles...) {
 		if p != "" {
 			fmt.Fprintf(out, "wrote %s\n", p)

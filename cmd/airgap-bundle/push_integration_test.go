@@ -133,6 +133,7 @@ type pushStats struct {
 		BlobsExisting     int   `json:"blobs-existing"`
 		ManifestsPut      int   `json:"manifests-put"`
 		ManifestsExisting int   `json:"manifests-existing"`
+		HeadersOnly       bool  `json:"headers-only"`
 	}
 }
 
