@@ -106,6 +106,7 @@ daemons() { E2E_DIR=$DAEMONS_DIR DOCKER_BIN=$DOCKER_BIN bash "$ROOT/e2e/daemons.
 stop_everything() {
 	stop_pid docker-registry "$REG_PID" "$REGISTRY_BIN"
 	REG_PID=
+	[[ -f $W/target/pid ]] && stop_pid docker-registry "$(cat "$W/target/pid")" "$REGISTRY_BIN"
 	if [[ -d $DAEMONS_DIR ]]; then daemons stop >>"$LOGDIR/daemons.log" 2>&1 || log "daemons.sh stop failed (see $LOGDIR/daemons.log)"; fi
 }
 
@@ -773,6 +774,7 @@ k3s_compressed() {
 		fact "${ext}_identical" "$([[ $sum1 == "$sum2" ]] && echo 1 || echo 0)"
 		compress_speedup "$ext"
 		fact "${ext}_sha256" "$sum1"
+		node_import "tar.$ext" "$d/a/bench.tar.$ext"
 		[[ $BENCH_KEEP == 1 ]] || rm -rf "$d"
 	done
 }
@@ -797,6 +799,10 @@ big_double() {
 }
 
 # ---- the run ------------------------------------------------------------------
+
+# issue 20 part 3's rows (push, serve, a node's import)
+# shellcheck source=bench/inside.sh
+source "$ROOT/bench/inside.sh"
 
 RESULTS=$W/results.tsv FACTS=$W/facts.tsv
 : >"$RESULTS"
@@ -824,12 +830,16 @@ for SET in $BENCH_SETS; do
 		case $SET in
 		k3s)
 			k3s_requests
+			inside_rows "$W/keep-k3s/cold"
 			k3s_delta
 			k3s_parts
 			[[ $BENCH_KEEP == 1 ]] || rm -rf "$W/keep-k3s"
 			k3s_compressed
 			;;
-		big) big_double ;;
+		big)
+			inside_rows "$W/keep-big/cold"
+			big_double
+			;;
 		esac
 	fi
 done

@@ -842,7 +842,7 @@ func (u *unit) putManifest(ctx context.Context, policy registry.Policy, ref name
 // push is done without reading a layer: the second push of unchanged
 // archives. Anything else (a manifest missing, a delta, a problem, an
 // error) returns false, and Push does the full work, reporting what it
-// meets.
+// meets (the HEADs it made here are a few milliseconds).
 func pushedBefore(ctx context.Context, paths []string, opts Options) (*Result, bool) {
 	sources, problems, err := openSources(ctx, paths, opts.TempDir, true)
 	defer func() {
@@ -868,13 +868,16 @@ func pushedBefore(ctx context.Context, paths []string, opts Options) (*Result, b
 		return nil, false
 	}
 	policy := opts.Registry.Policy
+	// Partial indexes as Push treats them: the index pushed before, the
+	// original or (--partial-index filtered) the filtered one, is what is
+	// looked for.
+	if err := checkPartial(ctx, units, opts.PartialIndex, opts.Jobs, policy, &problems); err != nil || len(problems) > 0 {
+		return nil, false
+	}
 	var there atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
 	for _, u := range units {
-		if len(u.img.absent) > 0 {
-			return nil, false // the user's choice for partial indexes applies
-		}
 		last := len(u.docs) - 1
 		for i, d := range u.docs {
 			refs := []name.Reference{u.repo.Digest(d.desc.Digest.String())}

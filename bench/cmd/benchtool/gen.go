@@ -81,7 +81,7 @@ type Refs struct {
 
 type genOpts struct {
 	set, registry, seed, work, out string
-	images                         int
+	images, blobs                  int
 	totalMB                        float64
 	bigMB, compMB                  float64
 	double                         bool
@@ -90,10 +90,11 @@ type genOpts struct {
 func runGen(args []string) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	var o genOpts
-	fs.StringVar(&o.set, "set", "k3s", "image set: k3s, big or odd")
+	fs.StringVar(&o.set, "set", "k3s", "image set: k3s, big, odd or many")
 	fs.StringVar(&o.registry, "registry", "", "registry host:port (plain HTTP)")
-	fs.IntVar(&o.images, "images", 20, "k3s: number of images")
-	fs.Float64Var(&o.totalMB, "total-mb", 250, "k3s, odd: MiB of distinct linux/amd64 layer data")
+	fs.IntVar(&o.images, "images", 20, "k3s, many: number of images")
+	fs.IntVar(&o.blobs, "blobs", 10000, "many: about this many distinct linux/amd64 blobs")
+	fs.Float64Var(&o.totalMB, "total-mb", 250, "k3s, odd, many: MiB of distinct linux/amd64 layer data")
 	fs.Float64Var(&o.bigMB, "big-mb", 1024, "big: MiB of the incompressible layer")
 	fs.Float64Var(&o.compMB, "comp-mb", 300, "big: MiB (uncompressed) of the compressible layer")
 	fs.BoolVar(&o.double, "double", true, "big: also push the image with the big layer doubled")
@@ -119,6 +120,8 @@ func runGen(args []string) error {
 		err = g.big()
 	case "odd":
 		err = g.odd()
+	case "many":
+		err = g.many()
 	default:
 		err = fmt.Errorf("unknown set %q", o.set)
 	}
@@ -437,22 +440,23 @@ func (g *gen) odd() error {
 // pushKind builds and pushes layers as kind: 1 Docker image, 2 OCI image,
 // 3 OCI index, 0 Docker manifest list (indexes get a small arm64 child).
 func (g *gen) pushKind(kind int, ref, name string, layers []*fileLayer) (Pushed, error) {
+	obj, err := g.buildKind(kind, name, layers)
+	if err != nil {
+		return Pushed{}, err
+	}
+	return g.pushObj(ref, obj, true)
+}
+
+// buildKind builds what pushKind pushes: a v1.Image or a v1.ImageIndex.
+func (g *gen) buildKind(kind int, name string, layers []*fileLayer) (any, error) {
 	if kind == 1 || kind == 2 {
-		img, err := g.image(name, kind == 2, layers)
-		if err != nil {
-			return Pushed{}, err
-		}
-		return g.pushObj(ref, img, true)
+		return g.image(name, kind == 2, layers)
 	}
 	arm, err := g.layer(name+"-arm64", 64<<10, false)
 	if err != nil {
-		return Pushed{}, err
+		return nil, err
 	}
-	idx, err := g.index(name, kind == 3, map[string][]*fileLayer{"linux/amd64": layers, "linux/arm64": {arm}})
-	if err != nil {
-		return Pushed{}, err
-	}
-	return g.pushObj(ref, idx, true)
+	return g.index(name, kind == 3, map[string][]*fileLayer{"linux/amd64": layers, "linux/arm64": {arm}})
 }
 
 var platforms = map[string]fixtures.Platform{
@@ -524,8 +528,12 @@ func (g *gen) platformImage(name string, oci bool, p fixtures.Platform, layers [
 		if oci && mt == types.DockerLayer {
 			mt = types.OCILayer
 		}
+		var layer v1.Layer = l
+		if l.mount != nil {
+			layer = &remote.MountableLayer{Layer: l, Reference: l.mount}
+		}
 		adds = append(adds, mutate.Addendum{
-			Layer:     l,
+			Layer:     layer,
 			MediaType: mt,
 			History:   v1.History{Created: v1.Time{Time: fixtures.Epoch}, CreatedBy: "benchtool: " + l.name},
 		})
@@ -541,6 +549,12 @@ func (g *gen) pushObj(ref string, obj any, inSet bool) (Pushed, error) {
 	if err != nil {
 		return Pushed{}, err
 	}
+	return g.record(ref, digest, obj, inSet)
+}
+
+// record describes obj, pushed to ref as digest, and with inSet adds its
+// linux/amd64 closure to the set's blobs.
+func (g *gen) record(ref, digest string, obj any, inSet bool) (Pushed, error) {
 	p := Pushed{Ref: ref, Digest: digest}
 	add := func(d string, size int64, blobGet bool) {
 		p.Bytes += size
@@ -656,6 +670,9 @@ type fileLayer struct {
 	digest, diffID v1.Hash
 	mt             types.MediaType
 	comp           compression
+	// mount, when set, is an image that has the layer already: a push
+	// mounts it from there instead of uploading it again (many set)
+	mount name.Reference
 }
 
 var _ v1.Layer = (*fileLayer)(nil)

@@ -155,6 +155,8 @@ func runReport(args []string) error {
 				rss = fmt.Sprintf("%.0f MiB", float64(r.RSSKiB)/1024)
 			case "dockerd":
 				rss = fmt.Sprintf("dockerd +%.0f MiB", float64(r.RSSKiB)/1024)
+			case "serve":
+				rss = fmt.Sprintf("serve %.0f MiB", float64(r.RSSKiB)/1024)
 			default:
 				rss = "n/a"
 			}
@@ -377,6 +379,7 @@ func setTargets(set string, get func(string) *Row, f map[string]string, distinct
 		}
 	}
 	ts = append(ts, deltaTargets(set, get, f)...)
+	ts = append(ts, insideTargets(set, get, f)...)
 	ts = append(ts, partsTargets(set, get, f)...)
 	return ts
 }
