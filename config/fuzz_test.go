@@ -28,6 +28,9 @@ var specSeeds = []string{
 	"[[signatures]]\nrequire = \"sigstoreSigned\"\nkey = \"/dev/zero\"\n[[group]]\nname = \"a\"\nmanifests = [\"/dev/zero\"]\nimage-lists = [\"/dev/zero\", \"/dev/stdin\"]\n",
 	"[registries.\"r.example.com\"]\nca-file = \"/dev/zero\"\n[[group]]\nname = \"a\"\nimages = [\"busybox\"]\nsignatures = { require = \"sigstoreSigned\", fulcio-ca = \"/dev/urandom\", oidc-issuer = \"https://i\", subject-email = \"e@x\", rekor-key = \"/dev/zero\" }\n",
 	"[registries.\"registry.internal:5000\"]\nca-file = \"ca.pem\"\nauth = { username = \"pusher\", password-env = \"P\" }\n",
+	// Helm charts, of every source, and a values file that is no file.
+	"cache = false\n[[group]]\nname = \"apps\"\n[[group.charts]]\nrepo = \"https://charts.example.com/x\"\nname = \"web\"\nversion = \"~1.2\"\nvalues = [\"/dev/zero\"]\nset = { a = { b = [1, \"x\"] } }\nkube-version = \"1.31\"\napi-versions = [\"monitoring.coreos.com/v1\"]\nextra-images = [\"busybox\"]\n[[group.charts]]\noci = \"oci://r.example.com:5000/c/op\"\n[[group.charts]]\npath = \"charts/x.tgz\"\nrelease-name = \"X\"\n",
+	"[[group]]\nname = \"apps\"\ncharts = [ { repo = \"ftp://x\", oci = \"oci://a/b:1\" }, 1 ]\n",
 }
 
 // Parse never hangs or panics, and each of its errors is a spec error with
