@@ -527,9 +527,40 @@ values = ["values-prod.yaml"]
 	if out, code := run(t, "lock", "--check", good); code != 0 {
 		t.Fatalf("lock --check after lock: exit %d\n%s", code, out)
 	}
+	cache := filepath.Join(dir, "cache")
+	base := filepath.Join(dir, "base")
+	if out, code := run(t, "build", "--locked", "--cache-dir", cache, "--output", base, good); code != 0 {
+		t.Fatalf("build: exit %d\n%s", code, out)
+	}
+	v1 := writeFile(t, dir, "v1.lock", mustRead(t, lockfile.Path(good)))
+
+	// A values change that brings a new image.
+	reg.PushImage(t, "acme/webapp:1.3.0", "acme/webapp:1.3.0")
 	writeFile(t, dir, "values-prod.yaml", mustRead(t, "../../testdata/charts/values-prod.yaml")+"\nreplicaCount: 3\n")
 	out, code = run(t, "lock", "--check", good)
 	if code != 3 || !strings.Contains(out, "values, set or render options changed") || !strings.Contains(out, "good.toml:11") || strings.Contains(out, "not in the spec") {
 		t.Errorf("lock --check after a values change: exit %d, want 3 naming the chart at its line:\n%s", code, out)
+	}
+	good = writeFile(t, dir, "good.toml", mustRead(t, good)+"set = { image = { tag = \"1.3.0\" } }\n")
+	out, code = run(t, "lock", "--cache-dir", cache, good)
+	if code != 0 {
+		t.Fatalf("lock after the change: exit %d\n%s", code, out)
+	}
+	if d, code := run(t, "diff", v1, lockfile.Path(good)); code != 0 || !strings.Contains(d, "brings registry.example/acme/webapp:1.3.0") || !strings.Contains(d, "drops registry.example/acme/webapp:1.2.1") {
+		t.Errorf("diff of the chart's change: exit %d\n%s", code, d)
+	}
+
+	// The bump as a delta, applied inside: the charts travel in the delta
+	// archive, and apply rebuilds the archive byte for byte.
+	next := filepath.Join(dir, "next")
+	if out, code := run(t, "build", "--locked", "--cache-dir", cache, "--output", next, "--since", v1, good); code != 0 {
+		t.Fatalf("build --since: exit %d\n%s", code, out)
+	}
+	applied := filepath.Join(dir, "applied")
+	if out, code := run(t, "apply", filepath.Join(next, "delta"), "--base", base, "-o", applied); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	if sha(t, filepath.Join(applied, "apps.tar")) != sha(t, filepath.Join(next, "apps.tar")) {
+		t.Error("apply's archive differs from build's")
 	}
 }
