@@ -147,6 +147,9 @@ func Apply(ctx context.Context, dir string, opts ApplyOptions) ([]Applied, error
 	if err := sums.CommitSet(opts.Out, set); err != nil {
 		return nil, err
 	}
+	if err := extractCharts(ctx, opts.Out, lock, m, opts.TempDir); err != nil {
+		return out, fmt.Errorf("the archives are in place; writing the charts beside them (%s/): %w", ChartsDir, err)
+	}
 	return out, nil
 }
 

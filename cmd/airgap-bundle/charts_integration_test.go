@@ -563,4 +563,10 @@ values = ["values-prod.yaml"]
 	if sha(t, filepath.Join(applied, "apps.tar")) != sha(t, filepath.Join(next, "apps.tar")) {
 		t.Error("apply's archive differs from build's")
 	}
+	// and writes the charts beside it, as build does, from the archive
+	for _, f := range []string{"webapp-1.2.0.tgz", "SHA256SUMS"} {
+		if got, want := mustRead(t, filepath.Join(applied, "charts", f)), mustRead(t, filepath.Join(next, "charts", f)); got != want {
+			t.Errorf("apply's charts/%s differs from build's", f)
+		}
+	}
 }
