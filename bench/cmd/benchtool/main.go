@@ -8,6 +8,7 @@
 //	benchtool reqs --log registry.log --from LINE --refs refs-SET.json
 //	benchtool inspect --expect refs-SET.json [--big] PATH...
 //	benchtool report --results results.tsv --facts facts.tsv --json latest.json
+//	benchtool fdwatch --out FILE -- CMD [ARG...]
 //
 // It is a benchmark helper, not a test: nothing here asserts timings.
 package main
@@ -36,6 +37,8 @@ func main() {
 		err = runInspect(os.Args[2:])
 	case "report":
 		err = runReport(os.Args[2:])
+	case "fdwatch":
+		err = runFdwatch(os.Args[2:])
 	default:
 		usage()
 	}
@@ -46,7 +49,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool freeport | gen FLAGS | refs [--big | --retag | --blobs STORAGE | --sh] refs.json | reqs FLAGS | inspect --expect refs.json [--big] PATH... | report FLAGS")
+	fmt.Fprintln(os.Stderr, "usage: benchtool freeport | gen FLAGS | refs [--big | --retag | --blobs STORAGE | --sh] refs.json | reqs FLAGS | inspect --expect refs.json [--big] PATH... | report FLAGS | fdwatch --out FILE -- CMD...")
 	os.Exit(2)
 }
 
