@@ -82,7 +82,7 @@ func runFdwatch(args []string) error {
 
 type fdWatch struct {
 	peak, table, start, samples int
-	kinds                string
+	kinds                       string
 }
 
 // sample looks at pid and its descendants once.
