@@ -339,7 +339,10 @@ type builder struct {
 	fetch    Fetcher
 	log      *slog.Logger
 	progress progress.Reporter
-	dl       *downloads
+	// allWrites counts the bytes of every archive of the build (a no-op
+	// task with a single archive)
+	allWrites progress.Task
+	dl        *downloads
 }
 
 // blobNeed is a blob and where it can be fetched from.
@@ -642,8 +645,12 @@ func (b *builder) writeArchive(ctx context.Context, outDir string, p *groupPlan,
 			res.Images++
 		}
 	}
-	task := b.progress.Task("write "+name, p.payload(), progress.Bytes)
-	defer func() { task.Done(err) }()
+	own := b.progress.Task("write "+name, p.payload(), progress.Bytes)
+	defer func() { own.Done(err) }()
+	task := own
+	if b.allWrites != nil {
+		task = progress.Also(own, b.allWrites)
+	}
 	comp, err := archive.CompressionFor(name)
 	if err != nil {
 		return res, nil, err

@@ -81,7 +81,7 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 	g := &gates{ready: map[digest.Digest]chan struct{}{}, fresh: map[digest.Digest]bool{}}
 	stream := b.streamed(plans)
 	var todo []blobNeed
-	tasks := map[digest.Digest]progress.Task{} // each blob counts for the first group that needs it
+	groups := map[digest.Digest]*groupDownload{} // each blob counts for the first group that needs it
 	cached := 0
 	for _, p := range plans {
 		order := slices.Clone(p.blobs)
@@ -109,18 +109,29 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 		if len(missing) == 0 {
 			continue
 		}
-		task := b.progress.Task("download "+p.group.Name, bytes, progress.Bytes)
-		defer func() { task.Done(err) }()
+		gd := &groupDownload{rep: b.progress, name: "download " + p.group.Name, bytes: bytes, left: len(missing)}
+		defer func() { gd.end(err) }()
 		for _, n := range missing {
-			tasks[n.desc.Digest] = task
+			groups[n.desc.Digest] = gd
 		}
 		todo = append(todo, missing...)
+	}
+	// With several archives, one more task counts the bytes of them all.
+	b.allWrites = progress.NopTask()
+	if len(plans) > 1 {
+		var total int64
+		for _, p := range plans {
+			total += p.payload()
+		}
+		all := b.progress.Task(fmt.Sprintf("all %d archives", len(plans)), total, progress.Bytes)
+		defer func() { all.Done(err) }()
+		b.allWrites = all
 	}
 	b.log.Info("fetching blobs", "missing", len(todo), "cached", cached, "streamed", len(stream))
 	b.stream = stream
 
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return b.download(ectx, todo, tasks, g, jobs) })
+	eg.Go(func() error { return b.download(ectx, todo, groups, g, jobs) })
 	eg.Go(func() error {
 		for _, p := range plans {
 			if err := b.checkSingles(ectx, p, g); err != nil {
@@ -184,7 +195,7 @@ func (b *builder) pipeline(ctx context.Context, out string, plans []*groupPlan, 
 
 // download fetches todo, jobs at a time, in order, opening each blob's gate
 // as it lands in the cache.
-func (b *builder) download(ctx context.Context, todo []blobNeed, tasks map[digest.Digest]progress.Task, g *gates, jobs int) error {
+func (b *builder) download(ctx context.Context, todo []blobNeed, groups map[digest.Digest]*groupDownload, g *gates, jobs int) error {
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for _, n := range todo {
@@ -192,14 +203,63 @@ func (b *builder) download(ctx context.Context, todo []blobNeed, tasks map[diges
 			break
 		}
 		eg.Go(func() error {
-			if err := b.dl.get(ectx, n, tasks[n.desc.Digest]); err != nil {
+			gd := groups[n.desc.Digest]
+			if err := b.dl.get(ectx, n, gd.begin()); err != nil {
 				return fmt.Errorf("%w: fetching %s from %s: %w", errdefs.ErrBuild, n.desc.Digest, n.ref.Name(), err)
 			}
 			g.open(n.desc.Digest, true)
+			gd.landed()
 			return nil
 		})
 	}
 	return eg.Wait()
+}
+
+// groupDownload is the progress of one archive's downloads. Its task
+// starts with the first of them and ends with the last: the display shows
+// the groups being downloaded (todo is in the groups' order, so at most
+// jobs of them at a time), not every group of the build from the start
+// to the end.
+type groupDownload struct {
+	rep   progress.Reporter
+	name  string
+	bytes int64
+
+	mu    sync.Mutex
+	left  int // downloads not yet landed
+	task  progress.Task
+	ended bool
+}
+
+// begin returns the task, started with the group's first download.
+func (gd *groupDownload) begin() progress.Task {
+	gd.mu.Lock()
+	defer gd.mu.Unlock()
+	if gd.task == nil {
+		gd.task = gd.rep.Task(gd.name, gd.bytes, progress.Bytes)
+	}
+	return gd.task
+}
+
+// landed counts one download in: the last one ends the task.
+func (gd *groupDownload) landed() {
+	gd.mu.Lock()
+	defer gd.mu.Unlock()
+	gd.left--
+	if gd.left == 0 && gd.task != nil && !gd.ended {
+		gd.ended = true
+		gd.task.Done(nil)
+	}
+}
+
+// end ends a task the build stopped short of finishing.
+func (gd *groupDownload) end(err error) {
+	gd.mu.Lock()
+	defer gd.mu.Unlock()
+	if gd.task != nil && !gd.ended {
+		gd.ended = true
+		gd.task.Done(err)
+	}
 }
 
 func compareDigest(a, b digest.Digest) int {

@@ -85,12 +85,29 @@ func NopTask() Task { return nopTask{} }
 func (nopTask) Add(int64)  {}
 func (nopTask) Done(error) {}
 
+// Also counts into t and into overall too; Done ends t only (overall is a
+// total its owner ends).
+func Also(t, overall Task) Task { return also{t, overall} }
+
+type also struct{ t, overall Task }
+
+func (a also) Add(n int64) {
+	a.t.Add(n)
+	a.overall.Add(n)
+}
+
+func (a also) Done(err error) { a.t.Done(err) }
+
 // ---- terminal bars
 
 type bars struct{ p *mpb.Progress }
 
+// newBars draws the running tasks as bars. A finished task's bar is
+// printed once above them and leaves the redrawn area (PopCompletedMode),
+// so that area holds only what runs, however many tasks a run has had: a
+// build of 30 groups drew 60 bars, more than a terminal's height.
 func newBars(w io.Writer) *bars {
-	return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))}
+	return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond), mpb.PopCompletedMode())}
 }
 
 func (b *bars) Task(name string, total int64, unit Unit) Task {
