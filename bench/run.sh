@@ -65,11 +65,16 @@ for v in BENCH_K3S_IMAGES BENCH_K3S_MB BENCH_BIG_MB BENCH_COMP_MB BENCH_ODD_MB B
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -ge 1 ]] || die "$v=${!v}: not a number >= 1"
 done
 ((BENCH_K3S_IMAGES >= 2)) || die "BENCH_K3S_IMAGES must be >= 2"
-for v in $BENCH_SETS; do [[ $v == k3s || $v == big || $v == odd ]] || die "BENCH_SETS: unknown set $v"; done
+for v in $BENCH_SETS; do [[ $v == k3s || $v == big || $v == odd || $v == many ]] || die "BENCH_SETS: unknown set $v"; done
 [[ $BENCH_DIR == /* && $BENCH_DIR != / && $BENCH_DIR != *[[:space:]]* ]] || die "BENCH_DIR must be an absolute path other than /, without spaces"
 for t in curl od awk setsid; do command -v "$t" >/dev/null || die "$t not found"; done
 
 want() { [[ " $BENCH_CONTENDERS " == *" $1 "* ]]; }
+
+# issue 20 part 2's set (hundreds of images): its settings, generator
+# arguments and rows (many_rows)
+# shellcheck source=bench/many.sh
+source "$ROOT/bench/many.sh"
 
 # mounts_under DIR: is anything mounted below DIR?
 mounts_under() {
@@ -257,6 +262,7 @@ for set in $BENCH_SETS; do
 	k3s) args=(--images "$BENCH_K3S_IMAGES" --total-mb "$BENCH_K3S_MB") ;;
 	big) args=(--big-mb "$BENCH_BIG_MB" --comp-mb "$BENCH_COMP_MB" --double="$(want airgap-bundle && echo true || echo false)") ;;
 	odd) args=(--total-mb "$BENCH_ODD_MB") ;;
+	many) args=("${MANY_GEN_ARGS[@]}") ;;
 	esac
 	log "generating and pushing set $set (${args[*]})"
 	"$TOOL" gen --set "$set" --registry "$REG" "${args[@]}" --seed "$BENCH_SEED" --work "$W/gen" \
@@ -817,6 +823,7 @@ for SET in $BENCH_SETS; do
 	fact distinct_bytes "$DISTINCT_BYTES"
 	fact blobs "$NBLOBS"
 	fact refs "$N"
+	if [[ $SET == many ]]; then want airgap-bundle && many_rows; continue; fi
 	for ((run = 1; run <= BENCH_RUNS; run++)); do
 		log "---- set $SET ($N references, $((DISTINCT_BYTES >> 20)) MiB distinct), run $run of $BENCH_RUNS"
 		want airgap-bundle && run_airgap "$run"
@@ -859,7 +866,7 @@ mkdir -p "$(dirname "$BENCH_OUT")" "$(dirname "$BENCH_JSON")"
 	echo "**Versions:** airgap-bundle $(ver "$AIRGAP_BUNDLE" version | awk '{ print $NF }'), crane $CRANE_VERSION, regctl $(HOME=$W/regctl-home ver "$REGCTL_BIN" version --format '{{.VCSTag}}'), $(ver "$SKOPEO_BIN" --version), docker $(ver "$DOCKER_BIN" --version | sed 's/^Docker version //; s/,.*//') (client and dockerd from docker.io)."
 	echo
 	"$TOOL" report --results "$RESULTS" --facts "$FACTS" --json "$BENCH_JSON" --cores "$(nproc)" \
-		--sets "k3s=$BENCH_K3S_IMAGES images over 3 shared base layers, $BENCH_K3S_MB MiB of incompressible layer data (Docker and OCI, single manifests and indexes with an arm64 child);big=1 OCI image: $BENCH_BIG_MB MiB incompressible layer + $BENCH_COMP_MB MiB (uncompressed) compressible layer;odd=9 references: OCI index with 3 platforms + attestation, Docker manifest list, whiteouts, 60 layers, zstd layers, a compressible layer, the same layer twice + an empty layer, a tiny image under 2 tags (layer data: about $BENCH_ODD_MB MiB before compression, all platforms)"
+		--sets "k3s=$BENCH_K3S_IMAGES images over 3 shared base layers, $BENCH_K3S_MB MiB of incompressible layer data (Docker and OCI, single manifests and indexes with an arm64 child);big=1 OCI image: $BENCH_BIG_MB MiB incompressible layer + $BENCH_COMP_MB MiB (uncompressed) compressible layer;odd=9 references: OCI index with 3 platforms + attestation, Docker manifest list, whiteouts, 60 layers, zstd layers, a compressible layer, the same layer twice + an empty layer, a tiny image under 2 tags (layer data: about $BENCH_ODD_MB MiB before compression, all platforms);many=$MANY_DESC"
 	echo
 	echo "See bench/README.md for what every row and target measures."
 } >"$BENCH_OUT.tmp"

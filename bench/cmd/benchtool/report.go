@@ -251,6 +251,9 @@ func runReport(args []string) error {
 }
 
 func setTargets(set string, get func(string) *Row, f map[string]string, distinct int64, cores int, rs []*Row) []Target {
+	if set == "many" { // issue 20 part 2: its own rows and targets
+		return manyTargets(set, get, f)
+	}
 	var ts []Target
 	add := func(name string, known, pass bool, format string, a ...any) {
 		ts = append(ts, Target{Set: set, Name: name, Value: fmt.Sprintf(format, a...), Known: known, Pass: known && pass})
