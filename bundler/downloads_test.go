@@ -1,15 +1,24 @@
 package bundler
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/airgap-bundle/airgap-bundle/cache"
+	"github.com/airgap-bundle/airgap-bundle/image"
+	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
+	"github.com/airgap-bundle/airgap-bundle/registry"
 )
 
 // A follower passes on what the download has written, waits for more, and
@@ -141,4 +150,65 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// blockingFetcher's blobs never come: a download waits until cancelled.
+type blockingFetcher struct{ memFetcher }
+
+func (blockingFetcher) Blob(ctx context.Context, _ image.Reference, _, _ digest.Digest, _, _ int64) (io.ReadCloser, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Issue 20: a build that locks first queues the layers of every image it
+// has resolved for download; images resolve much faster than their layers
+// download, so nearly every blob of the set waits. A waiting blob costs
+// its description, not a goroutine (10,000 blobs were 10,000 goroutines).
+func TestPrefetchQueuesWithoutAGoroutinePerBlob(t *testing.T) {
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := newDownloads(c, blockingFetcher{memFetcher{}}, registry.Policy{}, nil)
+	const jobs, images, layers = 4, 20, 50
+	dl.startPrefetch(jobs)
+	before := runtime.NumGoroutine()
+	ref, err := image.ParseReference("registry.test/app:v1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range images {
+		img, err := fixtures.Image(fmt.Sprintf("prefetch-%d", i), fixtures.LinuxAMD64, layers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := img.RawManifest()
+		d := digest.FromBytes(raw)
+		if err := c.Put(context.Background(), d, int64(len(raw)), bytes.NewReader(raw)); err != nil {
+			t.Fatal(err)
+		}
+		mt, _ := img.MediaType()
+		dl.prefetch(ref, &lockfile.Image{Ref: ref.String(), Digest: d, MediaType: image.MediaType(mt),
+			Platforms: []lockfile.Platform{{Platform: "linux/amd64", Digest: d, MediaType: image.MediaType(mt)}}})
+	}
+	// the workers have taken their first blobs, and wait on them
+	deadline := time.Now().Add(5 * time.Second)
+	for running := 0; running < jobs && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		running = 0
+		dl.mu.Lock()
+		running = len(dl.m)
+		dl.mu.Unlock()
+	}
+	if extra := runtime.NumGoroutine() - before; extra > 2*jobs {
+		t.Errorf("%d blobs queued for %d workers: %d goroutines more than before; want at most %d (what a download in flight needs)",
+			images*(layers+1), jobs, extra, 2*jobs)
+	}
+	dl.stop() // cancels the downloads in flight, drops the queue
+	dl.mu.Lock()
+	started := len(dl.m)
+	dl.mu.Unlock()
+	if started > jobs {
+		t.Errorf("%d downloads started by %d workers whose downloads never end", started, jobs)
+	}
 }
