@@ -40,8 +40,11 @@ func manyTargets(set string, get func(string) *Row, f map[string]string) []Targe
 		q := pb / pa
 		extra := ""
 		if kind.id == "build" {
-			extra = fmt.Sprintf("; %.2f vs %.2f MiB of archive per image; %s vs %s blob GETs",
-				mib(b.Bytes)/na, mib(a.Bytes)/ns, f["req_build_"+all+"_blob_get"], f["req_build_"+small+"_blob_get"])
+			// the first 30 images carry the shared bases whole: more
+			// bytes and blobs per image than all of them do
+			ga, gb := num("req_build_"+small+"_blob_get"), num("req_build_"+all+"_blob_get")
+			extra = fmt.Sprintf("; %.2f vs %.2f MiB of archive per image; %.0f vs %.0f blob GETs, %.2f vs %.2f ms per blob",
+				mib(b.Bytes)/na, mib(a.Bytes)/ns, gb, ga, 1000*b.WallS/max(gb, 1), 1000*a.WallS/max(ga, 1))
 		} else {
 			extra = fmt.Sprintf("; %.1f vs %.1f registry requests per image",
 				num("req_lock_"+all+"_all")/na, num("req_lock_"+small+"_all")/ns)
@@ -50,7 +53,7 @@ func manyTargets(set string, get func(string) *Row, f map[string]string) []Targe
 			q, 1000*pb, b.WallS, all, 1000*pa, a.WallS, small, extra)
 	}
 	// 2. memory at all the images
-	for _, id := range []string{"lock-" + all, "build-" + all} {
+	for _, id := range []string{"lock-" + all, "build-" + all, "build-first-" + all} {
 		name := fmt.Sprintf("%s peak RSS < 128 MiB", id)
 		if r := get(id); r != nil {
 			add(name, true, r.RSSKiB < 128<<10, "%.1f MiB", float64(r.RSSKiB)/1024)
@@ -70,6 +73,10 @@ func manyTargets(set string, get func(string) *Row, f map[string]string) []Targe
 		add(fmt.Sprintf("lock: open fds at %s images (for reading)", all), true, true, "%s (%s), at %s: %s",
 			f["fd_peak_lock-"+all], f["fd_kinds_lock-"+all], small, f["fd_peak_lock-"+small])
 		ts[len(ts)-1].Info = true
+		if v, ok := f["fd_peak_build-first-"+all]; ok {
+			add(fmt.Sprintf("build that locks first: open fds at %s images <= %d", all, manyFDBound), true, num("fd_peak_build-first-"+all) <= manyFDBound,
+				"%s (%s)", v, f["fd_kinds_build-first-"+all])
+		}
 	}
 	// 4. progress: CI lines per second (one group), the terminal's redrawn area
 	for _, id := range []string{"lock-" + all, "build-" + all} {
