@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
@@ -35,24 +36,7 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
-	img, err := random.Image(512<<10, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OS, cfg.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
-	lsize, _ := layers[0].Size()
-	if _, err := fixtures.Push(context.Background(), reg.Host+"/fixtures/big:v1", img, reg.Transport(), "", ""); err != nil {
-		t.Fatal(err)
-	}
+	ld, lsize := pushRandomLayer(t, reg, "fixtures/big:v1", 512<<10)
 	px := faultproxy.Start(t, reg.Host)
 	dir := t.TempDir()
 	spec := writeFile(t, dir, "bundle.toml", fmt.Sprintf(`
@@ -348,4 +332,32 @@ func TestBuildWritesWhileDownloading(t *testing.T) {
 	if past < 2 {
 		t.Errorf("while the layer was served (about 3 s), the archive got past its start (byte %d) %d times (sizes %v): the writer waited for the whole layer", layer.Offset, past, sizes)
 	}
+}
+
+// pushRandomLayer pushes a linux/amd64 image of one random layer of size
+// bytes to ref on reg and returns the layer's digest and size.
+func pushRandomLayer(t *testing.T, reg *testregistry.Registry, ref string, size int64) (v1.Hash, int64) {
+	t.Helper()
+	img, err := random.Image(size, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := layers[0].Digest()
+	lsize, _ := layers[0].Size()
+	if _, err := fixtures.Push(context.Background(), reg.Host+"/"+ref, img, reg.Transport(), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	return ld, lsize
 }

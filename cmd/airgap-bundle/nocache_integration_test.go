@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,11 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-
 	"github.com/airgap-bundle/airgap-bundle/internal/faultproxy"
-	"github.com/airgap-bundle/airgap-bundle/internal/fixtures"
 	"github.com/airgap-bundle/airgap-bundle/internal/testregistry"
 )
 
@@ -28,23 +23,7 @@ func TestBuildNoCache(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	reg := testregistry.Start(t, testregistry.Options{})
 	push(t, reg, "", "")
-	img, err := random.Image(8<<20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OS, cfg.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
-	if _, err := fixtures.Push(context.Background(), reg.Host+"/fixtures/big:v1", img, reg.Transport(), "", ""); err != nil {
-		t.Fatal(err)
-	}
+	ld, _ := pushRandomLayer(t, reg, "fixtures/big:v1", 8<<20)
 	bigLayer := "/blobs/" + ld.String()
 	px := faultproxy.Start(t, reg.Host)
 	dir := t.TempDir()
