@@ -115,11 +115,11 @@ func chartDrift(states []ChartState, spec *config.Spec, lock *lockfile.Lock) []s
 // lockCharts pins and renders the charts that need it (all with update)
 // and adds their images to their groups. It returns every chart's entry
 // by group. All failures are gathered into one error.
-func lockCharts(ctx context.Context, spec *config.Spec, states []ChartState, src ChartSource, update bool) (map[string][]lockfile.Chart, error) {
+func lockCharts(ctx context.Context, spec *config.Spec, states []ChartState, src ChartSource, update func(*config.Chart) bool) (map[string][]lockfile.Chart, error) {
 	out := map[string][]lockfile.Chart{}
 	var errs []error
 	for _, st := range states {
-		if st.Stale == "" && !update {
+		if st.Stale == "" && !update(st.Chart) {
 			out[st.Group.Name] = append(out[st.Group.Name], *st.Locked)
 			continue
 		}
@@ -217,13 +217,31 @@ type specError struct{ error }
 func (e specError) Is(target error) bool { return target == errdefs.ErrSpec }
 func (e specError) Unwrap() error        { return e.error }
 
-// chartsSummary names a group's charts for messages: "a 1.0, b 2.0".
-func chartsSummary(cs []lockfile.Chart) string {
-	var parts []string
-	for _, c := range cs {
-		parts = append(parts, c.Name+" "+c.Version)
+// chartNamed reports whether a lock --update argument names a chart of
+// the spec: by its name, or by its source as the lockfile records it.
+func chartNamed(spec *config.Spec, arg string) bool {
+	for _, g := range spec.Groups {
+		for _, c := range g.Charts {
+			if arg == c.Name || arg == c.Source() {
+				return true
+			}
+		}
 	}
-	return strings.Join(parts, ", ")
+	return false
+}
+
+// chartUpdater says which charts lock --update resolves again: every one
+// with no names given, else those named.
+func chartUpdater(spec *config.Spec, opts LockOptions) func(*config.Chart) bool {
+	return func(c *config.Chart) bool {
+		if !opts.Update {
+			return false
+		}
+		if len(opts.UpdateImages) == 0 {
+			return true
+		}
+		return slices.Contains(opts.UpdateImages, c.Name) || slices.Contains(opts.UpdateImages, c.Source())
+	}
 }
 
 // ChartFetcher is the ChartSource of a run: chart.Fetcher through registry

@@ -46,6 +46,10 @@ type AttachmentFinder interface {
 
 // LockOptions say how Lock treats the existing lockfile.
 type LockOptions struct {
+	// Update re-resolves pinned images and charts: all of them when
+	// UpdateImages is empty, else those it names (a chart by its name, or
+	// its source as the lockfile records it).
+	//
 	// Update re-resolves pinned images: all of them when UpdateImages is
 	// empty, else those the references name (a name without tag or digest
 	// matches every tag of it).
@@ -195,6 +199,9 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 	var ms []matcher
 	var errs []error
 	for _, a := range opts.UpdateImages {
+		if chartNamed(spec, a) {
+			continue // a chart: lockCharts resolves it again
+		}
 		r, err := image.ParseReference(a, spec.DefaultRegistry)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: --update: %w", errdefs.ErrUsage, err))
@@ -233,7 +240,7 @@ func updateMatcher(spec *config.Spec, opts LockOptions) (func(image.Reference) b
 // failed image is reported, with its place in the spec, in one error.
 func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver, opts LockOptions) (*LockResult, error) {
 	// Charts first: their images join their groups before the plan.
-	charts, err := lockCharts(ctx, spec, UseLockedCharts(spec, old), opts.Charts, opts.Update && len(opts.UpdateImages) == 0)
+	charts, err := lockCharts(ctx, spec, UseLockedCharts(spec, old), opts.Charts, chartUpdater(spec, opts))
 	if err != nil {
 		return nil, err
 	}

@@ -66,40 +66,27 @@ type chartRepo struct {
 	srv      *httptest.Server
 	URL      string
 	CAFile   string
-	archives map[string][]byte // file name -> bytes
-	requests []string
 	mu       sync.Mutex
+	archives map[string][]byte // file name -> bytes
+	index    []string          // index.yaml's entries of each chart, in order
+	requests []string
 }
 
 func startChartRepo(t *testing.T, dir, user, pass string, charts map[string]string) *chartRepo {
 	t.Helper()
 	r := &chartRepo{archives: map[string][]byte{}}
-	var index strings.Builder
-	index.WriteString("apiVersion: v1\nentries:\n")
-	for name, src := range charts {
-		out := filepath.Join(dir, name+".tgz")
-		cname, version, err := chart.Package(context.Background(), src, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file := cname + "-" + version + ".tgz"
-		r.archives[file] = data
-		sum := sha256.Sum256(data)
+	for _, src := range charts {
+		cname, _ := r.add(t, dir, src)
 		// A newer version whose archive is gone must not be chosen by a
 		// constraint that excludes it; an older one is there too.
-		fmt.Fprintf(&index, "  %s:\n  - name: %s\n    version: 9.0.0\n    urls: [gone/%s-9.0.0.tgz]\n", cname, cname, cname)
-		fmt.Fprintf(&index, "  - name: %s\n    version: %s\n    urls: [%s]\n    digest: %s\n", cname, version, file, hex.EncodeToString(sum[:]))
-		fmt.Fprintf(&index, "  - name: %s\n    version: 0.0.1\n    urls: [gone/%s-0.0.1.tgz]\n", cname, cname)
+		r.index = append(r.index,
+			fmt.Sprintf("  - name: %s\n    version: 9.0.0\n    urls: [gone/%s-9.0.0.tgz]\n", cname, cname),
+			fmt.Sprintf("  - name: %s\n    version: 0.0.1\n    urls: [gone/%s-0.0.1.tgz]\n", cname, cname))
 	}
-	idx := []byte(index.String())
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		r.requests = append(r.requests, req.URL.Path)
-		r.mu.Unlock()
 		if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
 			w.Header().Set("WWW-Authenticate", `Basic realm="charts"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -107,7 +94,9 @@ func startChartRepo(t *testing.T, dir, user, pass string, charts map[string]stri
 		}
 		switch p := strings.TrimPrefix(req.URL.Path, "/charts/"); {
 		case p == "index.yaml":
-			w.Write(idx)
+			// one chart per test repository: its entries under its name
+			name := strings.TrimPrefix(strings.SplitN(r.index[0], "\n", 2)[0], "  - name: ")
+			fmt.Fprintf(w, "apiVersion: v1\nentries:\n  %s:\n%s", name, strings.Join(r.index, ""))
 		case r.archives[p] != nil:
 			w.Write(r.archives[p])
 		default:
@@ -122,6 +111,27 @@ func startChartRepo(t *testing.T, dir, user, pass string, charts map[string]stri
 		t.Fatal(err)
 	}
 	return r
+}
+
+// add packages the chart directory src and serves it.
+func (r *chartRepo) add(t *testing.T, dir, src string) (name, version string) {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(src)+".tgz")
+	name, version, err := chart.Package(context.Background(), src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := name + "-" + version + ".tgz"
+	sum := sha256.Sum256(data)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.archives[file] = data
+	r.index = append(r.index, fmt.Sprintf("  - name: %s\n    version: %s\n    urls: [%s]\n    digest: %s\n", name, version, file, hex.EncodeToString(sum[:])))
+	return name, version
 }
 
 func (r *chartRepo) Requests() []string {
@@ -302,6 +312,40 @@ extra-images = ["registry.example/prometheus/prometheus:v2.53.0"]
 	if out, code := run(t, "lock", "--check", spec); code != 0 {
 		t.Errorf("lock --check of a fresh lock: exit %d\n%s", code, out)
 	}
+
+	// The repository publishes 1.2.7: lock keeps 1.2.0; lock --update
+	// naming the chart takes the newer version its constraint allows.
+	newer := filepath.Join(dir, "webapp-new")
+	if err := os.CopyFS(newer, os.DirFS("../../testdata/charts/webapp")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, newer, "Chart.yaml", strings.Replace(mustRead(t, filepath.Join(newer, "Chart.yaml")), "version: 1.2.0", "version: 1.2.7", 1))
+	if _, v := repo.add(t, dir, newer); v != "1.2.7" {
+		t.Fatalf("the new chart is version %s", v)
+	}
+	relock := func(args ...string) string {
+		t.Helper()
+		if out, code := run(t, append(append([]string{"lock", "--cache-dir", cacheDir}, args...), spec)...); code != 0 {
+			t.Fatalf("lock %v: exit %d\n%s", args, code, out)
+		}
+		l, err := lockfile.Read(lockfile.Path(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Group("apps").Chart(repo.URL + "#webapp").Version
+	}
+	if v := relock(); v != "1.2.0" {
+		t.Errorf("lock without --update moved the chart to %s", v)
+	}
+	lockBefore := mustRead(t, lockfile.Path(spec))
+	if out, code := run(t, "lock", "--cache-dir", cacheDir, "--update", spec, "webapp"); code != 0 {
+		t.Fatalf("lock --update webapp: exit %d\n%s", code, out)
+	}
+	if v := relock(); v != "1.2.7" {
+		t.Errorf("lock --update webapp: the chart is at %s, want 1.2.7", v)
+	}
+	// back to the lockfile of 1.2.0 for the build below
+	writeFile(t, filepath.Dir(spec), filepath.Base(lockfile.Path(spec)), lockBefore)
 
 	outDir := filepath.Join(dir, "dist")
 	if out, code := run(t, "build", "--locked", "--cache-dir", cacheDir, "--output", outDir, spec); code != 0 {

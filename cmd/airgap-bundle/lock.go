@@ -27,15 +27,16 @@ type lockFlags struct {
 func newLockCmd(g *globalFlags) *cobra.Command {
 	f := &lockFlags{}
 	c := &cobra.Command{
-		Use:   "lock SPEC [IMAGE...]",
+		Use:   "lock SPEC [IMAGE|CHART...]",
 		Short: "Resolve every image of a spec to registry digests and write the lockfile",
 		Long: `lock writes SPEC's lockfile (bundle.toml -> bundle.lock, beside it). Images
 already pinned are not looked up again: on an unchanged spec lock makes no
 registry calls and leaves the file byte-identical. New images are resolved,
 removed ones dropped.
 
---update re-resolves pinned images: all, or only the IMAGEs named (a name
-without tag matches every tag of it). --check changes nothing, asks no
+--update re-resolves pinned images and Helm charts: all, or only the IMAGEs
+named (a name without tag matches every tag of it) and the CHARTs named
+(by name: a newer version its constraint allows is taken, and rendered). --check changes nothing, asks no
 registry, and exits 3 when the lockfile is missing or differs from the spec
 (signature records included); it does not verify the signatures the
 lockfile records: build and verify do. --dry-run resolves as
@@ -44,6 +45,7 @@ usual but writes nothing, and prints how the lockfile would change, as
 		Example: `  airgap-bundle lock bundle.toml
   airgap-bundle lock --update bundle.toml                  # re-resolve everything
   airgap-bundle lock --update bundle.toml calico/node      # only calico/node
+  airgap-bundle lock --update bundle.toml podinfo          # only the chart podinfo
   airgap-bundle lock --update --dry-run bundle.toml        # what would change?
   airgap-bundle lock --check bundle.toml                   # in CI`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -51,7 +53,7 @@ usual but writes nothing, and prints how the lockfile would change, as
 				return usageError{errors.New("lock: give the spec file")}
 			}
 			if len(args) > 1 && !f.update {
-				return usageError{errors.New("lock: IMAGE arguments go with --update")}
+				return usageError{errors.New("lock: IMAGE and CHART arguments go with --update")}
 			}
 			if f.check && f.update {
 				return usageError{errors.New("lock: --check and --update exclude each other")}
