@@ -59,6 +59,9 @@ func UseLockedCharts(spec *config.Spec, lock *lockfile.Lock) []ChartState {
 				st.Locked = lg.Chart(c.Source())
 			}
 			switch l := st.Locked; {
+			case c.Relocked:
+				// lock rendered it again this run: its images are in the
+				// group already, the entry's are the old ones
 			case l == nil:
 				st.Stale = "not in the lockfile"
 			case l.Constraint != c.Version:
@@ -143,6 +146,7 @@ func lockCharts(ctx context.Context, spec *config.Spec, states []ChartState, src
 			continue
 		}
 		addChartImages(st.Group, st.Chart, e.Images)
+		st.Chart.Relocked = true
 		out[st.Group.Name] = append(out[st.Group.Name], *e)
 	}
 	if err := errdefs.List(errs, "charts failed"); err != nil {

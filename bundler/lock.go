@@ -150,10 +150,11 @@ func NewPlan(spec *config.Spec, old *lockfile.Lock, opts LockOptions) (*Plan, er
 			p.Resolve = append(p.Resolve, Want{Group: g, Image: img, Reason: reason})
 		}
 	}
-	// The images of a chart to render again are not gone: rendering says.
+	// The images of a chart to render again are not gone: rendering says
+	// (and Lock reports those it no longer brings).
 	pending := map[entryKey]bool{}
 	for _, st := range p.Charts {
-		if st.Stale != "" && st.Locked != nil {
+		if (st.Stale != "" || st.Chart.Relocked) && st.Locked != nil {
 			for _, ci := range st.Locked.Images {
 				pending[entryKey{st.Group.Name, ci.Ref}] = true
 			}
@@ -287,6 +288,7 @@ func Lock(ctx context.Context, spec *config.Spec, old *lockfile.Lock, r Resolver
 	for i := range res.Lock.Groups {
 		res.Lock.Groups[i].Charts = charts[res.Lock.Groups[i].Name]
 	}
+	res.Removed = append(res.Removed, droppedByCharts(old, res.Lock, plan)...)
 	res.Lock.Sort()
 	return res, nil
 }
@@ -613,4 +615,33 @@ func (e *HostError) Unwrap() []error { return []error{e.Err, errdefs.ErrRegistry
 func mirrored(spec *config.Spec, host string) bool {
 	r, ok := spec.Registries[host]
 	return ok && len(r.Mirrors) > 0
+}
+
+// droppedByCharts lists the images of the old lockfile that a chart
+// rendered again no longer brings, and nothing else in the group does.
+func droppedByCharts(old, now *lockfile.Lock, plan *Plan) []Entry {
+	var out []Entry
+	if old == nil {
+		return nil
+	}
+	seen := map[entryKey]bool{}
+	for _, r := range plan.Removed {
+		seen[entryKey{r.Group, r.Ref}] = true
+	}
+	for _, st := range plan.Charts {
+		if st.Locked == nil || (st.Stale == "" && !st.Chart.Relocked) {
+			continue
+		}
+		og, ng := old.Group(st.Group.Name), now.Group(st.Group.Name)
+		for _, ci := range st.Locked.Images {
+			k := entryKey{st.Group.Name, ci.Ref}
+			e := og.Image(ci.Ref)
+			if seen[k] || e == nil || (ng != nil && ng.Image(ci.Ref) != nil) {
+				continue
+			}
+			seen[k] = true
+			out = append(out, Entry{Group: st.Group.Name, Ref: ci.Ref, Digest: e.Digest.String()})
+		}
+	}
+	return out
 }

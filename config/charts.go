@@ -54,6 +54,9 @@ type Chart struct {
 	// means the chart must be rendered again.
 	Inputs digest.Digest
 	Pos    errdefs.Pos
+	// Relocked is set by lock once it pinned and rendered the chart again
+	// in this run: its lockfile entry's images are then not its images.
+	Relocked bool
 }
 
 // Source is the chart's identity in the lockfile: "REPO#NAME", the oci://

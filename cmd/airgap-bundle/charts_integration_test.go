@@ -320,6 +320,9 @@ extra-images = ["registry.example/prometheus/prometheus:v2.53.0"]
 		t.Fatal(err)
 	}
 	writeFile(t, newer, "Chart.yaml", strings.Replace(mustRead(t, filepath.Join(newer, "Chart.yaml")), "version: 1.2.0", "version: 1.2.7", 1))
+	if err := os.Remove(filepath.Join(newer, "templates", "cronjob.yaml")); err != nil { // 1.2.7 drops the cleaner
+		t.Fatal(err)
+	}
 	if _, v := repo.add(t, dir, newer); v != "1.2.7" {
 		t.Fatalf("the new chart is version %s", v)
 	}
@@ -338,11 +341,18 @@ extra-images = ["registry.example/prometheus/prometheus:v2.53.0"]
 		t.Errorf("lock without --update moved the chart to %s", v)
 	}
 	lockBefore := mustRead(t, lockfile.Path(spec))
-	if out, code := run(t, "lock", "--cache-dir", cacheDir, "--update", spec, "webapp"); code != 0 {
-		t.Fatalf("lock --update webapp: exit %d\n%s", code, out)
+	out, code = run(t, "lock", "--cache-dir", cacheDir, "--update", spec, "webapp")
+	if code != 0 || !strings.Contains(out, "removed   apps: registry.example/tools/cleaner:3.1.0") {
+		t.Fatalf("lock --update webapp: exit %d, want the cleaner the new version drops reported removed\n%s", code, out)
 	}
 	if v := relock(); v != "1.2.7" {
 		t.Errorf("lock --update webapp: the chart is at %s, want 1.2.7", v)
+	}
+	if l, _ := lockfile.Read(lockfile.Path(spec)); l.Group("apps").Image("registry.example/tools/cleaner:3.1.0") != nil {
+		t.Error("the image 1.2.7 no longer brings is still pinned")
+	}
+	if out, code := run(t, "lock", "--check", spec); code != 0 {
+		t.Errorf("lock --check after lock --update of the chart: exit %d\n%s", code, out)
 	}
 	// back to the lockfile of 1.2.0 for the build below
 	writeFile(t, filepath.Dir(spec), filepath.Base(lockfile.Path(spec)), lockBefore)
