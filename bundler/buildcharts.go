@@ -31,7 +31,7 @@ import (
 // ChartsDir is the output directory's subdirectory for chart archives:
 // apart from the image archives, so a glob of the output directory into
 // k3s's agent/images/ never hands it a chart.
-const ChartsDir = "charts"
+const ChartsDir = lockfile.ChartsDir
 
 // ChartArchiver gives build a pinned chart's archive and OCI form (see
 // ChartFetcher).
@@ -46,9 +46,6 @@ type chartFile struct {
 	src    string // the cached archive
 	sha256 string
 }
-
-// ChartFileName is a chart's file name in charts/, as helm package names it.
-func ChartFileName(l *lockfile.Chart) string { return l.Name + "-" + l.Version + ".tgz" }
 
 // addCharts adds every group's charts to the group's (first) plan, their
 // blobs in the cache, and returns the files for charts/.
@@ -130,8 +127,8 @@ func (b *builder) chartEntry(ctx context.Context, g *config.Group, l *lockfile.C
 	}
 	m.Descriptor = desc
 	img := archive.Image{Top: desc, Manifests: []image.Manifest{m},
-		Artifact: &archive.Artifact{Kind: archive.KindChart, Image: l.Name + ":" + l.Version}}
-	return img, chartFile{name: ChartFileName(l), src: path, sha256: l.Archive.Encoded()}, nil
+		Artifact: &archive.Artifact{Kind: archive.KindChart, Image: l.ArtifactName()}}
+	return img, chartFile{name: l.FileName(), src: path, sha256: l.Archive.Encoded()}, nil
 }
 
 // commitCharts copies the charts' archives into out/charts/ and commits

@@ -535,7 +535,7 @@ func (s archiveStore) blob(d digest.Digest, size int64) ([]byte, error) {
 func verifyCharts(c *archive.Contents, lg *lockfile.Group, pinned, expected map[digest.Digest]bool, mismatch func(name, format string, args ...any)) {
 	for i := range lg.Charts {
 		l := &lg.Charts[i]
-		name := l.Name + ":" + l.Version
+		name := l.ArtifactName()
 		var found *archive.Image
 		for k := range c.Images {
 			if a := c.Images[k].Artifact; a != nil && a.Kind == archive.KindChart && a.Image == name {

@@ -18,6 +18,7 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/internal/atomicfile"
 	"github.com/airgap-bundle/airgap-bundle/internal/iox"
 	"github.com/airgap-bundle/airgap-bundle/internal/logs"
+	"github.com/airgap-bundle/airgap-bundle/lockfile"
 	"github.com/airgap-bundle/airgap-bundle/sums"
 )
 
@@ -148,7 +149,7 @@ func Apply(ctx context.Context, dir string, opts ApplyOptions) ([]Applied, error
 		return nil, err
 	}
 	if err := extractCharts(ctx, opts.Out, lock, m, opts.TempDir); err != nil {
-		return out, fmt.Errorf("the archives are in place; writing the charts beside them (%s/): %w", ChartsDir, err)
+		return out, fmt.Errorf("the archives are in place; writing the charts beside them (%s/): %w", lockfile.ChartsDir, err)
 	}
 	return out, nil
 }

@@ -14,10 +14,6 @@ import (
 	"github.com/airgap-bundle/airgap-bundle/sums"
 )
 
-// ChartsDir is where build puts the charts' .tgz beside the archives
-// (bundler.ChartsDir); apply fills it the same way.
-const ChartsDir = "charts"
-
 // extractCharts writes, after apply committed the archives, each chart the
 // new lockfile pins as charts/NAME-VERSION.tgz with its charts/SHA256SUMS,
 // as build does: the chart's .tgz is its OCI form's layer in its group's
@@ -35,7 +31,7 @@ func extractCharts(ctx context.Context, out string, lock []byte, m *Manifest, tm
 			f.Close()
 		}
 	}()
-	dir := filepath.Join(out, ChartsDir)
+	dir := filepath.Join(out, lockfile.ChartsDir)
 	for _, g := range l.Groups {
 		if len(g.Charts) == 0 {
 			continue
@@ -43,7 +39,7 @@ func extractCharts(ctx context.Context, out string, lock []byte, m *Manifest, tm
 		want := map[string]*lockfile.Chart{}
 		for i := range g.Charts {
 			c := &g.Charts[i]
-			want[c.Name+":"+c.Version] = c
+			want[c.ArtifactName()] = c
 		}
 		for _, a := range m.Archives {
 			if a.Group != g.Name || len(want) == 0 {
@@ -64,7 +60,7 @@ func extractCharts(ctx context.Context, out string, lock []byte, m *Manifest, tm
 		}
 		for i := range g.Charts {
 			c := &g.Charts[i]
-			name := c.Name + "-" + c.Version + ".tgz"
+			name := c.FileName()
 			if f := opened[name]; f != nil {
 				set = append(set, sums.Pending{Name: name, SHA256: c.Archive.Encoded(), What: "chart " + name, File: f})
 			}
@@ -99,7 +95,7 @@ func chartsOf(ctx context.Context, p string, want map[string]*lockfile.Chart, di
 		if !ok {
 			return fmt.Errorf("chart %s: its layer %s is not in the archive", a.Image, layer.Digest)
 		}
-		name := c.Name + "-" + c.Version + ".tgz"
+		name := c.FileName()
 		f, err := atomicfile.Create(filepath.Join(dir, name), 0o644)
 		if err != nil {
 			return err

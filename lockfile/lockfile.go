@@ -80,6 +80,17 @@ type ChartImage struct {
 	Template string `toml:"template"`
 }
 
+// ChartsDir is where build puts each chart's .tgz beside the archives
+// (with a SHA256SUMS of its own), and apply too.
+const ChartsDir = "charts"
+
+// FileName is the chart's .tgz in ChartsDir, as helm package names it.
+func (c *Chart) FileName() string { return c.Name + "-" + c.Version + ".tgz" }
+
+// ArtifactName is the chart's NAME:VERSION, which names its OCI form in
+// an archive (archive.Artifact.Image).
+func (c *Chart) ArtifactName() string { return c.Name + ":" + c.Version }
+
 // FromExtraImages is ChartImage.Template for an image the spec lists in
 // the chart's extra-images.
 const FromExtraImages = "extra-images"
