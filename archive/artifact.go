@@ -2,6 +2,7 @@ package archive
 
 import (
 	"fmt"
+	"strings"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -25,6 +26,22 @@ const (
 // form, as helm push stores it): it belongs to no image, so it has no
 // subject, and Artifact.Image is the chart's NAME:VERSION.
 const KindChart = "chart"
+
+// ChartsDomain is the registry of the name a carried chart goes by when
+// pushed or served: none of the images', so the chart is
+// TARGET/PREFIX/charts/NAME:VERSION whatever the naming of images.
+const ChartsDomain = "charts.airgap-bundle.invalid"
+
+// ChartName is the name a chart artifact is pushed and served under:
+// ChartsDomain/charts/NAME:TAG, the tag its version as helm push tags it
+// (a tag cannot hold "+": "_" stands for it).
+func (a *Artifact) ChartName() (string, error) {
+	name, version, ok := strings.Cut(a.Image, ":")
+	if a.Kind != KindChart || !ok || name == "" || version == "" {
+		return "", fmt.Errorf("chart %q: not NAME:VERSION", a.Image)
+	}
+	return ChartsDomain + "/charts/" + name + ":" + strings.ReplaceAll(version, "+", "_"), nil
+}
 
 // Artifact says what an artifact entry of an archive is.
 type Artifact struct {

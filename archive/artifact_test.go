@@ -117,3 +117,19 @@ func tryWrite(images []Image, blobs Blobs) ([]byte, error) {
 	err := Write(context.Background(), &buf, images, blobs, Options{})
 	return buf.Bytes(), err
 }
+func TestChartName(t *testing.T) {
+	for _, c := range []struct{ image, want string }{
+		{"webapp:1.2.0", "charts.airgap-bundle.invalid/charts/webapp:1.2.0"},
+		{"webapp:1.2.0+build.7", "charts.airgap-bundle.invalid/charts/webapp:1.2.0_build.7"},
+		{"webapp", ""},
+		{":1.0", ""},
+	} {
+		got, err := (&Artifact{Kind: KindChart, Image: c.image}).ChartName()
+		if got != c.want || (err != nil) != (c.want == "") {
+			t.Errorf("%q: %q, %v; want %q", c.image, got, err, c.want)
+		}
+	}
+	if _, err := (&Artifact{Kind: "signature", Image: "web:1"}).ChartName(); err == nil {
+		t.Error("a signature has a chart name")
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/airgap-bundle/airgap-bundle/archive"
 	"github.com/airgap-bundle/airgap-bundle/image"
 	"github.com/airgap-bundle/airgap-bundle/registry"
 )
@@ -53,18 +54,13 @@ func ParseTarget(s string) (Target, error) {
 	return Target{Host: host, Prefix: prefix}, nil
 }
 
-// ChartsDomain is the registry of the names charts are pushed under:
-// none of the source's, so a chart goes to TARGET/PREFIX/charts/NAME:VERSION
-// whatever the naming of images (per host or not).
-const ChartsDomain = "charts.airgap-bundle.invalid"
-
 // repoPath is where a source repository goes under a target: its path on
 // its registry (docker.io's "library/" kept), or per host its path in the
 // per-host layout (image.PerHostPath, the names serve answers too), after
 // the target's prefix.
 func repoPath(t Target, src image.Reference, perHost bool) string {
 	path := src.Path()
-	if perHost && src.Domain() != ChartsDomain {
+	if perHost && src.Domain() != archive.ChartsDomain {
 		path = src.PerHostPath()
 	}
 	if t.Prefix == "" {

@@ -346,12 +346,11 @@ func (src *source) makeManifest(c *archive.Contents, m image.Manifest) (doc, err
 // repository, tagged as cosign tags it, else by digest.
 func artifactRef(a *archive.Artifact, top digest.Digest) (image.Reference, error) {
 	if a.Kind == archive.KindChart {
-		// helm push tags a version's "+" as "_" (a tag cannot hold "+").
-		name, version, ok := strings.Cut(a.Image, ":")
-		if !ok {
-			return image.Reference{}, fmt.Errorf("chart %q: no version", a.Image)
+		n, err := a.ChartName()
+		if err != nil {
+			return image.Reference{}, err
 		}
-		return image.ParseReference(ChartsDomain+"/charts/"+name+":"+strings.ReplaceAll(version, "+", "_"), "")
+		return image.ParseReference(n, "")
 	}
 	of, err := image.ParseReference(a.Image, "")
 	if err != nil {

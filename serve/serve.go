@@ -399,11 +399,14 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, fromDelta bo
 		// when it has one, else by digest only.
 		names, artifactTag = []string{a.Image}, a.Tag
 		if a.Kind == archive.KindChart {
-			// A chart: charts/NAME, tagged with its version as helm push
-			// tags it ("+" as "_"), for helm pull oci://HOST/charts/NAME.
-			tagged := strings.ReplaceAll(a.Image, "+", "_")
-			names = []string{chartsDomain + "/charts/" + tagged}
-			artifactTag = tagged[strings.LastIndex(tagged, ":")+1:]
+			// A chart: at charts/NAME:VERSION, for helm pull
+			// oci://HOST/charts/NAME.
+			n, err := a.ChartName()
+			if err != nil {
+				*skipped = append(*skipped, fmt.Sprintf("%s: %v", img.Label(), err))
+				return false, nil
+			}
+			names, artifactTag = []string{n}, n[strings.LastIndex(n, ":")+1:]
 		}
 	}
 	for _, n := range names {
@@ -470,10 +473,6 @@ func (r *Registry) addImage(c *archive.Contents, img archive.Image, fromDelta bo
 	}
 	return served, nil
 }
-
-// chartsDomain is the registry of the names charts are served under, as
-// push.ChartsDomain: a chart is served at charts/NAME.
-const chartsDomain = "charts.airgap-bundle.invalid"
 
 // Close closes the archive files.
 func (r *Registry) Close() error {
