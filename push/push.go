@@ -761,19 +761,24 @@ type onceErr struct {
 	err  error
 }
 
+// refs are the names document i of the unit goes under: the top under
+// each of its tags (by digest when it has none), the others by digest.
+func (u *unit) refs(i int) []name.Reference {
+	var refs []name.Reference
+	if i == len(u.docs)-1 {
+		for _, t := range u.tags {
+			refs = append(refs, u.repo.Tag(t))
+		}
+	}
+	if len(refs) == 0 {
+		refs = []name.Reference{u.repo.Digest(u.docs[i].desc.Digest.String())}
+	}
+	return refs
+}
+
 func (u *unit) pushManifests(ctx context.Context, policy registry.Policy, done *sync.Map, put, existing *atomic.Int64) error {
-	last := len(u.docs) - 1
 	for i, d := range u.docs {
-		var refs []name.Reference
-		if i == last {
-			for _, t := range u.tags {
-				refs = append(refs, u.repo.Tag(t))
-			}
-		}
-		if len(refs) == 0 {
-			refs = []name.Reference{u.repo.Digest(d.desc.Digest.String())}
-		}
-		for _, ref := range refs {
+		for _, ref := range u.refs(i) {
 			v, _ := done.LoadOrStore(ref.String()+"|"+d.desc.Digest.String(), &onceErr{})
 			o := v.(*onceErr)
 			o.once.Do(func() {
@@ -878,16 +883,8 @@ func pushedBefore(ctx context.Context, paths []string, opts Options) (*Result, b
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
 	for _, u := range units {
-		last := len(u.docs) - 1
 		for i, d := range u.docs {
-			refs := []name.Reference{u.repo.Digest(d.desc.Digest.String())}
-			if i == last && len(u.tags) > 0 {
-				refs = refs[:0]
-				for _, t := range u.tags {
-					refs = append(refs, u.repo.Tag(t))
-				}
-			}
-			for _, ref := range refs {
+			for _, ref := range u.refs(i) {
 				g.Go(func() error {
 					ok, err := u.c.hasManifest(gctx, policy, ref, d.desc.Digest)
 					if err != nil || !ok {
