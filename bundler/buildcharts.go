@@ -120,7 +120,7 @@ func (b *builder) chartEntry(ctx context.Context, g *config.Group, l *lockfile.C
 			}
 		}
 	}
-	desc := image.Descriptor{MediaType: image.MediaType("application/vnd.oci.image.manifest.v1+json"), Digest: md, Size: int64(len(manifest))}
+	desc := image.Descriptor{MediaType: image.OCIManifest, Digest: md, Size: int64(len(manifest))}
 	m, err := image.ParseManifest(manifest, desc.MediaType)
 	if err != nil {
 		return archive.Image{}, chartFile{}, err

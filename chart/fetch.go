@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -496,9 +495,6 @@ func (f *Fetcher) resolvePath(ctx context.Context, c *config.Chart) (*Pin, error
 	d, n, err := f.put(ctx, io.LimitReader(r, MaxArchive+1), "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Label(), err)
-	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil, ctx.Err()
 	}
 	return &Pin{Digest: d, Archive: d, Size: n}, nil
 }
