@@ -15,44 +15,9 @@ TARGET= TARGET_PID=
 
 # start_target: a second docker-registry, the registry inside the gap.
 start_target() {
-	local port nonce i hdrs dir=$W/target v unset=()
 	[[ -n $TARGET ]] && return 0
-	for v in $(compgen -e); do [[ $v == REGISTRY_* ]] && unset+=(-u "$v"); done
-	mkdir -p "$dir/storage"
-	port=$("$TOOL" freeport)
-	nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-	cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: "$dir/storage"
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: "127.0.0.1:$port"
-  secret: "$nonce"
-  headers:
-    X-Bench-Instance: ["$nonce"]
-EOF
-	env "${unset[@]}" setsid "$REGISTRY_BIN" serve "$dir/config.yml" </dev/null >>"$dir/registry.log" 2>&1 &
-	TARGET_PID=$!
-	echo "$TARGET_PID" >"$dir/pid"
-	for ((i = 0; i < 100; i++)); do
-		hdrs=$(curl -sf --noproxy '*' -o /dev/null -D - "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
-		if [[ ${hdrs,,} == *"x-bench-instance: $nonce"* ]]; then
-			TARGET=127.0.0.1:$port
-			log "target docker-registry ready on $TARGET (pid $TARGET_PID)"
-			return 0
-		fi
-		sleep 0.1
-	done
-	stop_target
-	log "the target registry did not start"
-	return 1
+	start_registry_in "$W/target" || { log "the target registry did not start"; return 1; }
+	TARGET=$STARTED_REG TARGET_PID=$STARTED_PID
 }
 
 stop_target() {

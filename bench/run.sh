@@ -191,15 +191,17 @@ fi
 # read), filesystem storage, a per-process header so readiness cannot be
 # answered by another server. Level warn, but the access log is on: the
 # request-count checks count its lines (benchtool reqs).
-start_registry() {
-	local attempt port nonce i hdrs v
+# start_registry_in DIR: one docker-registry with its storage, config and
+# log under DIR; sets STARTED_REG (127.0.0.1:PORT) and STARTED_PID.
+start_registry_in() {
+	local dir=$1 attempt port nonce i hdrs v pid
 	local unset=() # like testregistry: no REGISTRY_* variable overrides config.yml
 	for v in $(compgen -e); do [[ $v == REGISTRY_* ]] && unset+=(-u "$v"); done
-	mkdir -p "$W/registry/storage"
+	mkdir -p "$dir/storage"
 	for attempt in 1 2 3; do
 		port=$("$TOOL" freeport)
 		nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-		cat >"$W/registry/config.yml" <<EOF
+		cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
   level: warn
@@ -208,7 +210,7 @@ log:
     disabled: false
 storage:
   filesystem:
-    rootdirectory: "$W/registry/storage"
+    rootdirectory: "$dir/storage"
   delete:
     enabled: true
   cache:
@@ -230,26 +232,31 @@ health:
 EOF
 		# own session: a Ctrl-C of make does not kill it under a running row;
 		# the EXIT trap stops it.
-		env "${unset[@]}" setsid "$REGISTRY_BIN" serve "$W/registry/config.yml" \
-			</dev/null >>"$W/registry/registry.log" 2>&1 &
-		REG_PID=$!
-		echo "$REG_PID" >"$W/registry/pid"
+		env "${unset[@]}" setsid "$REGISTRY_BIN" serve "$dir/config.yml" \
+			</dev/null >>"$dir/registry.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$dir/pid"
 		for ((i = 0; i < 100; i++)); do
 			hdrs=$(curl -sf --noproxy '*' -o /dev/null -D - "http://127.0.0.1:$port/v2/" 2>/dev/null || true)
 			if [[ ${hdrs,,} == *"x-bench-instance: $nonce"* ]]; then
-				REG=127.0.0.1:$port
-				log "docker-registry ready on $REG (pid $REG_PID)"
+				STARTED_REG=127.0.0.1:$port STARTED_PID=$pid
+				log "docker-registry ready on $STARTED_REG (pid $pid, $dir)"
 				return 0
 			fi
-			pid_is "$REG_PID" "$REGISTRY_BIN" || break
+			pid_is "$pid" "$REGISTRY_BIN" || break
 			sleep 0.1
 		done
-		stop_pid docker-registry "$REG_PID" "$REGISTRY_BIN"
-		REG_PID=
+		stop_pid docker-registry "$pid" "$REGISTRY_BIN"
 		log "registry attempt $attempt on port $port failed; retrying"
 	done
-	tail -n 20 "$W/registry/registry.log" >&2
+	tail -n 20 "$dir/registry.log" >&2
 	die "docker-registry did not start"
+}
+
+# the source registry of every row
+start_registry() {
+	start_registry_in "$W/registry" || die "docker-registry did not start"
+	REG=$STARTED_REG REG_PID=$STARTED_PID
 }
 
 start_registry
